@@ -1,0 +1,59 @@
+# quantpack build. Every setup step lives here, so a fresh machine needs only
+# Go (with cgo), npm and these targets. `make test` is what CI runs.
+
+GO        ?= go
+BIN       := bin/quantpack
+ORT_VER   := 1.30.0
+ORT_DIR   := third_party/ort
+ORT_LIB   := $(ORT_DIR)/libonnxruntime.so.1
+# sha256 of package/bin/napi-v6/linux/x64/libonnxruntime.so.1 in onnxruntime-node-$(ORT_VER)
+ORT_SHA   := ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+FUZZTIME  ?= 30s
+DEMO_DIR  ?= demo-out
+
+export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(CURDIR)/$(ORT_LIB)
+
+.PHONY: all build test test-short demo bench fuzz fuzz-short ort vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/quantpack
+
+# ort fetches ONNX Runtime's CPU shared library from the onnxruntime-node npm
+# package with `npm pack` (never `npm install`: its install script reaches for
+# servers we cannot reach), checks its sha256 and keeps it in a git-ignored
+# folder. Idempotent: does nothing when the checked file is already there.
+ort: $(ORT_LIB)
+
+$(ORT_LIB):
+	@mkdir -p $(ORT_DIR)/tmp
+	cd $(ORT_DIR)/tmp && npm pack --silent onnxruntime-node@$(ORT_VER) >/dev/null
+	tar -xzf $(ORT_DIR)/tmp/onnxruntime-node-$(ORT_VER).tgz -C $(ORT_DIR)/tmp package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	echo "$(ORT_SHA)  $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | sha256sum -c --quiet
+	mv $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ORT_LIB)
+	rm -rf $(ORT_DIR)/tmp
+
+vet:
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./...
+
+# test runs every test against the real ONNX Runtime, a short fuzz of every
+# parser, and each benchmark once so none of them rots.
+test: ort vet
+	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
+
+# fuzz runs each fuzz target for FUZZTIME (default 30s; CI uses 5s).
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench: ort
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: ort build
+	./scripts/demo.sh $(BIN) $(DEMO_DIR)
+
+clean:
+	rm -rf bin $(DEMO_DIR)

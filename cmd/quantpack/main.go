@@ -1,0 +1,88 @@
+// Command quantpack converts Hugging Face vision checkpoints into quantized
+// artifacts, exports them to ONNX and measures them with ONNX Runtime.
+//
+// Each command lives in its own file (cmd_<name>.go) and registers itself with
+// register; the work is done by functions in the library packages. Exit codes
+// are mapped in exit.go.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/version"
+)
+
+var commands []*cli.Command
+
+// register adds a command to the application; cmd_*.go files call it from init.
+func register(c *cli.Command) { commands = append(commands, c) }
+
+func newApp() *cli.App {
+	cmds := append([]*cli.Command(nil), commands...)
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	return &cli.App{
+		Name:    "quantpack",
+		Usage:   "quantize Hugging Face vision checkpoints and measure them in ONNX Runtime",
+		Version: version.Version,
+		Description: `quantpack turns a Hugging Face vision checkpoint (safetensors + config.json)
+into FP16, BF16, INT8, INT4 or NF4 artifacts, exports ONNX graphs, and measures
+latency, throughput, memory and accuracy against the FP32 baseline.
+
+Typical flow:
+   quantpack synth --preset deit-tiny -o deit-tiny
+   quantpack convert deit-tiny -o deit-tiny-nf4 --precision nf4
+   quantpack export deit-tiny -o onnx-fp32 --precision fp32
+   quantpack export deit-tiny -o onnx-int8 --precision int8
+   quantpack verify onnx-fp32 onnx-int8 --min-cosine 0.99
+
+` + exitCodeHelp,
+		Commands:             cmds,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // we map errors ourselves
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// run executes the CLI and returns the process exit code. SIGINT and SIGTERM
+// cancel the context; commands stop at the next tensor or file boundary, and
+// any temporary file still open is removed before exiting with 130.
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		// A second signal while cleaning up kills at once, after removing
+		// temporary files.
+		stop()
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		<-sigs
+		atomicfile.RemoveAll()
+		os.Exit(ExitInterrupted)
+	}()
+	err := newApp().RunContext(ctx, args)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %v", context.Canceled, err)
+	}
+	atomicfile.RemoveAll()
+	code := exitCode(err)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "quantpack: %v\n", err)
+	}
+	return code
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/quantpack/quantpack/internal/fault"
+)
+
+func TestExitCode(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errors.New("x"), 1},
+		{usagef("bad flag"), 2},
+		{fault.New(fault.Invalid, "corrupt"), 3},
+		{fmt.Errorf("a: %w", fault.New(fault.Unsupported, "arch")), 4},
+		{fault.ErrGate, 5},
+		{fault.New(fault.Runtime, "no ort"), 6},
+		{context.Canceled, 130},
+	}
+	for _, c := range cases {
+		if got := exitCode(c.err); got != c.want {
+			t.Errorf("exitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+func TestUnknownCommandIsUsage(t *testing.T) {
+	if code := run([]string{"quantpack", "no-such-command"}); code != ExitUsage && code != ExitOther {
+		t.Fatalf("exit %d", code)
+	}
+	if code := run([]string{"quantpack", "--no-such-flag"}); code != ExitUsage {
+		t.Fatalf("unknown flag: exit %d, want %d", code, ExitUsage)
+	}
+}

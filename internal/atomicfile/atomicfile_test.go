@@ -1,0 +1,54 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestCommitAndAbort(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.bin")
+	if err := WriteFile(p, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "hello" {
+		t.Fatalf("got %q", b)
+	}
+	f, err := Create(filepath.Join(dir, "aborted.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("partial"))
+	if Pending() != 1 {
+		t.Fatalf("pending = %d", Pending())
+	}
+	f.Abort()
+	f.Abort()
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "out.bin" {
+		t.Fatalf("leftovers: %v", ents)
+	}
+	if Pending() != 0 {
+		t.Fatalf("pending after abort = %d", Pending())
+	}
+}
+
+func TestRemoveAll(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Create(filepath.Join(dir, "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("data"))
+	RemoveAll()
+	if _, err := os.Stat(f.File.Name()); !os.IsNotExist(err) {
+		t.Fatalf("temp file survived RemoveAll: %v", err)
+	}
+}
+
+func TestCreateInMissingDir(t *testing.T) {
+	if _, err := Create(filepath.Join(t.TempDir(), "nope", "x")); err == nil {
+		t.Fatal("expected error for missing directory")
+	}
+}

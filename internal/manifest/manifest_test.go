@@ -1,0 +1,35 @@
+package manifest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestScanAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.bin"), []byte("abc"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "sub", "b.txt"), []byte(""), 0o644)
+	os.WriteFile(filepath.Join(dir, Name), []byte(`{}`), 0o644)
+	files, err := Scan(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].Path != "a.bin" || files[1].Path != "sub/b.txt" {
+		t.Fatalf("scan = %+v", files)
+	}
+	// sha256("abc"), an independent constant.
+	if files[0].SHA256 != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" || files[0].Size != 3 {
+		t.Fatalf("hash = %+v", files[0])
+	}
+	if d := Diff(files, files); len(d) != 0 {
+		t.Fatalf("diff of equal lists: %v", d)
+	}
+	changed := append([]File(nil), files...)
+	changed[0].SHA256 = "00"
+	changed = changed[:1]
+	if d := Diff(changed, files); len(d) != 2 {
+		t.Fatalf("diff = %v, want hash change and extra file", d)
+	}
+}
