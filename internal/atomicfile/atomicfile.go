@@ -126,11 +126,95 @@ func RemoveAll() {
 		os.Remove(name)
 		delete(open, name)
 	}
+	for name := range openDirs {
+		os.RemoveAll(name)
+		delete(openDirs, name)
+	}
 }
 
 // Pending reports how many temporary files are open (for tests).
 func Pending() int {
 	mu.Lock()
 	defer mu.Unlock()
-	return len(open)
+	return len(open) + len(openDirs)
+}
+
+// Dir is a temporary directory that becomes Path on Commit: artifacts made of
+// several files appear all at once or not at all.
+type Dir struct {
+	path string
+	tmp  string
+	done bool
+}
+
+var openDirs = map[string]struct{}{}
+
+// CreateDir makes a temporary directory beside path. path must not exist, or
+// be an empty directory (it is replaced on Commit).
+func CreateDir(path string) (*Dir, error) {
+	if ents, err := os.ReadDir(path); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("atomicfile: %s exists and is not empty", path)
+	} else if err == nil {
+		// an empty directory: replaced on Commit
+	} else if !os.IsNotExist(err) {
+		if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
+			return nil, fmt.Errorf("atomicfile: %s exists and is not a directory", path)
+		}
+	}
+	parent, base := filepath.Split(filepath.Clean(path))
+	if parent == "" {
+		parent = "."
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	mu.Lock()
+	openDirs[tmp] = struct{}{}
+	mu.Unlock()
+	return &Dir{path: path, tmp: tmp}, nil
+}
+
+// Path is the final destination.
+func (d *Dir) Path() string { return d.path }
+
+// Tmp is the temporary directory to write into.
+func (d *Dir) Tmp() string { return d.tmp }
+
+// Join returns the temporary path of a file inside the directory.
+func (d *Dir) Join(name string) string { return filepath.Join(d.tmp, name) }
+
+// Commit renames the temporary directory into place.
+func (d *Dir) Commit() error {
+	if d.done {
+		return fmt.Errorf("atomicfile: %s already finished", d.path)
+	}
+	d.done = true
+	defer forgetDir(d.tmp)
+	syncDir(d.tmp)
+	if ents, err := os.ReadDir(d.path); err == nil && len(ents) == 0 {
+		os.Remove(d.path)
+	}
+	if err := os.Rename(d.tmp, d.path); err != nil {
+		os.RemoveAll(d.tmp)
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	syncDir(filepath.Dir(filepath.Clean(d.path)))
+	return nil
+}
+
+// Abort removes the temporary directory; safe after Commit.
+func (d *Dir) Abort() {
+	if d.done {
+		return
+	}
+	d.done = true
+	os.RemoveAll(d.tmp)
+	forgetDir(d.tmp)
+}
+
+func forgetDir(name string) {
+	mu.Lock()
+	delete(openDirs, name)
+	mu.Unlock()
 }

@@ -52,3 +52,37 @@ func TestCreateInMissingDir(t *testing.T) {
 		t.Fatal("expected error for missing directory")
 	}
 }
+
+func TestDir(t *testing.T) {
+	parent := t.TempDir()
+	final := filepath.Join(parent, "artifact")
+	d, err := CreateDir(final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(d.Join("a"), []byte("x"), 0o644)
+	if _, err := os.Stat(final); !os.IsNotExist(err) {
+		t.Fatal("final dir visible before commit")
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(final, "a")); string(b) != "x" {
+		t.Fatal("content lost")
+	}
+	if _, err := CreateDir(final); err == nil {
+		t.Fatal("non-empty destination accepted")
+	}
+	d2, err := CreateDir(filepath.Join(parent, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	RemoveAll()
+	if _, err := os.Stat(d2.Tmp()); !os.IsNotExist(err) {
+		t.Fatal("temp dir survived RemoveAll")
+	}
+	ents, _ := os.ReadDir(parent)
+	if len(ents) != 1 {
+		t.Fatalf("leftovers: %v", ents)
+	}
+}
