@@ -76,6 +76,9 @@ func readHeader(r io.ReaderAt, data []byte, size int64, file string) ([]byte, er
 // grow their buffer chunk by chunk as data actually arrives (the approach of
 // Go's internal/saferio) instead of trusting n up front.
 func readAt(r io.ReaderAt, off, n int64, file string) ([]byte, error) {
+	if n == 0 {
+		return []byte{}, nil // a ReaderAt may report EOF for an empty read at the end
+	}
 	if n <= readChunk {
 		buf := make([]byte, n)
 		if _, err := r.ReadAt(buf, off); err != nil {

@@ -177,7 +177,7 @@ func layout(metadata map[string]string, specs []TensorSpec) ([]byte, []TensorSpe
 func writeJSONString(b *bytes.Buffer, s string) {
 	enc := json.NewEncoder(b)
 	enc.SetEscapeHTML(false)
-	enc.Encode(s) // cannot fail for a string
+	enc.Encode(s)           // cannot fail for a string
 	b.Truncate(b.Len() - 1) // Encode appends a newline
 }
 
