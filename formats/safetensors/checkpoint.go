@@ -84,7 +84,7 @@ func openSingle(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
-func openSharded(indexPath string) (c *Checkpoint, err error) {
+func openSharded(indexPath string) (*Checkpoint, error) {
 	meta, weightMap, err := readIndex(indexPath)
 	if err != nil {
 		return nil, err
@@ -101,39 +101,42 @@ func openSharded(indexPath string) (c *Checkpoint, err error) {
 	}
 	slices.Sort(shards)
 
-	c = &Checkpoint{meta: meta}
-	defer func() {
-		if err != nil {
-			c.Close()
-			c = nil
-		}
-	}()
+	c := &Checkpoint{meta: meta}
+	if err := c.openShards(indexPath, dir, shards, byShard, weightMap); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.sortEntries()
+	return c, nil
+}
+
+// openShards opens each shard and checks it against the index.
+func (c *Checkpoint) openShards(indexPath, dir string, shards []string, byShard map[string][]string, weightMap map[string]string) error {
 	for _, shard := range shards {
 		p := filepath.Join(dir, shard)
 		f, err := Open(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errAt(ErrMissingShard, indexPath, byShard[shard][0], noOffset, "shard %q does not exist", shard)
+			return errAt(ErrMissingShard, indexPath, byShard[shard][0], noOffset, "shard %q does not exist", shard)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.files = append(c.files, f)
 		for _, t := range f.tensors {
 			if want, ok := weightMap[t.Name]; !ok {
-				return nil, errAt(ErrIndex, p, t.Name, t.Offset, "tensor is not in the index's weight_map")
+				return errAt(ErrIndex, p, t.Name, t.Offset, "tensor is not in the index's weight_map")
 			} else if want != shard {
-				return nil, errAt(ErrDuplicate, p, t.Name, t.Offset, "tensor is mapped to shard %q, not this one", want)
+				return errAt(ErrDuplicate, p, t.Name, t.Offset, "tensor is mapped to shard %q, not this one", want)
 			}
 			c.entries = append(c.entries, Entry{TensorInfo: t, File: f})
 		}
 		for _, name := range byShard[shard] {
 			if _, ok := f.index[name]; !ok {
-				return nil, errAt(ErrIndex, p, name, noOffset, "tensor mapped to this shard by the index is not in it")
+				return errAt(ErrIndex, p, name, noOffset, "tensor mapped to this shard by the index is not in it")
 			}
 		}
 	}
-	c.sortEntries()
-	return c, nil
+	return nil
 }
 
 func (c *Checkpoint) sortEntries() {

@@ -211,7 +211,9 @@ func checkLayout(t testing.TB, f *File, size int64) {
 // shortReader claims more bytes than it holds.
 type shortReader struct{ b []byte }
 
-func (s shortReader) ReadAt(p []byte, off int64) (int, error) { return bytes.NewReader(s.b).ReadAt(p, off) }
+func (s shortReader) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(s.b).ReadAt(p, off)
+}
 
 // TestLyingSizeDoesNotAllocate: a ReaderAt whose claimed size is larger than
 // its content, with a header length just under the limit, must fail with

@@ -105,6 +105,18 @@ func layout(metadata map[string]string, specs []TensorSpec) ([]byte, []TensorSpe
 			return nil, nil, nil, 0, bad("", "metadata %q is not valid UTF-8", k)
 		}
 	}
+	// Encoding only lengthens strings, so their raw length bounds the
+	// header from below: refuse early, before encoding 100 MB.
+	minHeader := 0
+	for k, v := range metadata {
+		minHeader += len(k) + len(v)
+	}
+	for _, s := range sorted {
+		minHeader += len(s.Name)
+	}
+	if minHeader > MaxHeaderSize {
+		return nil, nil, nil, 0, bad("", "names and metadata exceed the %d-byte header limit", MaxHeaderSize)
+	}
 	infos := make([]TensorInfo, len(sorted))
 	var data int64
 	for i, s := range sorted {
