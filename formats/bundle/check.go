@@ -1,0 +1,164 @@
+package bundle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/quantpack/quantpack/internal/manifest"
+)
+
+// CheckResult reports how a bundle or an artifact directory compares with
+// its manifest; it is also the JSON that `quantpack check --json` prints.
+type CheckResult struct {
+	Path          string `json:"path"`
+	Kind          string `json:"kind"` // "bundle" or "dir"
+	OK            bool   `json:"ok"`
+	Files         int    `json:"files"`                    // files the manifest lists
+	Bytes         int64  `json:"bytes"`                    // bytes hashed
+	FormatVersion int    `json:"format_version,omitempty"` // bundles only
+	// Differences has one line per file that differs, worded as
+	// manifest.Diff words them: "P: missing", "P: not in manifest",
+	// "P: size N, manifest says M", "P: sha256 X, manifest says Y".
+	Differences []string `json:"differences"`
+}
+
+// Check verifies path, a bundle or an artifact directory, against its
+// manifest. A directory is hashed file by file (manifest.Scan) and compared
+// with its quantpack.json (manifest.Diff); a bundle is stream-verified
+// without extracting anything. Differences are collected and reported
+// together, with an error wrapping ErrMismatch; a bundle whose structure is
+// unsafe or corrupt (see Unpack) stops the check with that error. The result
+// is non-nil whenever path could be read, so that it can be printed.
+func Check(ctx context.Context, path string, opts UnpackOptions) (*CheckResult, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return checkDir(path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if opts.Progress != nil {
+		fn := opts.Progress
+		opts.Progress = func(done, _ int64) { fn(done, fi.Size()) }
+	}
+	return verify(ctx, f, path, opts)
+}
+
+// Verify stream-verifies a bundle read from r (see Check); name is used in
+// errors and in the result.
+func Verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (*CheckResult, error) {
+	return verify(ctx, r, name, opts)
+}
+
+func verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (*CheckResult, error) {
+	res := &CheckResult{Path: name, Kind: "bundle", Differences: []string{}}
+	rd, err := openReader(ctx, r, name, opts.MaxBytes, &progress{fn: opts.Progress})
+	if err != nil {
+		return res, err
+	}
+	defer rd.close()
+	res.FormatVersion = FormatVersion
+	res.Files = len(rd.man.files)
+	var first error // the first difference, as a located error
+	note := func(line string, err error) {
+		res.Differences = append(res.Differences, line)
+		if first == nil {
+			first = err
+		}
+	}
+	h := sha256.New()
+	for {
+		hdr, err := rd.nextHeader()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, err
+		}
+		want, listed := rd.man.byPath[hdr.Name]
+		if !listed {
+			note(hdr.Name+": not in manifest", rd.fail(ErrNotInManifest, ""))
+		}
+		h.Reset()
+		if err := rd.copyEntry(h, hdr.Size); err != nil {
+			return res, err
+		}
+		res.Bytes += hdr.Size
+		if !listed {
+			continue
+		}
+		got := hex.EncodeToString(h.Sum(nil))
+		switch {
+		case hdr.Size != want.Size:
+			note(fmt.Sprintf("%s: size %d, manifest says %d", hdr.Name, hdr.Size, want.Size),
+				rd.fail(ErrSize, "entry has %d bytes, manifest declares %d", hdr.Size, want.Size))
+		case got != want.SHA256:
+			note(fmt.Sprintf("%s: sha256 %s, manifest says %s", hdr.Name, got, want.SHA256),
+				rd.fail(ErrHash, "got %s, manifest says %s", got, want.SHA256))
+		}
+	}
+	for _, f := range rd.man.files {
+		if !rd.seen[f.Path] {
+			note(f.Path+": missing", &EntryError{Bundle: name, Index: -1, Name: f.Path, Offset: rd.raw.n, Err: ErrMissing})
+		}
+	}
+	return finishCheck(res, first)
+}
+
+// checkDir compares an artifact directory with its quantpack.json.
+func checkDir(dir string) (*CheckResult, error) {
+	res := &CheckResult{Path: dir, Kind: "dir", Differences: []string{}}
+	raw, want, _, err := readDirManifest(dir)
+	if err != nil {
+		return res, err
+	}
+	if raw == nil {
+		return res, &FileError{Path: filepath.Join(dir, manifest.Name), Err: ErrMissing, Detail: "no manifest to check against"}
+	}
+	res.Files = len(want)
+	have, err := manifest.Scan(dir)
+	if err != nil {
+		return res, err
+	}
+	for _, f := range have {
+		res.Bytes += f.Size
+	}
+	res.Differences = append(res.Differences, manifest.Diff(want, have)...)
+	var first error
+	if len(res.Differences) > 0 {
+		first = &FileError{Path: dir, Err: ErrMismatch, Detail: res.Differences[0]}
+	}
+	return finishCheck(res, first)
+}
+
+func finishCheck(res *CheckResult, first error) (*CheckResult, error) {
+	res.OK = len(res.Differences) == 0
+	if res.OK {
+		return res, nil
+	}
+	return res, &mismatchError{n: len(res.Differences), first: first}
+}
+
+// mismatchError is Check's error: it is ErrMismatch and also the first
+// difference's own sentinel (ErrHash, ErrSize, ...), located.
+type mismatchError struct {
+	n     int
+	first error
+}
+
+func (e *mismatchError) Error() string {
+	return fmt.Sprintf("%v: %d difference(s), first: %v", ErrMismatch, e.n, e.first)
+}
+
+func (e *mismatchError) Unwrap() []error { return []error{ErrMismatch, e.first} }
