@@ -16,13 +16,21 @@ func TensorRaw(name string, dt DataType, dims []int64, raw []byte) *Tensor {
 	if raw == nil {
 		raw = []byte{}
 	}
-	return &Tensor{Name: name, DataType: dt, Dims: slices.Clone(dims), Raw: raw}
+	return &Tensor{Name: name, DataType: dt, Dims: cloneDims(dims), Raw: raw}
 }
 
 // TensorSource returns a tensor of size bytes that src writes when the
 // model is written (see Tensor.Source).
 func TensorSource(name string, dt DataType, dims []int64, size int64, src func(io.Writer) error) *Tensor {
-	return &Tensor{Name: name, DataType: dt, Dims: slices.Clone(dims), Source: src, RawSize: size}
+	return &Tensor{Name: name, DataType: dt, Dims: cloneDims(dims), Source: src, RawSize: size}
+}
+
+// cloneDims copies dims; a scalar's dims are nil, as the reader leaves them.
+func cloneDims(dims []int64) []int64 {
+	if len(dims) == 0 {
+		return nil
+	}
+	return slices.Clone(dims)
 }
 
 // TensorF32 returns a FLOAT tensor holding v (copied, little-endian).
