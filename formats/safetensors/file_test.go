@@ -106,7 +106,9 @@ func TestFileShrinks(t *testing.T) {
 
 type shrinking struct{ b []byte }
 
-func (s *shrinking) ReadAt(p []byte, off int64) (int, error) { return bytes.NewReader(s.b).ReadAt(p, off) }
+func (s *shrinking) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(s.b).ReadAt(p, off)
+}
 
 func TestDType(t *testing.T) {
 	sizes := map[DType]int{Bool: 1, U8: 1, I8: 1, F8E4M3: 1, F8E5M2: 1, U16: 2, I16: 2, F16: 2, BF16: 2,
