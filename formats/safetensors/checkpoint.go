@@ -273,9 +273,7 @@ func (p *headerParser) weightMap() (map[string]string, error) {
 		if !ok {
 			return nil, p.fail(name, "shard name is not a string")
 		}
-		// The index is untrusted: a shard is a plain file beside it, never a
-		// path that could reach elsewhere.
-		if shard == "" || shard == "." || shard == ".." || strings.ContainsAny(shard, `/\`) {
+		if !plainFileName(shard) {
 			return nil, errAt(ErrIndex, p.file, name, p.offset(), "shard %q is not a plain file name", shard)
 		}
 		m[name] = shard

@@ -56,24 +56,3 @@ func FuzzOpen(f *testing.F) {
 		sameContent(t, file, again)
 	})
 }
-
-// fixturesRoot finds ../shared/fixtures/safetensors without skipping, for
-// seeding (a fuzz target must run without them).
-func fixturesRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "fixtures", "safetensors")
-			_, err := os.Stat(p)
-			return p, err == nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}

@@ -353,10 +353,14 @@ func (p *headerParser) ints(tensor, field string, rangeErr error, want int) ([]i
 }
 
 // byteSize returns the number of elements of shape and its size in bytes
-// for an element of elem bytes, with every multiplication overflow-checked.
+// for an element of elem bytes, with every multiplication overflow-checked;
+// ok is false on overflow or a negative dimension.
 func byteSize(shape []int64, elem int) (n, size int64, ok bool) {
 	count := uint64(1)
 	for _, d := range shape {
+		if d < 0 {
+			return 0, 0, false
+		}
 		hi, lo := bits.Mul64(count, uint64(d))
 		if hi != 0 || lo > math.MaxInt64 {
 			return 0, 0, false

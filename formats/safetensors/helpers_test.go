@@ -13,28 +13,36 @@ import (
 // root. It skips when absent, and fails instead in CI (QUANTPACK_CI=1).
 func fixtureDir(t testing.TB, sub string) string {
 	t.Helper()
+	root, ok := fixturesRoot()
+	p := filepath.Join(root, sub)
+	if _, err := os.Stat(p); !ok || err != nil {
+		if os.Getenv("QUANTPACK_CI") == "1" {
+			t.Fatalf("fixtures missing in CI: %s", p)
+		}
+		t.Skipf("fixtures not found at %q (../shared/fixtures beside the repository); skipping", p)
+	}
+	return p
+}
+
+// fixturesRoot finds ../shared/fixtures/safetensors by walking up to go.mod;
+// ok is false when it is not there.
+func fixturesRoot() (string, bool) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", false
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+			p := filepath.Join(dir, "..", "shared", "fixtures", "safetensors")
+			_, err := os.Stat(p)
+			return p, err == nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("no go.mod above the package directory")
+			return "", false
 		}
 		dir = parent
 	}
-	p := filepath.Join(dir, "..", "shared", "fixtures", "safetensors", sub)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("QUANTPACK_CI") == "1" {
-			t.Fatalf("fixtures missing in CI: %v", err)
-		}
-		t.Skipf("fixtures not found (%v); skipping", err)
-	}
-	return p
 }
 
 // fixtureFiles lists every *.safetensors under the fixture folders, except

@@ -21,7 +21,7 @@ func PlanShards(specs []TensorSpec, maxBytes int64) [][]TensorSpec {
 	var curBytes int64
 	for _, s := range sorted {
 		_, n, ok := byteSize(s.Shape, s.DType.Size())
-		if !ok || slices.ContainsFunc(s.Shape, func(d int64) bool { return d < 0 }) {
+		if !ok {
 			n = 0 // Create rejects such a spec with a precise error
 		}
 		if len(cur) > 0 && maxBytes > 0 && (curBytes > maxBytes-n) {
@@ -53,7 +53,7 @@ func ShardName(i, n int) string {
 // keys and two-space indentation, as transformers writes it.
 func WriteIndex(path string, totalSize int64, weightMap map[string]string) error {
 	for name, shard := range weightMap {
-		if shard == "" || shard == "." || shard == ".." || strings.ContainsAny(shard, `/\`) {
+		if !plainFileName(shard) {
 			return &FormatError{File: path, Tensor: name, Offset: noOffset,
 				Msg: fmt.Sprintf("shard %q is not a plain file name", shard), Err: ErrBadSpec}
 		}
@@ -77,4 +77,10 @@ func WriteIndex(path string, totalSize int64, weightMap map[string]string) error
 		return fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// plainFileName reports whether a shard name from an index is a file beside
+// the index: the index is untrusted, so no separators, no "." or "..".
+func plainFileName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`)
 }

@@ -100,15 +100,13 @@ func layout(metadata map[string]string, specs []TensorSpec) ([]byte, []TensorSpe
 	bad := func(name, format string, args ...any) error {
 		return &FormatError{Tensor: name, Offset: noOffset, Msg: fmt.Sprintf(format, args...), Err: ErrBadSpec}
 	}
-	for k, v := range metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return nil, nil, nil, 0, bad("", "metadata %q is not valid UTF-8", k)
-		}
-	}
 	// Encoding only lengthens strings, so their raw length bounds the
 	// header from below: refuse early, before encoding 100 MB.
 	minHeader := 0
 	for k, v := range metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, nil, nil, 0, bad("", "metadata %q is not valid UTF-8", k)
+		}
 		minHeader += len(k) + len(v)
 	}
 	for _, s := range sorted {
