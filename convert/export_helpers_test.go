@@ -1,0 +1,144 @@
+package convert
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/quantpack/quantpack/verify"
+	"github.com/quantpack/quantpack/verify/ort"
+)
+
+// needORT loads ONNX Runtime or skips; with QUANTPACK_CI=1 a missing
+// runtime fails the test instead.
+func needORT(t testing.TB) {
+	t.Helper()
+	path, err := ort.LibraryPath("")
+	if err == nil {
+		err = ort.Init(path)
+	}
+	if err != nil {
+		if os.Getenv("QUANTPACK_CI") == "1" {
+			t.Fatalf("ONNX Runtime required in CI: %v", err)
+		}
+		t.Skipf("ONNX Runtime not available (run `make ort`): %v", err)
+	}
+}
+
+// exportTo exports src into a fresh directory and returns it.
+func exportTo(t testing.TB, src string, opt ExportOptions) (string, *ExportManifest) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "onnx")
+	m, err := Export(context.Background(), src, out, opt)
+	if err != nil {
+		t.Fatalf("Export(%s, %+v): %v", src, opt, err)
+	}
+	return out, m
+}
+
+// runONNX runs dir/model.onnx on pixel_values of shape [batch, c, h, w] with
+// 2 threads and returns the outputs by name.
+func runONNX(t testing.TB, dir string, x []float32, shape []int64) map[string]verify.Tensor {
+	t.Helper()
+	s, err := ort.Open(filepath.Join(dir, "model.onnx"), ort.Options{IntraOpThreads: 2})
+	if err != nil {
+		t.Fatalf("ort.Open: %v", err)
+	}
+	defer s.Close()
+	out, err := s.Run(context.Background(), []verify.Tensor{{Name: "pixel_values", DType: verify.Float32, Shape: shape, F32: x}})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	m := map[string]verify.Tensor{}
+	for _, o := range out {
+		m[o.Name] = o
+	}
+	return m
+}
+
+// readBin reads a raw little-endian float32 file.
+func readBin(t testing.TB, path string) []float32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+// refManifest is a fixture's ref.json.
+type refManifest struct {
+	ModelClass string `json:"model_class"`
+	Cases      []struct {
+		Name  string `json:"name"`
+		Input struct {
+			File  string  `json:"file"`
+			Shape []int64 `json:"shape"`
+		} `json:"input"`
+		Outputs map[string]struct {
+			File  string  `json:"file"`
+			Shape []int64 `json:"shape"`
+		} `json:"outputs"`
+	} `json:"cases"`
+}
+
+func readRef(t testing.TB, dir string) refManifest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "ref.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r refManifest
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// agreement compares two float vectors.
+type agreement struct {
+	Cosine, MaxAbs float64
+}
+
+func compare(got []float32, want []float32) agreement {
+	var dot, ng, nw, maxAbs float64
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		dot += g * w
+		ng += g * g
+		nw += w * w
+		maxAbs = math.Max(maxAbs, math.Abs(g-w))
+	}
+	return agreement{Cosine: dot / math.Sqrt(ng*nw), MaxAbs: maxAbs}
+}
+
+func compare64(got []float32, want []float64) agreement {
+	w := make([]float32, len(want))
+	for i, v := range want {
+		w[i] = float32(v)
+	}
+	return compare(got, w)
+}
+
+// top1 returns the argmax of each row of a [rows, n] matrix.
+func top1(v []float32, n int) []int {
+	out := make([]int, len(v)/n)
+	for r := range out {
+		best := 0
+		for j := 1; j < n; j++ {
+			if v[r*n+j] > v[r*n+best] {
+				best = j
+			}
+		}
+		out[r] = best
+	}
+	return out
+}

@@ -1,0 +1,289 @@
+package convert
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/formats/safetensors"
+)
+
+// weights gives graph builders the tensors of a checkpoint or of a convert
+// artifact by their source names. For an artifact, a tensor's logical shape
+// and scheme come from the manifest (quantpack.json "tensors"), and its
+// stored form is what convert wrote; export reuses those bytes as they are.
+type weights struct {
+	path string
+	ckpt *safetensors.Checkpoint
+	recs map[string]*TensorRecord // nil for a plain checkpoint
+}
+
+func newWeights(path string, ckpt *safetensors.Checkpoint, m *Manifest) *weights {
+	w := &weights{path: path, ckpt: ckpt}
+	if m != nil {
+		w.recs = make(map[string]*TensorRecord, len(m.Tensors))
+		for _, r := range m.Tensors {
+			w.recs[r.Name] = r
+		}
+	}
+	return w
+}
+
+// has reports whether the source holds tensor name (logically).
+func (w *weights) has(name string) bool {
+	if w.recs != nil {
+		_, ok := w.recs[name]
+		return ok
+	}
+	_, ok := w.ckpt.Lookup(name)
+	return ok
+}
+
+// missing is the error for a tensor the architecture needs and the source
+// lacks.
+func (w *weights) missing(name string) error {
+	return fmt.Errorf("%s: %w: %q", w.path, ErrMissing, name)
+}
+
+// info returns a tensor's logical shape and scheme (a float scheme named by
+// dtype for plain checkpoints).
+func (w *weights) info(name string) ([]int64, string, error) {
+	if w.recs != nil {
+		r, ok := w.recs[name]
+		if !ok {
+			return nil, "", w.missing(name)
+		}
+		return r.Shape, r.Scheme, nil
+	}
+	e, ok := w.ckpt.Lookup(name)
+	if !ok {
+		return nil, "", w.missing(name)
+	}
+	switch e.DType {
+	case safetensors.F32, safetensors.F64:
+		return e.Shape, SchemeFP32, nil
+	case safetensors.F16:
+		return e.Shape, SchemeFP16, nil
+	case safetensors.BF16:
+		return e.Shape, SchemeBF16, nil
+	}
+	return e.Shape, SchemeCopy, nil
+}
+
+// stored returns the stored tensor called name (an output name of an
+// artifact, or a checkpoint tensor), checking its dtype and, when shape is not
+// nil, its shape.
+func (w *weights) stored(name string, dts []safetensors.DType, shape []int64) (safetensors.Entry, error) {
+	e, ok := w.ckpt.Lookup(name)
+	if !ok {
+		return e, w.missing(name)
+	}
+	if len(dts) > 0 && !slices.Contains(dts, e.DType) {
+		return e, fmt.Errorf("%s: %w: %q is %s, want one of %v", e.File.Name(), ErrTensorDType, name, e.DType, dts)
+	}
+	if shape != nil && !slices.Equal(e.Shape, shape) {
+		return e, fmt.Errorf("%s: %w: %q has shape %v, want %v", e.File.Name(), ErrTensorShape, name, e.Shape, shape)
+	}
+	return e, nil
+}
+
+var floatDTypes = []safetensors.DType{safetensors.F32, safetensors.F16, safetensors.BF16, safetensors.F64}
+
+// floatEntry returns the stored float tensor behind a float-scheme tensor.
+func (w *weights) floatEntry(name string) (safetensors.Entry, error) {
+	shape, scheme, err := w.info(name)
+	if err != nil {
+		return safetensors.Entry{}, err
+	}
+	switch scheme {
+	case SchemeFP32, SchemeFP16, SchemeBF16:
+	default:
+		return safetensors.Entry{}, fmt.Errorf("%s: %w: %q is stored as %s where a float tensor is needed", w.path, ErrUnsupported, name, scheme)
+	}
+	return w.stored(name, floatDTypes, shape)
+}
+
+// floats reads a float tensor as float32 (small tensors: tokens, tables,
+// position embeddings).
+func (w *weights) floats(name string) ([]float32, []int64, error) {
+	e, err := w.floatEntry(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := readFloat32(e)
+	return v, e.Shape, err
+}
+
+// readFloat32 decodes a stored float tensor. Its size was validated against
+// the file when the checkpoint was opened.
+func readFloat32(e safetensors.Entry) ([]float32, error) {
+	raw := make([]byte, e.Size)
+	if err := e.File.ReadTensor(e.TensorInfo, raw); err != nil {
+		return nil, err
+	}
+	out := make([]float32, e.NumElements())
+	if err := decodeFloat32(out, raw, e.DType); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %w", e.File.Name(), e.Name, err)
+	}
+	return out, nil
+}
+
+// readRaw returns a stored tensor's bytes.
+func readRaw(e safetensors.Entry) ([]byte, error) {
+	raw := make([]byte, e.Size)
+	if err := e.File.ReadTensor(e.TensorInfo, raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// floatSource returns an initializer that reads a float tensor when the model
+// is written, optionally transposing a 2-D [rows, cols] tensor to
+// [cols, rows], and encodes it as dt (FLOAT or FLOAT16). Memory stays bounded
+// by one tensor however large the model.
+func floatSource(name string, e safetensors.Entry, dims []int64, transpose bool, dt onnx.DataType) *onnx.Tensor {
+	n := e.NumElements()
+	width := int64(4)
+	if dt == onnx.Float16 {
+		width = 2
+	}
+	return onnx.TensorSource(name, dt, dims, n*width, func(wr io.Writer) error {
+		v, err := readFloat32(e)
+		if err != nil {
+			return err
+		}
+		if transpose {
+			v = transpose2D(v, int(e.Shape[0]), int(e.Shape[1]))
+		}
+		_, err = wr.Write(encodeFloats(v, dt))
+		return err
+	})
+}
+
+// rawSource returns an initializer holding a stored tensor's bytes as they
+// are (quantized codes, scales), under new dims.
+func rawSource(name string, e safetensors.Entry, dt onnx.DataType, dims []int64) *onnx.Tensor {
+	return onnx.TensorSource(name, dt, dims, e.Size, func(wr io.Writer) error {
+		raw, err := readRaw(e)
+		if err != nil {
+			return err
+		}
+		_, err = wr.Write(raw)
+		return err
+	})
+}
+
+// transposeI8Source returns the int8 [K, N] transpose of a stored [N, K]
+// int8 weight.
+func transposeI8Source(name string, e safetensors.Entry) *onnx.Tensor {
+	nr, k := int(e.Shape[0]), int(e.Shape[1])
+	return onnx.TensorSource(name, onnx.Int8, []int64{int64(k), int64(nr)}, e.Size, func(wr io.Writer) error {
+		raw, err := readRaw(e)
+		if err != nil {
+			return err
+		}
+		_, err = wr.Write(transpose2D(raw, nr, k))
+		return err
+	})
+}
+
+// transpose2D returns the [cols, rows] transpose of a row-major [rows, cols]
+// matrix, in blocks so both sides stay in cache.
+func transpose2D[T any](v []T, rows, cols int) []T {
+	out := make([]T, len(v))
+	const bs = 32
+	for r0 := 0; r0 < rows; r0 += bs {
+		r1 := min(r0+bs, rows)
+		for c0 := 0; c0 < cols; c0 += bs {
+			c1 := min(c0+bs, cols)
+			for r := r0; r < r1; r++ {
+				row := v[r*cols : (r+1)*cols]
+				for c := c0; c < c1; c++ {
+					out[c*rows+r] = row[c]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// encodeFloats returns v's little-endian bytes as FLOAT or FLOAT16.
+func encodeFloats(v []float32, dt onnx.DataType) []byte {
+	if dt == onnx.Float16 {
+		t := floatTensor("", dt, nil, v)
+		return t.Raw
+	}
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// param adds the float tensor name as an initializer of the compute dtype
+// with its own shape and returns its name.
+func (b *builder) param(name string) string {
+	return b.paramAs(name, nil, false)
+}
+
+// paramT adds a 2-D float tensor transposed (a Linear weight as MatMul's
+// right operand).
+func (b *builder) paramT(name string) string {
+	return b.paramAs(name, nil, true)
+}
+
+// paramAs adds a float tensor with dims (nil: its own shape), transposed when
+// asked. Adding the same tensor twice returns the first initializer.
+func (b *builder) paramAs(name string, dims []int64, transpose bool) string {
+	key := "p:" + name + fmt.Sprint(dims, transpose)
+	if n, ok := b.consts[key]; ok {
+		return n
+	}
+	if b.err != nil {
+		return name
+	}
+	e, err := b.w.floatEntry(name)
+	if err != nil {
+		b.errf(err)
+		return name
+	}
+	if dims == nil {
+		dims = slices.Clone(e.Shape)
+		if transpose {
+			if len(dims) != 2 {
+				b.errf(fmt.Errorf("%s: %w: %q has shape %v, want 2-D", b.w.path, ErrTensorShape, name, e.Shape))
+				return name
+			}
+			dims[0], dims[1] = dims[1], dims[0]
+		}
+	}
+	iname := name
+	if transpose {
+		iname += ".T"
+	}
+	n := b.addInit(floatSource(b.unique(iname), e, dims, transpose, b.dt))
+	b.consts[key] = n
+	return n
+}
+
+// paramData reads a float tensor now, for values computed at export time
+// (position embeddings, bias tables, tokens). want, when not nil, is the shape
+// it must have.
+func (b *builder) paramData(name string, want ...int64) []float32 {
+	if b.err != nil {
+		return nil
+	}
+	v, shape, err := b.w.floats(name)
+	if err != nil {
+		b.errf(err)
+		return nil
+	}
+	if want != nil && !slices.Equal(shape, want) {
+		b.errf(fmt.Errorf("%s: %w: %q has shape %v, want %v", b.w.path, ErrTensorShape, name, shape, want))
+		return nil
+	}
+	return v
+}

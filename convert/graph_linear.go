@@ -1,0 +1,309 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/quant"
+)
+
+// int8 export modes.
+const (
+	Int8Dynamic = "dynamic" // com.microsoft DynamicQuantizeMatMul: activations quantized per call
+	Int8QDQ     = "qdq"     // DequantizeLinear(int8, per-axis) → MatMul: weights only
+)
+
+// linear emits y = x·Wᵀ + b for the Linear layer prefix (weight [out, in],
+// optional bias [out]) in the form its stored scheme calls for:
+//
+//	float (fp32/fp16/bf16)  MatMul(x, Wᵀ) + b, Wᵀ in the compute dtype
+//	int8-rowwise, dynamic   com.microsoft DynamicQuantizeMatMul(x, Wq ᵀ int8 [K,N], SCB/127, -, b)
+//	int8-rowwise, qdq       MatMul(x, DequantizeLinear(Wq ᵀ, SCB/127, axis 1)) + b
+//	int4-block              com.microsoft MatMulNBits(x, codes, scales, [zero points], -, b)
+//	nf4-block               com.microsoft MatMulBnb4(x, codes, absmax) + b
+//
+// The codes and scales are the artifact's bytes; only the int8 transpose and
+// the nf4 absmax (restored from double quant) are computed here.
+func (b *builder) linear(x, prefix string) string {
+	if b.err != nil {
+		return x
+	}
+	wname := prefix + ".weight"
+	shape, scheme, err := b.w.info(wname)
+	if err != nil {
+		b.errf(err)
+		return x
+	}
+	if len(shape) != 2 {
+		b.errf(fmt.Errorf("%s: %w: %q has shape %v, want [out, in]", b.w.path, ErrTensorShape, wname, shape))
+		return x
+	}
+	n, k := shape[0], shape[1]
+	bias := ""
+	if b.w.has(prefix + ".bias") {
+		bias = b.paramAs(prefix+".bias", nil, false)
+		if bs, _, _ := b.w.info(prefix + ".bias"); !slices.Equal(bs, []int64{n}) {
+			b.errf(fmt.Errorf("%s: %w: %q has shape %v, want [%d]", b.w.path, ErrTensorShape, prefix+".bias", bs, n))
+			return x
+		}
+	}
+	var y string
+	b.in(prefix, func() {
+		switch scheme {
+		case SchemeFP32, SchemeFP16, SchemeBF16:
+			y = b.matmul(x, b.paramT(wname))
+			if bias != "" {
+				y = b.add(y, bias)
+			}
+		case SchemeInt8:
+			y = b.linearInt8(x, wname, n, k, bias)
+		case SchemeInt4:
+			y = b.linearInt4(x, wname, n, k, bias)
+		case SchemeNF4:
+			y = b.linearNF4(x, wname, n, k, bias)
+		default:
+			b.errf(fmt.Errorf("%s: %w: Linear weight %q stored as %s", b.w.path, ErrUnsupported, wname, scheme))
+			y = x
+		}
+	})
+	return y
+}
+
+func (b *builder) requireFP32(wname string) bool {
+	if b.dt != onnx.Float {
+		b.errf(fmt.Errorf("%w: quantized Linear %q in a %s graph", ErrUnsupported, wname, b.dt))
+		return false
+	}
+	return true
+}
+
+func (b *builder) linearInt8(x, wname string, n, k int64, bias string) string {
+	if !b.requireFP32(wname) {
+		return x
+	}
+	p := prefixOf(wname)
+	wq, err := b.w.stored(wname, []safetensors.DType{safetensors.I8}, []int64{n, k})
+	if err != nil {
+		b.errf(err)
+		return x
+	}
+	scb := b.storedFloats(p+".SCB", n)
+	if scb == nil {
+		return x
+	}
+	// bitsandbytes dequantizes w = q·SCB/127; the per-column scale of the
+	// transposed [K, N] weight is SCB/127.
+	scale := make([]float32, n)
+	for i, s := range scb {
+		scale[i] = s / 127
+	}
+	bq := b.addInit(transposeI8Source(b.unique(wname+".T"), wq))
+	sc := b.addInit(onnx.TensorF32(b.unique(p+".weight_scale"), []int64{n}, scale))
+	if b.opt.Int8Mode == Int8QDQ {
+		zp := b.addInit(onnx.TensorI8(b.unique(p+".weight_zero_point"), []int64{n}, make([]int8, n)))
+		wf := b.node("DequantizeLinear", []string{bq, sc, zp}, onnx.AttrInt("axis", 1))
+		y := b.matmul(x, wf)
+		if bias != "" {
+			y = b.add(y, bias)
+		}
+		return y
+	}
+	in := []string{x, bq, sc}
+	if bias != "" {
+		in = append(in, "", bias)
+	}
+	return b.msNode("DynamicQuantizeMatMul", in)
+}
+
+// storedFloats reads a float32 vector of length n stored under name.
+func (b *builder) storedFloats(name string, n int64) []float32 {
+	e, err := b.w.stored(name, floatDTypes, []int64{n})
+	if err != nil {
+		b.errf(err)
+		return nil
+	}
+	v, err := readFloat32(e)
+	if err != nil {
+		b.errf(err)
+		return nil
+	}
+	for i, s := range v {
+		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
+			b.errf(fmt.Errorf("%s: %w: %q[%d] is %v", e.File.Name(), ErrTensorShape, name, i, s))
+			return nil
+		}
+	}
+	return v
+}
+
+func (b *builder) linearInt4(x, wname string, n, k int64, bias string) string {
+	if !b.requireFP32(wname) {
+		return x
+	}
+	codes, err := b.w.stored(wname, []safetensors.DType{safetensors.U8}, nil)
+	if err != nil {
+		b.errf(err)
+		return x
+	}
+	// [N, k_blocks, block/2]: the block size is in the layout itself.
+	if len(codes.Shape) != 3 || codes.Shape[0] != n || codes.Shape[2] < 8 {
+		b.errf(fmt.Errorf("%s: %w: %q has shape %v, want [%d, k_blocks, block/2]", codes.File.Name(), ErrTensorShape, wname, codes.Shape, n))
+		return x
+	}
+	bs := 2 * codes.Shape[2]
+	kb := codes.Shape[1]
+	if bs&(bs-1) != 0 || kb != (k+bs-1)/bs {
+		b.errf(fmt.Errorf("%s: %w: %q has shape %v: %d blocks of %d do not cover K=%d", codes.File.Name(), ErrTensorShape, wname, codes.Shape, kb, bs, k))
+		return x
+	}
+	scales, err := b.w.stored(wname+"_scale", []safetensors.DType{safetensors.F32, safetensors.F16}, []int64{n, kb})
+	if err != nil {
+		b.errf(err)
+		return x
+	}
+	in := []string{x, b.addInit(rawSource(b.unique(wname), codes, onnx.Uint8, codes.Shape))}
+	if scales.DType == safetensors.F32 {
+		in = append(in, b.addInit(rawSource(b.unique(wname+"_scale"), scales, onnx.Float, scales.Shape)))
+	} else {
+		in = append(in, b.addInit(floatSource(b.unique(wname+"_scale"), scales, scales.Shape, false, onnx.Float)))
+	}
+	zpName := wname + "_zero_point"
+	if _, ok := b.w.ckpt.Lookup(zpName); ok {
+		zp, err := b.w.stored(zpName, []safetensors.DType{safetensors.U8}, []int64{n, (kb + 1) / 2})
+		if err != nil {
+			b.errf(err)
+			return x
+		}
+		in = append(in, b.addInit(rawSource(b.unique(zpName), zp, onnx.Uint8, zp.Shape)))
+	} else {
+		in = append(in, "")
+	}
+	if bias != "" {
+		in = append(in, "", bias) // g_idx (deprecated), bias
+	}
+	for len(in) > 3 && in[len(in)-1] == "" {
+		in = in[:len(in)-1]
+	}
+	return b.msNode("MatMulNBits", in,
+		onnx.AttrInt("K", k), onnx.AttrInt("N", n), onnx.AttrInt("bits", 4),
+		onnx.AttrInt("block_size", bs), onnx.AttrInt("accuracy_level", int64(b.opt.Int4Accuracy)))
+}
+
+// maxQuantStateBytes caps the nf4 quant_state JSON (about 200 bytes).
+const maxQuantStateBytes = 1 << 16
+
+func (b *builder) linearNF4(x, wname string, n, k int64, bias string) string {
+	if !b.requireFP32(wname) {
+		return x
+	}
+	numel := n * k
+	codes, err := b.w.stored(wname, []safetensors.DType{safetensors.U8}, []int64{(numel + 1) / 2, 1})
+	if err != nil {
+		b.errf(err)
+		return x
+	}
+	st, err := b.nf4State(wname, n, k)
+	if err != nil {
+		b.errf(err)
+		return x
+	}
+	absmax, err := b.nf4Absmax(wname, st, numel)
+	if err != nil {
+		b.errf(err)
+		return x
+	}
+	bs := int64(st.BlockSize)
+	in := []string{x,
+		b.addInit(rawSource(b.unique(wname), codes, onnx.Uint8, []int64{(numel + 1) / 2})),
+		b.addInit(onnx.TensorF32(b.unique(wname+".absmax"), []int64{int64(len(absmax))}, absmax)),
+	}
+	y := b.msNode("MatMulBnb4", in, onnx.AttrInt("K", k), onnx.AttrInt("N", n),
+		onnx.AttrInt("block_size", bs), onnx.AttrInt("quant_type", 1))
+	if bias != "" {
+		y = b.add(y, bias)
+	}
+	return y
+}
+
+// nf4State reads and checks P.weight.quant_state.bitsandbytes__nf4 and the
+// stored quant_map.
+func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
+	var st nf4State
+	name := wname + ".quant_state.bitsandbytes__nf4"
+	e, err := b.w.stored(name, []safetensors.DType{safetensors.U8}, nil)
+	if err != nil {
+		return st, err
+	}
+	if e.Size > maxQuantStateBytes {
+		return st, fmt.Errorf("%s: %w: %q is %d bytes (limit %d)", e.File.Name(), ErrTensorShape, name, e.Size, maxQuantStateBytes)
+	}
+	raw, err := readRaw(e)
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("%s: %w: %q: %v", e.File.Name(), ErrConfig, name, err)
+	}
+	bs := int64(st.BlockSize)
+	switch {
+	case st.QuantType != "nf4":
+		return st, fmt.Errorf("%s: %w: %q quant_type %q (export supports nf4)", e.File.Name(), ErrUnsupported, name, st.QuantType)
+	case bs < 16 || bs > 4096 || bs&(bs-1) != 0:
+		return st, fmt.Errorf("%s: %w: %q blocksize %d", e.File.Name(), ErrTensorShape, name, bs)
+	case !slices.Equal(st.Shape, []int64{n, k}):
+		return st, fmt.Errorf("%s: %w: %q shape %v, want [%d %d]", e.File.Name(), ErrTensorShape, name, st.Shape, n, k)
+	}
+	qm := b.storedFloats(wname+".quant_map", 16)
+	if qm == nil {
+		return st, b.err
+	}
+	if !slices.Equal(qm, quant.NF4Codebook[:]) {
+		return st, fmt.Errorf("%s: %w: %q is not the NF4 codebook", e.File.Name(), ErrUnsupported, wname+".quant_map")
+	}
+	return st, nil
+}
+
+// nf4Absmax returns the float32 absmax per block: stored as is, or restored
+// from double quant with the dequantization a bitsandbytes loader applies.
+func (b *builder) nf4Absmax(wname string, st nf4State, numel int64) ([]float32, error) {
+	bs := int64(st.BlockSize)
+	blocks := (numel + bs - 1) / bs
+	name := wname + ".absmax"
+	e, err := b.w.stored(name, []safetensors.DType{safetensors.F32, safetensors.U8}, []int64{blocks})
+	if err != nil {
+		return nil, err
+	}
+	if e.DType == safetensors.F32 {
+		if st.NestedOffset != nil {
+			return nil, fmt.Errorf("%s: %w: %q is float32 but quant_state has a nested offset", e.File.Name(), ErrTensorShape, name)
+		}
+		v, err := readFloat32(e)
+		return v, err
+	}
+	if st.NestedOffset == nil || st.NestedBlockSize != nestedBlock {
+		return nil, fmt.Errorf("%s: %w: %q is double-quantized but quant_state has no nested_offset or a nested_blocksize other than %d", e.File.Name(), ErrUnsupported, name, nestedBlock)
+	}
+	nb := (blocks + nestedBlock - 1) / nestedBlock
+	nested := b.storedFloats(wname+".nested_absmax", nb)
+	qmap := b.storedFloats(wname+".nested_quant_map", 256)
+	if nested == nil || qmap == nil {
+		return nil, b.err
+	}
+	dm := quant.DynamicMap(true)
+	if !slices.Equal(qmap, dm[:]) {
+		return nil, fmt.Errorf("%s: %w: %q is not bitsandbytes' signed dynamic map", e.File.Name(), ErrUnsupported, wname+".nested_quant_map")
+	}
+	codes, err := readRaw(e)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, blocks)
+	if err := quant.UndoDoubleQuant(out, codes, nested, float32(*st.NestedOffset), nestedBlock); err != nil {
+		return nil, fmt.Errorf("%s: %q: %w", e.File.Name(), name, err)
+	}
+	return out, nil
+}
