@@ -53,7 +53,7 @@ const (
 	// exportThreshold: initializers of at least this many bytes go to
 	// model.onnx.data; shape constants and scalars stay inline, where tools
 	// that print the graph show them.
-	exportThreshold = 1024
+	exportThreshold  = 1024
 	maxManifestBytes = 64 << 20
 )
 

@@ -159,7 +159,7 @@ func exportImageSize(dir string, cfg *Config, flag int) (h, w int, from string, 
 		return 0, 0, "", fmt.Errorf("%s: %w: larger than %d bytes", p, ErrConfig, maxPreprocessorBytes)
 	default:
 		var pc struct {
-			DoCenterCrop *bool          `json:"do_center_crop"`
+			DoCenterCrop *bool           `json:"do_center_crop"`
 			CropSize     json.RawMessage `json:"crop_size"`
 			Size         json.RawMessage `json:"size"`
 		}
