@@ -13,6 +13,8 @@ import "math"
 //	ŵ      = float32(float32(q * SCB[r]) * float32(1/127))
 //
 // A row of zeros gets SCB 0 and q 0 (bitsandbytes would divide by zero there).
+// For SCB above MaxFloat32/127 the float32 product q·SCB can overflow, and
+// those rows are dequantized in float64 instead (one rounding to float32).
 
 const (
 	// magicRound is 1.5·2^23: adding it to a float32 v with |v| < 2^22 rounds
@@ -72,7 +74,8 @@ func QuantizeInt8Rows(q []int8, scb []float32, src []float32, rows, cols int) er
 }
 
 // DequantizeInt8Rows writes ŵ = float32(float32(q·SCB)·float32(1/127)) for
-// the [rows, cols] codes q into dst.
+// the [rows, cols] codes q into dst (in float64 for rows whose SCB exceeds
+// MaxFloat32/127, where q·SCB could overflow).
 func DequantizeInt8Rows(dst []float32, q []int8, scb []float32, rows, cols int) error {
 	n, err := mulDims(rows, cols)
 	if err != nil {
@@ -91,6 +94,14 @@ func DequantizeInt8Rows(dst []float32, q []int8, scb []float32, rows, cols int) 
 		out := dst[r*cols : (r+1)*cols]
 		in := q[r*cols : (r+1)*cols]
 		in = in[:len(out)]
+		if s > math.MaxFloat32/127 {
+			// q·SCB could overflow float32 (bitsandbytes would return
+			// ±Inf): take the product in float64 and round once.
+			for i, v := range in {
+				out[i] = float32(float64(v) * float64(s) * float64(inv127))
+			}
+			continue
+		}
 		for i, v := range in {
 			out[i] = float32(float32(v)*s) * inv127
 		}

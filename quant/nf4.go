@@ -15,10 +15,15 @@ import (
 //	code   = dQuantizeNF4(float32(x·r))
 //	ŵ      = NF4Codebook[code]·absmax
 //
-// dQuantizeNF4 is a decision tree over 15 float32 thresholds (the literals in
-// the kernel source, each the midpoint of two neighbouring codebook entries)
-// that tests x > t at every node, so the code is the number of thresholds
-// strictly below x and a value exactly on a threshold takes the lower code.
+// dQuantizeNF4 is a decision tree over 15 float32 thresholds that tests
+// x > t at every node, so the code is the number of thresholds strictly below
+// x and a value exactly on a threshold takes the lower code. The thresholds
+// are the midpoints of neighbouring codebook entries written as decimal
+// literals with an f suffix, i.e. each decimal rounded straight to float32.
+// The exact midpoint of two float32 entries usually lies halfway between two
+// float32 values, and for four thresholds the literal lands on the other
+// neighbour than the float32 midpoint (a+b)·0.5 would: nf4Thresholds holds the
+// literals' values, not recomputed midpoints.
 // Codes are packed two to a byte, element 2j in the HIGH nibble and 2j+1 in
 // the low one; an odd count is padded with the code of 0.0 (7), which is what
 // the kernel produces for the zero it loads past the end.

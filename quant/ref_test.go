@@ -10,6 +10,7 @@ package quant
 import (
 	"math"
 	"sort"
+	"strconv"
 )
 
 // round24 rounds v to 24 significant bits, ties to even, with no exponent
@@ -229,12 +230,18 @@ func refInt4(blk []float32, bs int, sym, f16 bool) (r refInt4Block, ok bool) {
 
 // ---- NF4 ----
 
-// refNF4Thresholds are the midpoints of neighbouring codebook entries,
-// computed in float64 from the published decimal values and rounded to
-// float32 (as the kernel's float literals are).
+// refNF4Thresholds are the kernel's float literals (bnbNF4Literals) read by
+// strconv, which rounds the decimal straight to float32 as a C++ compiler
+// does for a literal with an f suffix. (Rounding the float64 midpoint to
+// float32 instead gives a different float32 for four of them: the exact
+// midpoints of two float32 entries sit halfway between two float32 values.)
 var refNF4Thresholds = func() (t [15]float64) {
-	for i := range t {
-		t[i] = float64(float32((pinnedNF4[i] + pinnedNF4[i+1]) / 2))
+	for i, lit := range bnbNF4Literals {
+		v, err := strconv.ParseFloat(lit, 32)
+		if err != nil {
+			panic(err)
+		}
+		t[i] = v
 	}
 	return t
 }()

@@ -1,0 +1,178 @@
+package quant
+
+import "math"
+
+// Weight-error statistics between a reference tensor and its reconstruction
+// (dequantized weights), accumulated in float64.
+//
+// Determinism contract: floating-point addition is not associative, so the
+// sums depend on how a tensor is split into Add calls and in which order
+// accumulators are merged. Add reduces each call's slice in a fixed order and
+// then adds that partial sum to the accumulator, so the result is a pure
+// function of the sequence of slices. To get the same numbers for any thread
+// count, split each tensor into StatsChunk-element chunks (the last one
+// shorter), Add each chunk to its own zero ErrorAcc (on any goroutine), and
+// Merge those into one zero ErrorAcc in chunk order.
+
+// StatsChunk is the chunk length callers use when they accumulate a tensor in
+// parallel (see the determinism contract above).
+const StatsChunk = 1 << 16
+
+// SQNRMaxDB bounds ErrorStats.SQNRdB: an exact reconstruction (zero error)
+// reports +SQNRMaxDB and a zero reference with non-zero error -SQNRMaxDB, so
+// the value is always finite and encodes as JSON. Real float32 data cannot
+// reach it (rounding to float32 itself is about 150 dB).
+const SQNRMaxDB = 999
+
+// ErrorStats summarizes reconstruction error over the finite pairs.
+type ErrorStats struct {
+	// N is the number of (ref, got) pairs with both values finite.
+	N int64 `json:"n"`
+	// SQNRdB is 10·log10(Σref² / Σ(ref-got)²), clamped to ±SQNRMaxDB.
+	SQNRdB float64 `json:"sqnr_db"`
+	// Cosine is Σref·got / (‖ref‖·‖got‖): 1 when both are all zeros, 0
+	// when only one is.
+	Cosine float64 `json:"cosine"`
+	// MaxAbs is max |ref-got|; RMSE is sqrt(Σ(ref-got)²/N) (0 when N is 0).
+	MaxAbs float64 `json:"max_abs"`
+	RMSE   float64 `json:"rmse"`
+	// NonFinite counts pairs skipped because ref or got is NaN or ±Inf (an
+	// FP16 overflow shows up here; F32ToF16 also returns that count).
+	NonFinite int64 `json:"non_finite"`
+}
+
+// ErrorAcc accumulates ErrorStats. The zero value is ready to use.
+type ErrorAcc struct {
+	n, nonFinite          int64
+	ref2, err2, dot, got2 float64
+	maxAbs                float64
+}
+
+// Add accumulates the pairs (ref[i], got[i]). It panics if the lengths
+// differ.
+func (a *ErrorAcc) Add(ref, got []float32) {
+	if len(ref) != len(got) {
+		panic("quant: ErrorAcc.Add: ref and got lengths differ")
+	}
+	s := sumPairs(ref, got)
+	if !(isFinite(s.ref2) && isFinite(s.err2) && isFinite(s.dot) && isFinite(s.got2)) {
+		// Some pair is NaN or ±Inf: redo this slice, skipping those.
+		s = sumFinitePairs(ref, got)
+	}
+	a.n += s.n
+	a.nonFinite += s.nonFinite
+	a.ref2 += s.ref2
+	a.err2 += s.err2
+	a.dot += s.dot
+	a.got2 += s.got2
+	a.maxAbs = max(a.maxAbs, s.maxAbs)
+}
+
+// Merge adds b's sums to a's (order-sensitive, see the contract above).
+func (a *ErrorAcc) Merge(b *ErrorAcc) {
+	a.n += b.n
+	a.nonFinite += b.nonFinite
+	a.ref2 += b.ref2
+	a.err2 += b.err2
+	a.dot += b.dot
+	a.got2 += b.got2
+	a.maxAbs = max(a.maxAbs, b.maxAbs)
+}
+
+// Stats returns the statistics of everything accumulated so far.
+func (a *ErrorAcc) Stats() ErrorStats {
+	s := ErrorStats{N: a.n, MaxAbs: a.maxAbs, NonFinite: a.nonFinite}
+	switch {
+	case a.err2 == 0:
+		s.SQNRdB = SQNRMaxDB
+	case a.ref2 == 0:
+		s.SQNRdB = -SQNRMaxDB
+	default:
+		s.SQNRdB = min(max(10*math.Log10(a.ref2/a.err2), -SQNRMaxDB), SQNRMaxDB)
+	}
+	switch {
+	case a.ref2 == 0 && a.got2 == 0:
+		s.Cosine = 1
+	case a.ref2 == 0 || a.got2 == 0:
+		s.Cosine = 0
+	default:
+		s.Cosine = min(max(a.dot/(math.Sqrt(a.ref2)*math.Sqrt(a.got2)), -1), 1)
+	}
+	if a.n > 0 {
+		s.RMSE = math.Sqrt(a.err2 / float64(a.n))
+	}
+	return s
+}
+
+// Compare returns the statistics of one pair of slices.
+func Compare(ref, got []float32) ErrorStats {
+	var a ErrorAcc
+	a.Add(ref, got)
+	return a.Stats()
+}
+
+func isFinite(x float64) bool { return x-x == 0 }
+
+// sumPairs reduces a slice with four independent lanes, combined in a fixed
+// order at the end. Products are converted explicitly so that the compiler
+// cannot fuse them into the additions (GOAMD64=v3 would), which would make
+// the sums depend on the build. Non-finite pairs make the sums non-finite, which Add
+// detects.
+func sumPairs(ref, got []float32) ErrorAcc {
+	got = got[:len(ref)]
+	var r2, e2, d, g2 [4]float64
+	var m [4]float64
+	i := 0
+	for ; i+4 <= len(ref); i += 4 {
+		r := ref[i : i+4 : i+4]
+		g := got[i : i+4 : i+4]
+		for l := 0; l < 4; l++ {
+			x, y := float64(r[l]), float64(g[l])
+			e := x - y
+			r2[l] += float64(x * x)
+			e2[l] += float64(e * e)
+			d[l] += float64(x * y)
+			g2[l] += float64(y * y)
+			m[l] = max(m[l], math.Abs(e))
+		}
+	}
+	for ; i < len(ref); i++ {
+		x, y := float64(ref[i]), float64(got[i])
+		e := x - y
+		r2[0] += float64(x * x)
+		e2[0] += float64(e * e)
+		d[0] += float64(x * y)
+		g2[0] += float64(y * y)
+		m[0] = max(m[0], math.Abs(e))
+	}
+	return ErrorAcc{
+		n:      int64(len(ref)),
+		ref2:   (r2[0] + r2[1]) + (r2[2] + r2[3]),
+		err2:   (e2[0] + e2[1]) + (e2[2] + e2[3]),
+		dot:    (d[0] + d[1]) + (d[2] + d[3]),
+		got2:   (g2[0] + g2[1]) + (g2[2] + g2[3]),
+		maxAbs: max(m[0], m[1], m[2], m[3]),
+	}
+}
+
+// sumFinitePairs is the slow path of Add: sequential, skipping non-finite
+// pairs.
+func sumFinitePairs(ref, got []float32) ErrorAcc {
+	got = got[:len(ref)]
+	var s ErrorAcc
+	for i, r := range ref {
+		x, y := float64(r), float64(got[i])
+		if !isFinite(x) || !isFinite(y) {
+			s.nonFinite++
+			continue
+		}
+		e := x - y
+		s.n++
+		s.ref2 += float64(x * x)
+		s.err2 += float64(e * e)
+		s.dot += float64(x * y)
+		s.got2 += float64(y * y)
+		s.maxAbs = max(s.maxAbs, math.Abs(e))
+	}
+	return s
+}
