@@ -75,7 +75,8 @@ func run(args []string) int {
 		atomicfile.RemoveAll()
 		os.Exit(ExitInterrupted)
 	}()
-	err := newApp().RunContext(ctx, args)
+	app := newApp()
+	err := app.RunContext(ctx, interspersed(app.Commands, args))
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %v", context.Canceled, err)
 	}

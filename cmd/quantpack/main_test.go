@@ -38,3 +38,18 @@ func TestUnknownCommandIsUsage(t *testing.T) {
 		t.Fatalf("unknown flag: exit %d, want %d", code, ExitUsage)
 	}
 }
+
+func TestInterspersed(t *testing.T) {
+	app := newApp()
+	got := interspersed(app.Commands, []string{"quantpack", "convert", "src", "-o", "out", "--precision", "nf4", "--json", "--keep=a*"})
+	want := []string{"quantpack", "convert", "-o", "out", "--precision", "nf4", "--json", "--keep=a*", "--", "src"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	// A value that looks like an operand stays with its flag; -- ends flags.
+	got = interspersed(app.Commands, []string{"quantpack", "convert", "--threads", "2", "a", "--", "-weird"})
+	want = []string{"quantpack", "convert", "--threads", "2", "--", "a", "-weird"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quantpack/quantpack/convert"
+)
+
+func init() { register(newConvertCommand()) }
+
+func newConvertCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "convert",
+		Usage:     "write a quantized Hugging Face-layout artifact (safetensors + config.json + quantpack.json)",
+		ArgsUsage: "SRC -o OUT --precision fp16|bf16|int8|int4|nf4",
+		Description: `SRC is a Hugging Face model directory (config.json + model.safetensors, or a
+sharded model.safetensors.index.json) or a single .safetensors file.
+
+Linear weights (2-D, both dims ≥ 16) are quantized; the classifier head,
+norms, biases, tokens, position embeddings and (for ViT-style models) the patch
+embedding stay float in --rest-dtype. MobileViT's convolutions become
+per-channel int8 at int8/int4/nf4. --keep adds exceptions (a glob over tensor
+names, or a module prefix).
+
+Layouts:
+   fp16, bf16  every float tensor converted (round to nearest even; fp16
+               overflow counted and reported)
+   int8        bitsandbytes LLM.int8: P.weight (I8), P.SCB, P.weight_format;
+               loadable with transformers + bitsandbytes
+   int4        MatMulNBits layout: P.weight (U8 [N, k_blocks, block/2], low
+               nibble first), P.weight_scale (F32), P.weight_zero_point when
+               --asymmetric; read by quantpack export
+   nf4         bitsandbytes Params4bit: P.weight, P.weight.absmax, quant_map,
+               nested_* with double quant, quant_state JSON; loadable with
+               transformers + bitsandbytes
+
+Output is byte-identical for any --threads. OUT must not exist or be empty;
+it appears only when the conversion is complete.
+
+Example:
+   quantpack convert google/vit-base-patch16-224 -o vit-nf4 --precision nf4
+   quantpack convert model.safetensors -o out --precision int8 --json
+
+` + exitCodeHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact directory to create", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp16, bf16, int8, int4 or nf4", Required: true},
+			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 32) and nf4 (default 64)"},
+			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant)"},
+			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this glob (or module prefix) float; repeatable"},
+			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
+			&cli.IntFlag{Name: "threads", Usage: "worker threads (default: all cores)"},
+			&cli.BoolFlag{Name: "generic", Usage: "convert an architecture quantpack does not know, Linear-only policy"},
+			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},
+			&cli.BoolFlag{Name: "no-stats", Usage: "skip per-tensor error statistics (faster)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("convert takes one SRC, got %d arguments", c.NArg())
+			}
+			p, err := convert.ParsePrecision(c.String("precision"))
+			if err != nil {
+				return usagef("%v", err)
+			}
+			opt := convert.Options{
+				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"),
+				DoubleQuant: p == convert.NF4 && c.Bool("double-quant"),
+				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
+				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
+			}
+			bar := newProgress("convert")
+			opt.Progress = bar.Set
+			m, err := convert.Convert(c.Context, c.Args().First(), c.String("output"), opt)
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(os.Stdout, convertSummary(m, c.String("output")))
+			}
+			printConvertTable(os.Stdout, m, c.String("output"))
+			return nil
+		},
+	}
+}
+
+// ConvertSummary is convert's --json output (schema in the README).
+type ConvertSummary struct {
+	Output          string   `json:"output"`
+	Precision       string   `json:"precision"`
+	Architecture    string   `json:"architecture"`
+	BytesIn         int64    `json:"bytes_in"`
+	BytesOut        int64    `json:"bytes_out"`
+	Ratio           float64  `json:"ratio"`
+	BitsPerParam    float64  `json:"bits_per_param"`
+	Params          int64    `json:"params"`
+	QuantizedParams int64    `json:"quantized_params"`
+	Tensors         int      `json:"tensors"`
+	FP16Overflow    int64    `json:"fp16_overflow"`
+	MinSQNRdB       *float64 `json:"min_sqnr_db"`
+	WorstTensor     string   `json:"worst_tensor,omitempty"`
+}
+
+func convertSummary(m *convert.Manifest, out string) ConvertSummary {
+	t := m.Totals
+	return ConvertSummary{Output: out, Precision: string(m.Precision), Architecture: m.Architecture,
+		BytesIn: t.BytesIn, BytesOut: t.BytesOut, Ratio: t.Ratio, BitsPerParam: t.BitsPerParam,
+		Params: t.Params, QuantizedParams: t.QuantizedParams, Tensors: t.TensorsIn,
+		FP16Overflow: t.FP16Overflow, MinSQNRdB: t.MinSQNRdB, WorstTensor: t.WorstTensor}
+}
+
+func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
+	t := m.Totals
+	fmt.Fprintf(w, "%s → %s (%s, %s)\n", m.Sources[0].Path, out, m.Precision, m.Architecture)
+	fmt.Fprintf(w, "size: %s → %s (%.3f×), %.2f bits/param, %d of %d params quantized\n",
+		humanBytes(t.BytesIn), humanBytes(t.BytesOut), t.Ratio, t.BitsPerParam, t.QuantizedParams, t.Params)
+	if t.FP16Overflow > 0 {
+		fmt.Fprintf(w, "warning: %d values overflowed fp16 and became ±Inf\n", t.FP16Overflow)
+	}
+	// The five worst tensors by SQNR tell a user where the error went.
+	recs := append([]*convert.TensorRecord(nil), m.Tensors...)
+	sort.SliceStable(recs, func(i, j int) bool { return sqnr(recs[i]) < sqnr(recs[j]) })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "worst tensors\tscheme\tSQNR dB\tcosine\tmax abs")
+	for i, r := range recs {
+		if i == 5 || r.Error == nil || r.Error.SQNRdB == nil {
+			break
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.6f\t%.3g\n", r.Name, r.Scheme, *r.Error.SQNRdB, r.Error.Cosine, r.Error.MaxAbs)
+	}
+	tw.Flush()
+}
+
+func sqnr(r *convert.TensorRecord) float64 {
+	if r.Error == nil || r.Error.SQNRdB == nil {
+		return 1e300
+	}
+	return *r.Error.SQNRdB
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

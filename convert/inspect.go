@@ -1,0 +1,218 @@
+package convert
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/internal/manifest"
+)
+
+// Inspection is what `quantpack inspect` reports about a checkpoint or
+// artifact. It is also inspect's --json schema.
+type Inspection struct {
+	Path         string            `json:"path"`
+	Files        []string          `json:"files"`
+	Architecture string            `json:"architecture,omitempty"`
+	Supported    bool              `json:"supported"`
+	ModelType    string            `json:"model_type,omitempty"`
+	TorchDType   string            `json:"torch_dtype,omitempty"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+	Tensors      []InspectTensor   `json:"tensors"`
+	Totals       InspectTotals     `json:"totals"`
+	DTypes       map[string]int64  `json:"dtypes"` // bytes per dtype
+	Quantization []QuantFound      `json:"quantization"`
+	Artifact     *ArtifactInfo     `json:"artifact,omitempty"`
+}
+
+// InspectTensor is one tensor.
+type InspectTensor struct {
+	Name  string  `json:"name"`
+	DType string  `json:"dtype"`
+	Shape []int64 `json:"shape"`
+	Bytes int64   `json:"bytes"`
+	File  string  `json:"file,omitempty"`
+}
+
+// InspectTotals sums the checkpoint.
+type InspectTotals struct {
+	Tensors int   `json:"tensors"`
+	Bytes   int64 `json:"bytes"`
+	// Params counts logical parameters: float elements, plus the original
+	// element count of every quantized weight found.
+	Params int64 `json:"params"`
+}
+
+// QuantFound is one quantization scheme found among the tensors.
+type QuantFound struct {
+	Scheme  string   `json:"scheme"` // bnb-int8, bnb-nf4, bnb-fp4, quantpack-int4, int8-per-channel
+	Writer  string   `json:"writer"` // who writes this layout
+	Tensors int      `json:"tensors"`
+	Params  int64    `json:"params"`
+	Details []string `json:"details,omitempty"`
+}
+
+// ArtifactInfo summarises a quantpack.json found beside the tensors.
+type ArtifactInfo struct {
+	Format    string `json:"format"`
+	Precision string `json:"precision"`
+	Tool      string `json:"tool_version"`
+	Files     int    `json:"files"`
+}
+
+// Inspect reads a checkpoint directory, a .safetensors file or a quantpack
+// artifact without touching tensor bodies (except bitsandbytes' small
+// quant_state JSON tensors).
+func Inspect(path string) (*Inspection, error) {
+	ck, err := safetensors.OpenCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	in := &Inspection{Path: path, Files: ck.Files(), Metadata: ck.Metadata(), DTypes: map[string]int64{}}
+	dir := path
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(path)
+	}
+	if cfg, err := LoadConfig(dir); err == nil {
+		in.Architecture = cfg.Architecture()
+		_, aerr := LookupArch(in.Architecture)
+		in.Supported = aerr == nil
+		in.ModelType = cfg.ModelType()
+		in.TorchDType = cfg.String("torch_dtype", "")
+	} else if !os.IsNotExist(err) {
+		return nil, err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, manifest.Name)); err == nil {
+		var m struct {
+			Format      string `json:"format"`
+			Precision   string `json:"precision"`
+			ToolVersion string `json:"tool_version"`
+			Files       []manifest.File
+		}
+		if json.Unmarshal(b, &m) == nil && m.Format != "" {
+			in.Artifact = &ArtifactInfo{Format: m.Format, Precision: m.Precision, Tool: m.ToolVersion, Files: len(m.Files)}
+		}
+	}
+	byName := map[string]safetensors.Entry{}
+	for _, e := range ck.Tensors() {
+		byName[e.Name] = e
+		in.Tensors = append(in.Tensors, InspectTensor{Name: e.Name, DType: string(e.DType), Shape: nonNil(e.Shape),
+			Bytes: e.Size, File: filepath.Base(e.File.Name())})
+		in.Totals.Tensors++
+		in.Totals.Bytes += e.Size
+		in.DTypes[string(e.DType)] += e.Size
+	}
+	found := map[string]*QuantFound{}
+	add := func(scheme, writer string, params int64, detail string) {
+		q := found[scheme]
+		if q == nil {
+			q = &QuantFound{Scheme: scheme, Writer: writer}
+			found[scheme] = q
+		}
+		q.Tensors++
+		q.Params += params
+		if detail != "" && !contains(q.Details, detail) {
+			q.Details = append(q.Details, detail)
+		}
+	}
+	quantWeights := map[string]bool{}
+	for _, e := range ck.Tensors() {
+		n := e.Name
+		switch {
+		case strings.HasSuffix(n, ".SCB"):
+			w, ok := byName[strings.TrimSuffix(n, ".SCB")+".weight"]
+			if ok && w.DType == safetensors.I8 {
+				add("bnb-int8", "bitsandbytes LLM.int8 (transformers load_in_8bit)", w.NumElements(), "rowwise absmax, w = q*SCB/127")
+				quantWeights[w.Name] = true
+			}
+		case strings.Contains(n, ".quant_state.bitsandbytes__"):
+			wname := n[:strings.Index(n, ".quant_state.")]
+			kind := n[strings.LastIndex(n, "__")+2:]
+			var st struct {
+				QuantType string  `json:"quant_type"`
+				BlockSize int     `json:"blocksize"`
+				Shape     []int64 `json:"shape"`
+				Nested    int     `json:"nested_blocksize"`
+			}
+			var params int64
+			detail := ""
+			// The state is tiny (a few hundred bytes); cap it anyway.
+			if e.Size <= 4096 {
+				buf := make([]byte, e.Size)
+				if e.File.ReadTensor(e.TensorInfo, buf) == nil && json.Unmarshal(buf, &st) == nil {
+					params = 1
+					for _, d := range st.Shape {
+						params *= d
+					}
+					detail = "block " + itoa(st.BlockSize)
+					if st.Nested > 0 {
+						detail += ", double quant (nested block " + itoa(st.Nested) + ")"
+					}
+				}
+			}
+			add("bnb-"+kind, "bitsandbytes Params4bit (transformers load_in_4bit)", params, detail)
+			quantWeights[wname] = true
+		case strings.HasSuffix(n, ".weight_scale"):
+			w, ok := byName[strings.TrimSuffix(n, "_scale")]
+			if ok && w.DType == safetensors.U8 && len(w.Shape) == 3 && len(e.Shape) == 2 {
+				k := w.Shape[1] * w.Shape[2] * 2
+				detail := "block " + itoa(int(w.Shape[2]*2)) + ", symmetric"
+				if _, asym := byName[w.Name+"_zero_point"]; asym {
+					detail = "block " + itoa(int(w.Shape[2]*2)) + ", asymmetric"
+				}
+				add("quantpack-int4", "quantpack (MatMulNBits layout)", w.Shape[0]*k, detail)
+				quantWeights[w.Name] = true
+			}
+		case strings.HasSuffix(n, ".weight_absmax"):
+			w, ok := byName[strings.TrimSuffix(n, "_absmax")]
+			if ok && w.DType == safetensors.I8 {
+				add("int8-per-channel", "quantpack (convolutions)", w.NumElements(), "")
+				quantWeights[w.Name] = true
+			}
+		}
+	}
+	for _, e := range ck.Tensors() {
+		if isFloat(e.DType) && !quantWeights[e.Name] && !isQuantAux(e.Name) {
+			in.Totals.Params += e.NumElements()
+		}
+	}
+	for _, q := range found {
+		in.Totals.Params += q.Params
+		in.Quantization = append(in.Quantization, *q)
+	}
+	sort.Slice(in.Quantization, func(i, j int) bool { return in.Quantization[i].Scheme < in.Quantization[j].Scheme })
+	return in, nil
+}
+
+// isQuantAux reports tensors that are scales or maps of a quantized weight.
+func isQuantAux(n string) bool {
+	for _, s := range []string{".SCB", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".weight_scale", ".weight_absmax"} {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func nonNil(s []int64) []int64 {
+	if s == nil {
+		return []int64{}
+	}
+	return s
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,220 @@
+package convert
+
+import (
+	"fmt"
+
+	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/quant"
+)
+
+// scratch holds one worker's buffers, grown to the largest tensor it has seen:
+// memory stays bounded by the largest tensor times the thread count.
+type scratch struct {
+	raw  []byte
+	f32  []float32
+	deq  []float32
+	u16  []uint16
+	i8   []int8
+	u8   []byte
+	u8b  []byte
+	f32b []float32
+	f32c []float32
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// processItem reads one source tensor, applies its scheme and writes every
+// output tensor. It is the only place where tensor bodies are touched.
+func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *Options) error {
+	t := it.src.TensorInfo
+	wrap := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("tensor %q (%s): %w", t.Name, it.src.File.Name(), err)
+	}
+	sc.raw = grow(sc.raw, int(t.Size))
+	if err := it.src.File.ReadTensor(t, sc.raw); err != nil {
+		return wrap(err)
+	}
+	write := func(name string, b []byte) error { return wrap(ws[name].WriteTensor(name, b)) }
+	if it.scheme == SchemeCopy {
+		return write(t.Name, sc.raw)
+	}
+	n := int(t.NumElements())
+	sc.f32 = grow(sc.f32, n)
+	x := sc.f32
+	if err := decodeFloat32(x, sc.raw, t.DType); err != nil {
+		return wrap(err)
+	}
+	stats := !opt.NoStats
+	var deq []float32
+	if stats {
+		sc.deq = grow(sc.deq, n)
+		deq = sc.deq
+	}
+	switch it.scheme {
+	case SchemeFP32:
+		if stats {
+			copy(deq, x)
+		}
+		if err := write(t.Name, bytesOfF32(x)); err != nil {
+			return err
+		}
+	case SchemeFP16, SchemeBF16:
+		sc.u16 = grow(sc.u16, n)
+		var ov int
+		if it.scheme == SchemeFP16 {
+			ov = quant.F32ToF16(sc.u16, x)
+			if stats {
+				quant.F16ToF32(deq, sc.u16)
+			}
+		} else {
+			ov = quant.F32ToBF16(sc.u16, x)
+			if stats {
+				quant.BF16ToF32(deq, sc.u16)
+			}
+		}
+		it.rec.Overflow = int64(ov)
+		if err := write(t.Name, bytesOfU16(sc.u16)); err != nil {
+			return err
+		}
+	case SchemeInt8, SchemeInt8Ch:
+		rows := int(t.Shape[0])
+		cols := n / max(rows, 1)
+		sc.i8 = grow(sc.i8, n)
+		sc.f32b = grow(sc.f32b, rows)
+		if err := quant.QuantizeInt8Rows(sc.i8, sc.f32b, x, rows, cols); err != nil {
+			return wrap(err)
+		}
+		if stats {
+			if err := quant.DequantizeInt8Rows(deq, sc.i8, sc.f32b, rows, cols); err != nil {
+				return wrap(err)
+			}
+		}
+		if err := write(t.Name, bytesOfI8(sc.i8)); err != nil {
+			return err
+		}
+		if it.scheme == SchemeInt8 {
+			if err := write(it.outs[1].Name, bytesOfF32(sc.f32b)); err != nil {
+				return err
+			}
+			// weight_format 0 = "row" in bitsandbytes'
+			// LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING.
+			if err := write(it.outs[2].Name, []byte{0}); err != nil {
+				return err
+			}
+		} else if err := write(it.outs[1].Name, bytesOfF32(sc.f32b)); err != nil {
+			return err
+		}
+	case SchemeInt4:
+		if err := processInt4(it, sc, x, deq, opt, write); err != nil {
+			return wrap(err)
+		}
+	case SchemeNF4:
+		if err := processNF4(it, sc, x, deq, opt, write); err != nil {
+			return wrap(err)
+		}
+	default:
+		return wrap(fmt.Errorf("convert: internal: scheme %q", it.scheme))
+	}
+	if stats {
+		it.rec.Error = jsonStats(quant.Compare(x, deq))
+	}
+	return nil
+}
+
+func processInt4(it *item, sc *scratch, x, deq []float32, opt *Options, write func(string, []byte) error) error {
+	t := it.src.TensorInfo
+	nr, k := int(t.Shape[0]), int(t.Shape[1])
+	p := quant.Int4Params{BlockSize: opt.blockSize(), Symmetric: !opt.Asymmetric}
+	np, ns, nz := quant.Int4Sizes(nr, k, p)
+	sc.u8 = grow(sc.u8, np)
+	sc.f32b = grow(sc.f32b, ns)
+	sc.u8b = grow(sc.u8b, nz)
+	if err := quant.QuantizeInt4(sc.u8, sc.f32b, sc.u8b, x, nr, k, p); err != nil {
+		return err
+	}
+	if deq != nil {
+		if err := quant.DequantizeInt4(deq, sc.u8, sc.f32b, sc.u8b, nr, k, p); err != nil {
+			return err
+		}
+	}
+	if err := write(it.outs[0].Name, sc.u8); err != nil {
+		return err
+	}
+	if err := write(it.outs[1].Name, bytesOfF32(sc.f32b)); err != nil {
+		return err
+	}
+	if !p.Symmetric {
+		return write(it.outs[2].Name, sc.u8b)
+	}
+	return nil
+}
+
+func processNF4(it *item, sc *scratch, x, deq []float32, opt *Options, write func(string, []byte) error) error {
+	t := it.src.TensorInfo
+	n := len(x)
+	bs := opt.blockSize()
+	blocks := (n + bs - 1) / bs
+	sc.u8 = grow(sc.u8, (n+1)/2)
+	sc.f32b = grow(sc.f32b, blocks)
+	if err := quant.QuantizeNF4(sc.u8, sc.f32b, x, bs); err != nil {
+		return err
+	}
+	cb := quant.NF4Codebook
+	outs := map[string][]byte{
+		t.Name:                sc.u8,
+		t.Name + ".quant_map": bytesOfF32(cb[:]),
+	}
+	state := nf4State{QuantType: "nf4", BlockSize: bs, DType: opt.restTorchDType(), Shape: t.Shape}
+	absmax := sc.f32b
+	if it.quantDQ {
+		codes := grow(sc.u8b, blocks)
+		sc.u8b = codes
+		nb := (blocks + nestedBlock - 1) / nestedBlock
+		sc.f32c = grow(sc.f32c, nb)
+		offset, err := quant.DoubleQuant(codes, sc.f32c, sc.f32b, nestedBlock)
+		if err != nil {
+			return err
+		}
+		dm := quant.DynamicMap(true)
+		outs[t.Name+".absmax"] = codes
+		outs[t.Name+".nested_absmax"] = bytesOfF32(sc.f32c)
+		outs[t.Name+".nested_quant_map"] = bytesOfF32(dm[:])
+		off64 := float64(offset)
+		state.NestedBlockSize, state.NestedDType, state.NestedOffset = nestedBlock, "float32", &off64
+		it.rec.NestedOffset = &offset
+		if deq != nil {
+			// Reconstruct with the absmax a loader will see.
+			restored := make([]float32, blocks)
+			if err := quant.UndoDoubleQuant(restored, codes, sc.f32c, offset, nestedBlock); err != nil {
+				return err
+			}
+			absmax = restored
+		}
+	} else {
+		outs[t.Name+".absmax"] = bytesOfF32(sc.f32b)
+	}
+	js, err := nf4StateJSON(state, false)
+	if err != nil {
+		return err
+	}
+	outs[t.Name+".quant_state.bitsandbytes__nf4"] = js
+	if deq != nil {
+		if err := quant.DequantizeNF4(deq, sc.u8, absmax, bs); err != nil {
+			return err
+		}
+	}
+	for _, o := range it.outs {
+		if err := write(o.Name, outs[o.Name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
