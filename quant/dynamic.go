@@ -111,8 +111,9 @@ func checkNestedBlock(nb int) error {
 
 // DoubleQuant compresses NF4 block scales: codes (one per absmax) and nested
 // (one float32 per nestedBlock scales), returning the offset. It returns a
-// *NonFiniteError for NaN or ±Inf in absmax; on any error the outputs are
-// unspecified.
+// *NonFiniteError for NaN or ±Inf in absmax, and ErrRange when a restored
+// scale would overflow float32 (absmax within an ulp or so of MaxFloat32); on
+// any error the outputs are unspecified.
 func DoubleQuant(codes []uint8, nested []float32, absmax []float32, nestedBlock int) (offset float32, err error) {
 	if err := checkNestedBlock(nestedBlock); err != nil {
 		return 0, err
@@ -166,6 +167,12 @@ func DoubleQuant(codes []uint8, nested []float32, absmax []float32, nestedBlock 
 			r := 1 / nm
 			for i, x := range v {
 				out[i] = dynQuantize(float32(x * r))
+			}
+		}
+		// Scales within an ulp of MaxFloat32 can come back as ±Inf.
+		for _, c := range out {
+			if a := float32(dynSigned[c]*nm) + offset; a > math.MaxFloat32 {
+				return 0, fmt.Errorf("%w: block scale %g is too large for double quantization", ErrRange, a)
 			}
 		}
 	}
