@@ -42,6 +42,9 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 	if err := it.src.File.ReadTensor(t, sc.raw); err != nil {
 		return wrap(err)
 	}
+	// Drop the source pages from our resident set: memory stays bounded by
+	// the largest tensor, not the checkpoint.
+	it.src.File.Release(t)
 	write := func(name string, b []byte) error { return wrap(ws[name].WriteTensor(name, b)) }
 	if it.scheme == SchemeCopy {
 		return write(t.Name, sc.raw)

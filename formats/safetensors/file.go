@@ -237,3 +237,24 @@ func (m mappedReader) ReadAt(p []byte, off int64) (int, error) {
 type errReaderAt struct{ err error }
 
 func (e errReaderAt) ReadAt([]byte, int64) (int, error) { return 0, e.err }
+
+// pageSize is the granularity of Release; 4 KiB is the smallest page size of
+// the platforms we run on, and advising a smaller unit than the real page is
+// harmless (the kernel rounds inward).
+const pageSize = 4096
+
+// Release tells the operating system that t's bytes will not be read again
+// soon. For a memory-mapped File the whole pages inside t's range leave the
+// process's resident set, so streaming a checkpoint tensor by tensor keeps
+// RSS bounded by the largest tensor rather than growing to the file size.
+// Pages shared with a neighbouring tensor are kept. A no-op otherwise.
+func (f *File) Release(t TensorInfo) {
+	if f.data == nil || f.check(t) != nil || f.closed.Load() {
+		return
+	}
+	lo := (t.Offset + pageSize - 1) / pageSize * pageSize
+	hi := (t.Offset + t.Size) / pageSize * pageSize
+	if hi > lo {
+		dontNeed(f.data[lo:hi])
+	}
+}

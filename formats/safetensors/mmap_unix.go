@@ -22,3 +22,11 @@ func mapFile(f *os.File, size int64) ([]byte, func() error) {
 	}
 	return data, func() error { return unix.Munmap(data) }
 }
+
+// dontNeed tells the kernel the pages of b will not be read again soon, so
+// they leave this process's resident set (they stay in the page cache).
+func dontNeed(b []byte) {
+	if len(b) > 0 {
+		_ = unix.Madvise(b, unix.MADV_DONTNEED)
+	}
+}
