@@ -1,0 +1,192 @@
+package convert
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/quantpack/quantpack/formats/safetensors"
+)
+
+// mobilevitParams are the config keys MobileViTConfig defines
+// (configuration_mobilevit.py), bounds-checked.
+type mobilevitParams struct {
+	Channels, Image, Patch int
+	Hidden                 []int // hidden_sizes: the three MobileViT blocks' transformer widths
+	Neck                   []int // neck_hidden_sizes: stem, layer 1..5 outputs, conv_1x1_exp
+	Heads                  int
+	MLPRatio, ExpandRatio  float64
+	Kernel                 int
+	OutputStride           int
+	Eps                    float64
+	Act                    string
+	QKVBias                bool
+	Labels                 int
+}
+
+// mobilevitStages is MobileViTEncoder: per stage, the number of inverted
+// residuals (MobileNet stages) or transformer layers (MobileViT stages).
+var mobilevitStages = [5]struct {
+	vit    bool
+	stride int
+	depth  int
+}{{false, 1, 1}, {false, 2, 3}, {true, 2, 2}, {true, 2, 4}, {true, 2, 3}}
+
+// bnEps is MobileViTConvLayer's BatchNorm2d eps (fixed in the modeling code,
+// not a config key).
+const bnEps = 1e-5
+
+func readMobilevitParams(c *Config) (mobilevitParams, error) {
+	p := mobilevitParams{
+		Channels:     c.Int("num_channels", 3),
+		Image:        c.Int("image_size", 256),
+		Patch:        c.Int("patch_size", 2),
+		Hidden:       c.Ints("hidden_sizes", []int{144, 192, 240}),
+		Neck:         c.Ints("neck_hidden_sizes", []int{16, 32, 64, 96, 128, 160, 640}),
+		Heads:        c.Int("num_attention_heads", 4),
+		MLPRatio:     c.Float("mlp_ratio", 2),
+		ExpandRatio:  c.Float("expand_ratio", 4),
+		Kernel:       c.Int("conv_kernel_size", 3),
+		OutputStride: c.Int("output_stride", 32),
+		Eps:          c.Float("layer_norm_eps", 1e-5),
+		Act:          c.String("hidden_act", "silu"),
+		QKVBias:      c.Bool("qkv_bias", true),
+	}
+	p.Labels = len(c.ID2Label())
+	if p.Labels == 0 {
+		p.Labels = c.Int("num_labels", 2)
+	}
+	if err := c.Err(); err != nil {
+		return p, err
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %w: %s", c.Path, ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if len(p.Neck) != 7 {
+		return p, bad("neck_hidden_sizes has %d entries, want 7", len(p.Neck))
+	}
+	if len(p.Hidden) != 3 {
+		return p, bad("hidden_sizes has %d entries, want 3", len(p.Hidden))
+	}
+	for _, n := range p.Neck {
+		if n <= 0 || n > maxHidden {
+			return p, bad("neck_hidden_sizes entry %d out of range", n)
+		}
+	}
+	for _, h := range p.Hidden {
+		if h <= 0 || h > maxHidden || p.Heads <= 0 || h%p.Heads != 0 {
+			return p, bad("hidden_sizes entry %d not divisible by num_attention_heads %d", h, p.Heads)
+		}
+	}
+	switch {
+	case p.Channels <= 0 || p.Channels > 16:
+		return p, bad("num_channels %d out of range", p.Channels)
+	case p.Patch <= 0 || p.Patch > 64 || p.Image <= 0 || p.Image > maxImage:
+		return p, bad("patch_size %d / image_size %d out of range", p.Patch, p.Image)
+	case p.Kernel <= 0 || p.Kernel > 15 || p.Kernel%2 == 0:
+		return p, bad("conv_kernel_size %d: want an odd size up to 15", p.Kernel)
+	case !(p.MLPRatio > 0 && p.MLPRatio <= 64) || !(p.ExpandRatio > 0 && p.ExpandRatio <= 64):
+		return p, bad("mlp_ratio %g / expand_ratio %g out of range", p.MLPRatio, p.ExpandRatio)
+	case p.Labels < 0 || p.Labels > maxLabels:
+		return p, bad("num_labels %d out of range", p.Labels)
+	case !(p.Eps > 0 && p.Eps <= 1):
+		return p, bad("layer_norm_eps %g out of range", p.Eps)
+	}
+	switch p.Act {
+	case "gelu", "gelu_new", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu", "swish", "gelu_fast":
+	default:
+		return p, fmt.Errorf("%s: %w: hidden_act %q", c.Path, ErrUnsupported, p.Act)
+	}
+	if p.OutputStride != 32 {
+		// 8 and 16 dilate layers 4/5 (DeepLabV3 backbones); the
+		// classification checkpoints all use 32.
+		return p, fmt.Errorf("%s: %w: output_stride %d (only 32, the classification setting)", c.Path, ErrUnsupported, p.OutputStride)
+	}
+	return p, nil
+}
+
+// makeDivisible is transformers' make_divisible(value, divisor=8): round to
+// the nearest multiple of 8, at least 8, never more than 10% below value.
+func makeDivisible(value float64, divisor int) int {
+	d := float64(divisor)
+	n := math.Max(d, float64(int(value+d/2)/divisor*divisor))
+	if n < 0.9*value {
+		n += d
+	}
+	return int(n)
+}
+
+// expanded is MobileViTInvertedResidual's hidden width for in channels.
+func (p mobilevitParams) expanded(in int) int {
+	return makeDivisible(math.Round(float64(in)*p.ExpandRatio), 8)
+}
+
+// convLayer adds MobileViTConvLayer's tensors: bias-free conv weight and,
+// with norm, BatchNorm2d's weight, bias, running stats and counter.
+func (l *specList) convLayer(p string, out, inPerGroup, k int, norm bool) {
+	l.add(p+".convolution.weight", out, inPerGroup, k, k)
+	if !norm {
+		return
+	}
+	n := p + ".normalization."
+	l.add(n+"weight", out)
+	l.add(n+"bias", out)
+	l.add(n+"running_mean", out)
+	l.add(n+"running_var", out)
+	*l = append(*l, safetensors.TensorSpec{Name: n + "num_batches_tracked", DType: safetensors.I64, Shape: []int64{}})
+}
+
+func (l *specList) invertedResidual(p string, c mobilevitParams, in, out int) {
+	e := c.expanded(in)
+	l.convLayer(p+".expand_1x1", e, in, 1, true)
+	l.convLayer(p+".conv_3x3", e, 1, 3, true)
+	l.convLayer(p+".reduce_1x1", out, e, 1, true)
+}
+
+// mobilevitTensors lists MobileViTModel's and MobileViTForImageClassification's
+// tensors (modeling_mobilevit.py, transformers 4.47).
+func mobilevitTensors(a *Arch, c *Config, _ bool) (specList, error) {
+	p, err := readMobilevitParams(c)
+	if err != nil {
+		return nil, err
+	}
+	var l specList
+	pre := a.Prefix
+	l.convLayer(pre+"conv_stem", p.Neck[0], p.Channels, 3, true)
+	vitStage := 0
+	for s, st := range mobilevitStages {
+		in, out := p.Neck[s], p.Neck[s+1]
+		base := fmt.Sprintf("%sencoder.layer.%d", pre, s)
+		if !st.vit {
+			for i := 0; i < st.depth; i++ {
+				l.invertedResidual(fmt.Sprintf("%s.layer.%d", base, i), p, in, out)
+				in = out
+			}
+			continue
+		}
+		h := p.Hidden[vitStage]
+		vitStage++
+		l.invertedResidual(base+".downsampling_layer", p, in, out)
+		l.convLayer(base+".conv_kxk", out, out, p.Kernel, true)
+		l.convLayer(base+".conv_1x1", h, out, 1, false)
+		inter := int(float64(h) * p.MLPRatio)
+		for i := 0; i < st.depth; i++ {
+			b := fmt.Sprintf("%s.transformer.layer.%d.", base, i)
+			for _, qkv := range []string{"query", "key", "value"} {
+				l.linear(b+"attention.attention."+qkv, h, h, p.QKVBias)
+			}
+			l.linear(b+"attention.output.dense", h, h, true)
+			l.linear(b+"intermediate.dense", inter, h, true)
+			l.linear(b+"output.dense", h, inter, true)
+			l.norm(b+"layernorm_before", h)
+			l.norm(b+"layernorm_after", h)
+		}
+		l.norm(base+".layernorm", h)
+		l.convLayer(base+".conv_projection", out, h, 1, true)
+		l.convLayer(base+".fusion", out, 2*out, p.Kernel, true)
+	}
+	l.convLayer(pre+"conv_1x1_exp", p.Neck[6], p.Neck[5], 1, true)
+	if a.Name == "MobileViTForImageClassification" && p.Labels > 0 {
+		l.linear("classifier", p.Labels, p.Neck[6], true)
+	}
+	return l, nil
+}
