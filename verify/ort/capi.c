@@ -93,7 +93,11 @@ OrtStatus *qp_io_count(OrtSession *s, int output, size_t *n) {
 // copy_and_free copies an allocator-owned string to malloc'ed memory.
 static OrtStatus *copy_and_free(OrtAllocator *alloc, char *s, char **out) {
 	*out = strdup(s);
-	return FN(AllocatorFree)(alloc, s);
+	OrtStatus *st = FN(AllocatorFree)(alloc, s);
+	if (st == NULL && *out == NULL) {
+		st = FN(CreateStatus)(QP_ORT_FAIL, "out of memory");
+	}
+	return st;
 }
 
 static OrtStatus *type_info(OrtSession *s, int output, size_t i, OrtTypeInfo **ti) {
@@ -151,6 +155,10 @@ OrtStatus *qp_io_dims(OrtSession *s, int output, size_t i, int64_t *dims, size_t
 	}
 	const OrtTensorTypeAndShapeInfo *tsi;
 	const char **names = calloc(rank ? rank : 1, sizeof(char *));
+	if (names == NULL) {
+		FN(ReleaseTypeInfo)(ti);
+		return FN(CreateStatus)(QP_ORT_FAIL, "out of memory");
+	}
 	st = FN(CastTypeInfoToTensorInfo)(ti, &tsi);
 	if (st == NULL) {
 		st = FN(GetDimensions)(tsi, dims, rank);
@@ -164,6 +172,11 @@ OrtStatus *qp_io_dims(OrtSession *s, int output, size_t i, int64_t *dims, size_t
 			total += strlen(names[k] ? names[k] : "") + 1;
 		}
 		char *blob = malloc(total ? total : 1);
+		if (blob == NULL) {
+			free(names);
+			FN(ReleaseTypeInfo)(ti);
+			return FN(CreateStatus)(QP_ORT_FAIL, "out of memory");
+		}
 		char *p = blob;
 		for (size_t k = 0; k < rank; k++) {
 			const char *nm = names[k] ? names[k] : "";
@@ -243,10 +256,12 @@ OrtStatus *qp_end_profiling(OrtSession *s, char **path) {
 	return copy_and_free(alloc, p, path);
 }
 
-// blob is a growable buffer of NUL-terminated strings.
+// blob is a growable buffer of NUL-terminated strings; failed is set when
+// memory ran out (what was added before stays).
 typedef struct {
 	char *p;
 	size_t len, cap;
+	int failed;
 } blob;
 
 static void blob_add(blob *b, const char *s) {
@@ -254,16 +269,35 @@ static void blob_add(blob *b, const char *s) {
 		s = "";
 	}
 	size_t l = strlen(s) + 1;
+	if (b->failed) {
+		return;
+	}
 	if (b->len + l > b->cap) {
 		size_t c = b->cap ? b->cap * 2 : 1024;
 		while (c < b->len + l) {
 			c *= 2;
 		}
-		b->p = realloc(b->p, c);
+		char *p = realloc(b->p, c);
+		if (p == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
 		b->cap = c;
 	}
 	memcpy(b->p + b->len, s, l);
 	b->len += l;
+}
+
+// blob_done hands the block to the caller, or fails if memory ran out.
+static OrtStatus *blob_done(blob *b, char **out, size_t *len) {
+	if (b->failed) {
+		free(b->p);
+		return FN(CreateStatus)(QP_ORT_FAIL, "out of memory");
+	}
+	*out = b->p;
+	*len = b->len;
+	return NULL;
 }
 
 // qp_assignment lists, for every node the partitioner assigned, three strings:
@@ -303,9 +337,7 @@ OrtStatus *qp_assignment(OrtSession *s, char **out, size_t *len) {
 		free(b.p);
 		return st;
 	}
-	*out = b.p;
-	*len = b.len;
-	return NULL;
+	return blob_done(&b, out, len);
 }
 
 OrtStatus *qp_has_config(OrtSessionOptions *o, const char *key, int *out) {
@@ -334,9 +366,7 @@ OrtStatus *qp_ep_devices(char **out, size_t *len, size_t *n) {
 		unsigned int t = hw != NULL ? FN(HardwareDevice_Type)(hw) : 99;
 		blob_add(&b, t == QP_ORT_HW_CPU ? "cpu" : t == QP_ORT_HW_GPU ? "gpu" : t == QP_ORT_HW_NPU ? "npu" : "unknown");
 	}
-	*out = b.p;
-	*len = b.len;
-	return NULL;
+	return blob_done(&b, out, len);
 }
 
 // qp_append_ep appends the execution provider of the index-th OrtEpDevice

@@ -1,6 +1,9 @@
 package ort
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -45,14 +48,19 @@ func LibraryPath(explicit string) (string, error) {
 		EnvLibraryPath, repoLibrary, fixHint)
 }
 
-// existing returns p if it names a regular file.
+// existing returns p if it names a regular file; from says where p came
+// from ("--ort-lib", "$ONNXRUNTIME_SHARED_LIBRARY_PATH").
 func existing(p, from string) (string, error) {
 	st, err := os.Stat(p)
-	if err != nil {
-		return "", errorf(ErrUnavailable, "find library", p, "", "%s: %v; %s", from, err, fixHint)
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file")
 	}
-	if !st.Mode().IsRegular() {
-		return "", errorf(ErrUnavailable, "find library", p, "", "%s: not a regular file; %s", from, fixHint)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", errorf(ErrUnavailable, "find library", p, "", "%s: %v; %s", from, err, fixHint)
 	}
 	return p, nil
 }

@@ -52,7 +52,7 @@ func Init(libPath string) error {
 		}
 		libPath = p
 	}
-	if _, err := existing(libPath, "library"); err != nil {
+	if _, err := existing(libPath, "Init"); err != nil {
 		return err
 	}
 	st, _ := os.Stat(libPath)

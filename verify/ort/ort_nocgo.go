@@ -46,7 +46,9 @@ func (s *Session) Run(ctx context.Context, in []verify.Tensor) ([]verify.Tensor,
 }
 
 // Placement always fails: ONNX Runtime needs cgo.
-func (s *Session) Placement() (verify.Placement, error) { return verify.Placement{}, noCgo("placement") }
+func (s *Session) Placement() (verify.Placement, error) {
+	return verify.Placement{}, noCgo("placement")
+}
 
 // EndProfiling always fails: ONNX Runtime needs cgo.
 func (s *Session) EndProfiling() (string, error) { return "", noCgo("profile") }

@@ -367,18 +367,26 @@ func TestRunInputErrors(t *testing.T) {
 		t.Fatalf("good inputs: %v", err)
 	}
 	for name, mutate := range map[string]func([]verify.Tensor) []verify.Tensor{
-		"missing":     func(in []verify.Tensor) []verify.Tensor { return in[:1] },
-		"extra":       func(in []verify.Tensor) []verify.Tensor { return append(in, in[0]) },
-		"unknown":     func(in []verify.Tensor) []verify.Tensor { in[0].Name = "Z"; return in },
-		"duplicate":   func(in []verify.Tensor) []verify.Tensor { in[1] = in[0]; return in },
-		"dtype":       func(in []verify.Tensor) []verify.Tensor { in[1].DType = verify.Float32; in[1].F32 = make([]float32, 4); return in },
-		"rank":        func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{4}; return in },
-		"fixed dim":   func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{2, 2}; return in },
-		"zero dim":    func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{0, 4}; return in },
-		"short data":  func(in []verify.Tensor) []verify.Tensor { in[0].F32 = in[0].F32[:3]; return in },
-		"long data":   func(in []verify.Tensor) []verify.Tensor { in[1].U16 = make([]uint16, 5); return in },
-		"overflow":    func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{math.MaxInt64 / 2, 4}; return in },
-		"batch split": func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{2, 4}; in[0].F32 = make([]float32, 8); return in },
+		"missing":   func(in []verify.Tensor) []verify.Tensor { return in[:1] },
+		"extra":     func(in []verify.Tensor) []verify.Tensor { return append(in, in[0]) },
+		"unknown":   func(in []verify.Tensor) []verify.Tensor { in[0].Name = "Z"; return in },
+		"duplicate": func(in []verify.Tensor) []verify.Tensor { in[1] = in[0]; return in },
+		"dtype": func(in []verify.Tensor) []verify.Tensor {
+			in[1].DType = verify.Float32
+			in[1].F32 = make([]float32, 4)
+			return in
+		},
+		"rank":       func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{4}; return in },
+		"fixed dim":  func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{2, 2}; return in },
+		"zero dim":   func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{0, 4}; return in },
+		"short data": func(in []verify.Tensor) []verify.Tensor { in[0].F32 = in[0].F32[:3]; return in },
+		"long data":  func(in []verify.Tensor) []verify.Tensor { in[1].U16 = make([]uint16, 5); return in },
+		"overflow":   func(in []verify.Tensor) []verify.Tensor { in[0].Shape = []int64{math.MaxInt64 / 2, 4}; return in },
+		"batch split": func(in []verify.Tensor) []verify.Tensor {
+			in[0].Shape = []int64{2, 4}
+			in[0].F32 = make([]float32, 8)
+			return in
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := s.Run(context.Background(), mutate(good()))
@@ -425,4 +433,21 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("Version() = %q", v)
 	}
 	t.Logf("ONNX Runtime %s", v)
+}
+
+// A model without inputs (a Constant) runs with no tensors.
+func TestNoInputs(t *testing.T) {
+	needORT(t)
+	value := str(varint(nil, 20, 4), 1, "value") // AttributeProto type TENSOR
+	value = msg(value, 5, initializer("", tFloat, []int64{2}, f32Bytes([]float32{1.5, -2})))
+	s := openBytes(t, model(graphSpec{
+		nodes:   [][]byte{node("Constant", "c", nil, []string{"Y"}, value)},
+		outputs: [][]byte{valueInfo("Y", tFloat, 2)},
+	}), Options{})
+	for i := 0; i < 2; i++ {
+		res, err := s.Run(context.Background(), nil)
+		if err != nil || len(res) != 1 || len(res[0].F32) != 2 || res[0].F32[0] != 1.5 || res[0].F32[1] != -2 {
+			t.Fatalf("res %+v, err %v", res, err)
+		}
+	}
 }

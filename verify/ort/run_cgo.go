@@ -37,11 +37,11 @@ const maxPrealloc = 1 << 28
 // name turns out wrong (ONNX Runtime refuses the buffer), Run retries once
 // with those outputs left to ONNX Runtime and keeps that choice.
 type plan struct {
-	shapes  [][]int64   // input shapes: the key
-	in      []*buffer   // one per model input
+	shapes  [][]int64 // input shapes: the key
+	in      []*buffer // one per model input
 	inVals  []*C.OrtValue
-	out     []*buffer   // one per model output; nil where ONNX Runtime allocates
-	guessed []bool      // out[k]'s shape came from a symbolic name
+	out     []*buffer     // one per model output; nil where ONNX Runtime allocates
+	guessed []bool        // out[k]'s shape came from a symbolic name
 	scratch []*C.OrtValue // outputs handed to Run
 	pin     runtime.Pinner
 }
@@ -338,8 +338,8 @@ func (s *Session) runOnce(ctx context.Context, p *plan) (*status, error) {
 			close(stopped)
 		})
 	}
-	st := takeStatus(C.qp_run(s.h, s.runOpts, &s.inNames[0], &p.inVals[0], C.size_t(len(p.inVals)),
-		&s.outNames[0], &p.scratch[0], C.size_t(len(p.scratch))))
+	st := takeStatus(C.qp_run(s.h, s.runOpts, firstName(s.inNames), firstValue(p.inVals), C.size_t(len(p.inVals)),
+		firstName(s.outNames), firstValue(p.scratch), C.size_t(len(p.scratch))))
 	if stop != nil && !stop() {
 		<-stopped
 		takeStatus(C.qp_runopts_terminate(s.runOpts, 0))
@@ -350,6 +350,22 @@ func (s *Session) runOnce(ctx context.Context, p *plan) (*status, error) {
 		s.dropAllocated(p)
 	}
 	return st, nil
+}
+
+// firstName and firstValue point at s[0], or are nil for an empty s (a
+// model without inputs).
+func firstName(s []*C.char) **C.char {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
+}
+
+func firstValue(s []*C.OrtValue) **C.OrtValue {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
 }
 
 // dropAllocated releases outputs ONNX Runtime allocated in a run whose
