@@ -44,7 +44,13 @@ func exportTo(t testing.TB, src string, opt ExportOptions) (string, *ExportManif
 // 2 threads and returns the outputs by name.
 func runONNX(t testing.TB, dir string, x []float32, shape []int64) map[string]verify.Tensor {
 	t.Helper()
-	s, err := ort.Open(filepath.Join(dir, "model.onnx"), ort.Options{IntraOpThreads: 2})
+	return runONNXAt(t, dir, x, shape, ort.OptAll)
+}
+
+// runONNXAt runs at an ONNX Runtime graph optimization level.
+func runONNXAt(t testing.TB, dir string, x []float32, shape []int64, level int) map[string]verify.Tensor {
+	t.Helper()
+	s, err := ort.Open(filepath.Join(dir, "model.onnx"), ort.Options{IntraOpThreads: 2, OptLevel: level})
 	if err != nil {
 		t.Fatalf("ort.Open: %v", err)
 	}
