@@ -221,6 +221,10 @@ func ReadLabelsFile(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseLabels(path, data)
+}
+
+func parseLabels(path string, data []byte) ([]string, error) {
 	var labels []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxLabelsBytes)

@@ -218,17 +218,67 @@ func cmykToRGB(c, m, y, k uint8) (uint8, uint8, uint8) {
 	return f(c), f(m), f(y)
 }
 
+// ycbcrToRGB converts a decoded JPEG's planes, looking the chroma sample
+// up as YCbCr.COffset does but without a call per pixel.
 func ycbcrToRGB(m *image.YCbCr, p []uint8) {
 	b := m.Rect
+	hs := -1 // horizontal chroma subsampling shift
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440:
+		hs = 0
+	case image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420:
+		hs = 1
+	case image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410:
+		hs = 2
+	}
 	i := 0
+	if hs < 0 || b.Min.X < 0 || b.Min.Y < 0 { // COffset divides; shifts agree only from 0 up
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				ci := m.COffset(x, y)
+				p[i], p[i+1], p[i+2] = ycc(m.Y[m.YOffset(x, y)], m.Cb[ci], m.Cr[ci])
+				i += 3
+			}
+		}
+		return
+	}
+	w := b.Dx()
 	for y := b.Min.Y; y < b.Max.Y; y++ {
-		yi := m.YOffset(b.Min.X, y)
-		for x := b.Min.X; x < b.Max.X; x++ {
-			ci := m.COffset(x, y)
-			r, g, bl := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-			p[i], p[i+1], p[i+2] = r, g, bl
+		yrow := m.Y[m.YOffset(b.Min.X, y):][:w]
+		c0 := m.COffset(b.Min.X, y) // chroma of the row's first pixel
+		cb, cr := m.Cb[c0:], m.Cr[c0:]
+		for x, yv := range yrow {
+			c := (b.Min.X+x)>>hs - b.Min.X>>hs
+			p[i], p[i+1], p[i+2] = ycc(yv, cb[c], cr[c])
 			i += 3
-			yi++
 		}
 	}
+}
+
+// ycc is image/color.YCbCrToRGB (JFIF full-range BT.601, 16.16 fixed
+// point), copied so that it inlines into the loop above;
+// TestYCCMatchesColorPackage checks all 2^24 inputs against the original.
+func ycc(y, cb, cr uint8) (uint8, uint8, uint8) {
+	yy1 := int32(y) * 0x10101
+	cb1 := int32(cb) - 128
+	cr1 := int32(cr) - 128
+	r := yy1 + 91881*cr1
+	if uint32(r)&0xff000000 == 0 {
+		r >>= 16
+	} else {
+		r = ^(r >> 31)
+	}
+	g := yy1 - 22554*cb1 - 46802*cr1
+	if uint32(g)&0xff000000 == 0 {
+		g >>= 16
+	} else {
+		g = ^(g >> 31)
+	}
+	bl := yy1 + 116130*cb1
+	if uint32(bl)&0xff000000 == 0 {
+		bl >>= 16
+	} else {
+		bl = ^(bl >> 31)
+	}
+	return uint8(r), uint8(g), uint8(bl)
 }

@@ -196,3 +196,47 @@ func TestToRGBOffsetBounds(t *testing.T) {
 		t.Errorf("sub-image: %+v", got)
 	}
 }
+
+func TestYCCMatchesColorPackage(t *testing.T) {
+	for y := range 256 {
+		for cb := range 256 {
+			for cr := range 256 {
+				r1, g1, b1 := ycc(uint8(y), uint8(cb), uint8(cr))
+				r2, g2, b2 := color.YCbCrToRGB(uint8(y), uint8(cb), uint8(cr))
+				if r1 != r2 || g1 != g2 || b1 != b2 {
+					t.Fatalf("ycc(%d,%d,%d) = %d,%d,%d; image/color gives %d,%d,%d", y, cb, cr, r1, g1, b1, r2, g2, b2)
+				}
+			}
+		}
+	}
+}
+
+// TestToRGBYCbCrAllRatios: every subsampling ratio and an odd origin give
+// exactly what color.YCbCrToRGB gives at the sample COffset names.
+func TestToRGBYCbCrAllRatios(t *testing.T) {
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410} {
+		full := image.NewYCbCr(image.Rect(0, 0, 13, 9), ratio)
+		for i := range full.Y {
+			full.Y[i] = uint8(i * 31)
+		}
+		for i := range full.Cb {
+			full.Cb[i], full.Cr[i] = uint8(i*17+3), uint8(i*53+100)
+		}
+		for _, r := range []image.Rectangle{full.Rect, image.Rect(3, 1, 12, 8)} {
+			m := full.SubImage(r).(*image.YCbCr)
+			got := toRGB(m, nil)
+			i := 0
+			for y := r.Min.Y; y < r.Max.Y; y++ {
+				for x := r.Min.X; x < r.Max.X; x++ {
+					ci := m.COffset(x, y)
+					wr, wg, wb := color.YCbCrToRGB(m.Y[m.YOffset(x, y)], m.Cb[ci], m.Cr[ci])
+					if got.Pix[i] != wr || got.Pix[i+1] != wg || got.Pix[i+2] != wb {
+						t.Fatalf("%v %v (%d,%d): got %v, want %d %d %d", ratio, r, x, y, got.Pix[i:i+3], wr, wg, wb)
+					}
+					i += 3
+				}
+			}
+		}
+	}
+}
