@@ -163,7 +163,7 @@ func TestLoaderSkipsCorruptImages(t *testing.T) {
 	for i, c := range colors {
 		writePNG(t, filepath.Join(dir, "c", string(rune('a'+2*i))+".png"), 9, 7, c)
 	}
-	os.WriteFile(filepath.Join(dir, "c", "b.jpg"), trunc, 0o644)              // between a and c
+	os.WriteFile(filepath.Join(dir, "c", "b.jpg"), trunc, 0o644)               // between a and c
 	os.WriteFile(filepath.Join(dir, "c", "z.png"), []byte("not a png"), 0o644) // last
 
 	p, err := NewPreprocessor(PreprocessorConfig{Class: "ViTImageProcessor", DoResize: true, Size: Size{Height: 4, Width: 4},

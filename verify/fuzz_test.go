@@ -200,4 +200,3 @@ func FuzzParseLabels(f *testing.F) {
 		}
 	})
 }
-
