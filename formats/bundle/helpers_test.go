@@ -170,7 +170,8 @@ func makeTar(t testing.TB, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-// compress wraps a tar stream the way Pack does.
+// compress wraps a tar stream the way Pack does: one zstd frame and the
+// sha256 trailer.
 func compress(t testing.TB, tarBytes []byte) []byte {
 	t.Helper()
 	opts, err := encoderOptions(LevelFastestLit, 2)
@@ -193,7 +194,8 @@ func compressWith(t testing.TB, tarBytes []byte, opts []zstd.EOption) []byte {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	sum := sha256.Sum256(buf.Bytes())
+	return append(buf.Bytes(), trailer(sum[:])...)
 }
 
 // decompress returns the tar stream of a bundle.

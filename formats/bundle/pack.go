@@ -168,7 +168,7 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 		return nil, err
 	}
 	defer af.Abort()
-	sum := sha256.New()
+	sum := sha256.New() // of the compressed bytes, then of the whole file
 	cw := &countWriter{w: io.MultiWriter(af, sum)}
 	zw, err := zstd.NewWriter(cw, zopts...)
 	if err != nil {
@@ -199,16 +199,19 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
+	if _, err := io.MultiWriter(af, sum).Write(trailer(sum.Sum(nil))); err != nil {
+		return nil, err
+	}
 	if err := af.Commit(); err != nil {
 		return nil, err
 	}
 	raw := fileBytes + int64(len(man))
 	res := &PackResult{
-		Bundle: out, SHA256: hex.EncodeToString(sum.Sum(nil)), Bytes: cw.n, RawBytes: raw,
+		Bundle: out, SHA256: hex.EncodeToString(sum.Sum(nil)), Bytes: cw.n + int64(trailerLen), RawBytes: raw,
 		Files: len(files) + 1, Level: level, Manifest: "stored", FormatVersion: FormatVersion,
 	}
 	if raw > 0 {
-		res.Ratio = float64(cw.n) / float64(raw)
+		res.Ratio = float64(res.Bytes) / float64(raw)
 	}
 	if !exact {
 		res.Manifest = "rewritten"

@@ -294,27 +294,6 @@ func TestLevelAuto(t *testing.T) {
 	}
 }
 
-// Every level, and every stream size around the encoder's block and job
-// boundaries, gives a frame header the reader accepts (frame.go).
-func TestFrameHeaderForms(t *testing.T) {
-	for _, l := range Levels[1:] {
-		for _, n := range []int{1536, 64<<10 - 512, 64<<10 + 512, 128 << 10, 128<<10 + 512, 4<<20 + 512, 9 << 20} {
-			opts, err := encoderOptions(l, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			z := compressWith(t, make([]byte, n), opts)
-			_, size, why := readFrameHeader(bytes.NewReader(z))
-			if why != "" {
-				t.Errorf("%s, %d bytes: %s", l, n, why)
-			}
-			if size >= 0 && size != int64(n) {
-				t.Errorf("%s, %d bytes: header declares %d", l, n, size)
-			}
-		}
-	}
-}
-
 // Pack's progress reaches the total, and the total counts each byte once
 // when the manifest is exact.
 func TestPackProgress(t *testing.T) {

@@ -5,16 +5,19 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/quantpack/quantpack/quant"
 )
 
-// The payload generators below make the byte patterns of real quantized
-// weights for the compression measurements and benchmarks: weights drawn
-// from N(0, 0.02²) (the initializer scale of ViT/DeiT/BEiT checkpoints),
-// stored as FP16, BF16, INT8 codes (bitsandbytes row absmax) and NF4 packed
-// nibbles (bitsandbytes blocks of 64, high nibble first). The quant package
-// was not in the tree when these were written, so the conversions are done
-// here from math.Float32bits; they are test data, not product code, and
-// TestPayloadConversions pins them to hand-computed values.
+// The payloads below are the byte patterns of real quantized weights, for
+// the compression measurements and benchmarks: weights drawn from
+// N(0, 0.02²) (the initializer scale of ViT/DeiT/BEiT checkpoints) stored
+// as FP16, BF16 (quant.F32ToF16/F32ToBF16), INT8 codes with row absmax
+// (quant.QuantizeInt8Rows, rows of 768) and NF4 packed nibbles
+// (quant.QuantizeNF4, blocks of 64, high nibble first). The first level
+// measurements were taken before quant existed, with the bit-level
+// conversions in this file; TestPayloadConversions checks that both give
+// the same bytes.
 
 // payloadKinds are the precisions the level measurement covers.
 var payloadKinds = []string{"fp16", "bf16", "int8", "nf4"}
@@ -95,8 +98,9 @@ func nf4Code(x float32) byte {
 	return byte(best)
 }
 
-// makePayload returns n bytes of the given precision's weight encoding.
-func makePayload(kind string, n int, seed uint64) []byte {
+// refPayload is makePayload computed independently of quant, from
+// math.Float32bits and the codebook.
+func refPayload(kind string, n int, seed uint64) []byte {
 	out := make([]byte, 0, n)
 	switch kind {
 	case "fp16", "bf16":
@@ -116,8 +120,9 @@ func makePayload(kind string, n int, seed uint64) []byte {
 			for _, x := range row {
 				amax = max(amax, float32(math.Abs(float64(x))))
 			}
+			scale := 127 / amax // float32, as bitsandbytes and quant compute it
 			for _, x := range row {
-				out = append(out, byte(int8(math.Round(float64(x*127/amax)))))
+				out = append(out, byte(int8(math.RoundToEven(float64(x*scale)))))
 			}
 		}
 	case "nf4":
@@ -161,6 +166,23 @@ func TestPayloadConversions(t *testing.T) {
 			t.Errorf("f32ToBF16(%g) = %#04x, want %#04x", c.in, got, c.want)
 		}
 	}
+	// The payloads from quant and from the reference conversions above are
+	// byte-identical: fp16/bf16 are both round-to-nearest-even, int8 both
+	// round half to even after one float32 multiply, nf4 both pick the
+	// nearest codebook entry (quant by the kernel's midpoint literals, which
+	// can only disagree within 1e-7 of a midpoint; none of these weights is).
+	for _, k := range payloadKinds {
+		got, want := makePayload(k, payloadRow*1024, 11), refPayload(k, payloadRow*1024, 11)
+		diff := 0
+		for i := range got {
+			if got[i] != want[i] {
+				diff++
+			}
+		}
+		if diff != 0 {
+			t.Errorf("%s: %d of %d bytes differ between quant and the reference", k, diff, len(got))
+		}
+	}
 	if nf4Code(-1) != 0 || nf4Code(0) != 7 || nf4Code(1) != 15 || nf4Code(0.05) != 8 {
 		t.Error("nf4Code disagrees with the codebook order")
 	}
@@ -169,4 +191,45 @@ func TestPayloadConversions(t *testing.T) {
 			t.Errorf("%s payload: %d bytes, want 4096", k, got)
 		}
 	}
+}
+
+// makePayload returns n bytes of the given precision's weight encoding,
+// made with the quant package.
+func makePayload(kind string, n int, seed uint64) []byte {
+	switch kind {
+	case "fp16", "bf16":
+		w := normalWeights(n/2, seed)
+		h := make([]uint16, len(w))
+		if kind == "fp16" {
+			quant.F32ToF16(h, w)
+		} else {
+			quant.F32ToBF16(h, w)
+		}
+		out := make([]byte, 0, n)
+		for _, v := range h {
+			out = binary.LittleEndian.AppendUint16(out, v)
+		}
+		return out
+	case "int8":
+		rows := (n + payloadRow - 1) / payloadRow // whole rows, cut to n below
+		w := normalWeights(rows*payloadRow, seed)
+		q := make([]int8, len(w))
+		if err := quant.QuantizeInt8Rows(q, make([]float32, rows), w, rows, payloadRow); err != nil {
+			panic(err)
+		}
+		out := make([]byte, n)
+		for i := range out {
+			out[i] = byte(q[i])
+		}
+		return out
+	case "nf4":
+		w := normalWeights(2*n, seed)
+		packed := make([]byte, n)
+		_, na := quant.NF4Sizes(len(w), 64)
+		if err := quant.QuantizeNF4(packed, make([]float32, na), w, 64); err != nil {
+			panic(err)
+		}
+		return packed
+	}
+	panic("unknown payload " + kind)
 }

@@ -34,7 +34,6 @@ type reader struct {
 	man    *bundleManifest
 	manRaw []byte
 	buf    []byte
-	fcs    int64 // content size the frame header declares, -1 if none
 }
 
 // openReader starts reading a bundle from r and reads its manifest. The
@@ -44,16 +43,10 @@ func openReader(ctx context.Context, r io.Reader, bundle string, maxBytes int64,
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	src := &sourceReader{r: r, ctx: ctx, prog: prog}
+	src := &sourceReader{r: r, ctx: ctx, prog: prog, tail: newTailHasher()}
 	rd := &reader{bundle: bundle, ctx: ctx, src: src, index: -1, seen: map[string]bool{}, buf: make([]byte, copyBufSize)}
 	rd.raw = &limitCounter{limit: saturatingAdd(maxBytes, maxStreamOverhead)}
-	hdr, fcs, why := readFrameHeader(src)
-	if why != "" {
-		return nil, rd.streamErr(errors.New(why))
-	}
-	rd.fcs = fcs
-	zr, err := zstd.NewReader(io.MultiReader(bytes.NewReader(hdr), src),
-		zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
+	zr, err := zstd.NewReader(src, zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -213,8 +206,19 @@ func (rd *reader) finish() error {
 			return rd.streamErr(err)
 		}
 	}
-	if rd.fcs >= 0 && rd.raw.n != rd.fcs {
-		return rd.fail(ErrCorrupt, "zstd frame declares %d bytes, holds %d", rd.fcs, rd.raw.n)
+	// The decoder has consumed its input up to the end; read whatever it
+	// left (nothing, normally) so that the trailer is the file's last bytes.
+	for {
+		_, err := rd.src.Read(rd.buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rd.streamErr(err)
+		}
+	}
+	if why := rd.src.checkTrailer(); why != "" {
+		return rd.fail(ErrCorrupt, "%s", why)
 	}
 	return nil
 }
@@ -295,6 +299,13 @@ type sourceReader struct {
 	prog *progress
 	mu   sync.Mutex
 	err  error
+	tail *tailHasher // hashes all but the trailer
+}
+
+func (s *sourceReader) checkTrailer() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tail.check()
 }
 
 func (s *sourceReader) error() error {
@@ -311,12 +322,11 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	if s.prog != nil && k > 0 {
 		s.prog.add(int64(k))
 	}
-	if err != nil {
-		s.mu.Lock()
-		if s.err == nil {
-			s.err = err
-		}
-		s.mu.Unlock()
+	s.mu.Lock()
+	s.tail.write(p[:k])
+	if err != nil && s.err == nil {
+		s.err = err
 	}
+	s.mu.Unlock()
 	return k, err
 }
