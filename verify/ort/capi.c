@@ -12,7 +12,8 @@
 
 #include "capi.h"
 
-static void *const *api;         // the OrtApi table, as an array of function pointers
+typedef void (*any_fn)(void);
+static const any_fn *api;        // the OrtApi table, as an array of function pointers
 static const qp_api_base *base;  // OrtApiBase
 static OrtEnv *env;              // the process-wide OrtEnv
 static OrtMemoryInfo *cpu_mem;   // CPU memory description for tensors over Go memory
@@ -46,7 +47,7 @@ int qp_load(const char *path, char *err, size_t errlen) {
 		snprintf(err, errlen, "OrtGetApiBase returned no API");
 		return 1;
 	}
-	void *const *a = (void *const *)b->GetApi(QP_ORT_API_VERSION);
+	const any_fn *a = (const any_fn *)b->GetApi(QP_ORT_API_VERSION);
 	if (a == NULL) {
 		snprintf(err, errlen, "library %s (ORT %s) does not provide C API version %d (ORT 1.%d or newer)",
 		         path, b->GetVersionString ? b->GetVersionString() : "?", QP_ORT_API_VERSION,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/quantpack/quantpack/internal/fault"
@@ -16,7 +17,8 @@ const childEnv = "QUANTPACK_ORT_INIT_CHILD"
 
 // TestInitFailures runs in a fresh process (ONNX Runtime loads once per
 // process): missing and unloadable libraries fail with ErrUnavailable and
-// leave nothing behind, so loading the real library afterwards works.
+// leave nothing behind, so loading the real library afterwards works, also
+// from concurrent callers.
 func TestInitFailures(t *testing.T) {
 	if lib := os.Getenv(childEnv); lib != "" {
 		initFailuresChild(t, lib)
@@ -56,11 +58,24 @@ func initFailuresChild(t *testing.T, lib string) {
 			t.Fatalf("%s: Open without a library: %v", name, err)
 		}
 	}
-	if err := Init(lib); err != nil {
-		t.Fatalf("real library after failures: %v", err)
+	// Concurrent first calls: one loads, all succeed.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = Init(lib)
+		}()
 	}
-	if err := Init(lib); err != nil {
-		t.Fatalf("second Init: %v", err)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Init %d after failures: %v", i, err)
+		}
+	}
+	if err := Init(""); err != nil {
+		t.Fatalf("Init(\"\") once loaded: %v", err)
 	}
 	if err := Init(notELF); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Init of another library after loading: %v", err)
