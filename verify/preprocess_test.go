@@ -1,13 +1,21 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"image"
+	"image/color"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
 func readF32(t testing.TB, path string) []float32 {
@@ -89,6 +97,70 @@ func TestPipelineMatchesPillow(t *testing.T) {
 					t.Errorf("JPEG path differs by max %.2f, mean %.3f levels; bound is 3 and 0.4", maxLevels, sumLevels/float64(len(got)))
 				}
 			})
+		}
+	}
+}
+
+// TestApplyNoResizeCropAndFlip works one case out by hand: a 4×3 image,
+// no resize, center crop 2×2 → rows 0..1 ((3−2)//2 = 0), columns 1..2;
+// rescale by 1/255 in float64 then float32; BGR flip.
+func TestApplyNoResizeCropAndFlip(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 4, 3))
+	for y := range 3 {
+		for x := range 4 {
+			img.SetNRGBA(x, y, color.NRGBA{uint8(10*y + x), 100, uint8(200 + x), 255})
+		}
+	}
+	p, err := NewPreprocessor(PreprocessorConfig{Class: "MobileViTImageProcessor", DoCenterCrop: true,
+		CropSize: Size{Height: 2, Width: 2}, DoRescale: true, RescaleFactor: 1.0 / 255, DoFlipChannelOrder: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, 12)
+	if err := p.Apply(img, got); err != nil {
+		t.Fatal(err)
+	}
+	f := func(u int) float32 { return float32(float64(u) * (1.0 / 255)) }
+	want := []float32{
+		f(201), f(202), f(201), f(202), // B plane first (flipped)
+		f(100), f(100), f(100), f(100),
+		f(1), f(2), f(11), f(12), // R plane last
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if err := p.Apply(img, make([]float32, 11)); !errors.Is(err, ErrShape) {
+		t.Errorf("short dst: %v", err)
+	}
+}
+
+// TestDecodeBMPAndTIFF: the x/image decoders are registered and their
+// pixels reach the same RGB as the source.
+func TestDecodeBMPAndTIFF(t *testing.T) {
+	src := image.NewNRGBA(image.Rect(0, 0, 3, 2))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(40 * i)
+	}
+	for i := 3; i < len(src.Pix); i += 4 {
+		src.Pix[i] = 255
+	}
+	for name, enc := range map[string]func(*bytes.Buffer) error{
+		"bmp":  func(b *bytes.Buffer) error { return bmp.Encode(b, src) },
+		"tiff": func(b *bytes.Buffer) error { return tiff.Encode(b, src, nil) },
+	} {
+		var b bytes.Buffer
+		if err := enc(&b); err != nil {
+			t.Fatal(err)
+		}
+		img, err := DecodeImageBytes("x."+name, b.Bytes())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := toRGB(img, nil).Pix
+		for i := range 6 {
+			if !bytes.Equal(got[3*i:3*i+3], src.Pix[4*i:4*i+3]) {
+				t.Fatalf("%s pixel %d: %v, want %v", name, i, got[3*i:3*i+3], src.Pix[4*i:4*i+3])
+			}
 		}
 	}
 }
