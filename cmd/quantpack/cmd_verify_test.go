@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 
 // repoFixture returns ../shared/fixtures/<sub> beside the repository root,
 // skipping when absent and failing under QUANTPACK_CI=1.
-func repoFixture(t *testing.T, sub string) string {
+func repoFixture(t testing.TB, sub string) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -54,7 +54,7 @@ func repoFixture(t *testing.T, sub string) string {
 	return p
 }
 
-func skipOrFail(t *testing.T, format string, args ...any) {
+func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("QUANTPACK_CI") == "1" {
 		t.Fatalf(format, args...)
@@ -63,7 +63,7 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 }
 
 // requireORT skips (fails in CI) when the ONNX Runtime library is absent.
-func requireORT(t *testing.T) {
+func requireORT(t testing.TB) {
 	t.Helper()
 	if _, err := ort.LibraryPath(""); err != nil {
 		skipOrFail(t, "ONNX Runtime library not found: %v", err)
@@ -71,7 +71,7 @@ func requireORT(t *testing.T) {
 }
 
 // exportRef exports the reference fixture sub at precision prec.
-func exportRef(t *testing.T, sub string, prec convert.ExportPrecision) string {
+func exportRef(t testing.TB, sub string, prec convert.ExportPrecision) string {
 	t.Helper()
 	src := repoFixture(t, filepath.Join("reference", sub))
 	out := filepath.Join(t.TempDir(), sub+"-"+string(prec))
