@@ -180,33 +180,92 @@ func DoubleQuant(codes []uint8, nested []float32, absmax []float32, nestedBlock 
 }
 
 // dynQuantize is bitsandbytes' dQuantize (non-stochastic) over the signed
-// dynamic map, without branches on the data: the seven comparisons against
-// the tree's inner nodes (all odd indices) select an even leaf p whose
-// neighbours p-1 and p+1 are both ancestors in the perfect tree over 0..254,
-// so the kernel's last choice is between p and p+1 when x > map[p], else
-// between p-1 (0 at the left edge) and p.
+// dynamic map. The kernel walks the sorted map as a perfect binary tree over
+// indices 0..254 (seven comparisons with inner nodes, all odd), lands on an
+// even leaf p whose neighbours p-1 and p+1 are both ancestors, and then picks
+// between p and the neighbour on x's side by the float32 midpoint (a+b)·0.5,
+// keeping p on a tie. So the result is the number of midpoints x moves past,
+// where x moves past the midpoint of entries j and j+1 when x > m (j even)
+// or x ≥ m (j odd), i.e. x > m' with m' = m for even j and the float32 just
+// below m for odd j.
+//
+// That count comes from a table indexed by x's sign, exponent and top 7
+// fraction bits: each bucket spans less than 2^-7 relative, while the
+// midpoints are at least 0.014 relative apart, so a bucket holds at most one
+// m' (checked when the table is built). Values below 2^-22 in magnitude
+// all get 127, the code of 0.0: the nearest midpoints are ±2.75e-7.
 func dynQuantize(x float32) uint8 {
+	b := math.Float32bits(x)
+	e := b >> 23 & 0xFF
+	switch {
+	case e < dynMinExp:
+		return dynZeroCode
+	case e > 127: // |x| ≥ 2, ±Inf or NaN: cannot come from DoubleQuant
+		if x > 0 {
+			return 255
+		}
+		return 0 // NaN fails every comparison, as in the kernel
+	}
+	frac := b >> (23 - dynFracBits) & (1<<dynFracBits - 1)
+	i := (b>>31)*dynHalf + (e-dynMinExp)<<dynFracBits + frac
+	ent := dynLUT[i]
+	c := ent.base
+	if x > ent.thr {
+		c++
+	}
+	return c
+}
+
+const (
+	dynMinExp   = 127 - 22
+	dynFracBits = 7
+	dynHalf     = (127 - dynMinExp + 1) << dynFracBits
+)
+
+type dynEntry struct {
+	thr  float32
+	base uint8
+}
+
+var dynLUT = buildDynLUT()
+
+// buildDynLUT fills the table behind dynQuantize from the strict thresholds
+// m' (see there): a bucket's base counts the m' below its smallest value and
+// thr is the first m' at or above it.
+func buildDynLUT() (lut [2 * dynHalf]dynEntry) {
 	c := &dynSigned
-	p := 127
-	for step := 64; step > 0; step >>= 1 {
-		d := -step
-		if x > c[p] {
-			d = step
+	var th [255]float32
+	for j := range th {
+		m := (c[j] + c[j+1]) * 0.5
+		if j%2 == 1 {
+			m = math.Nextafter32(m, float32(math.Inf(-1)))
 		}
-		p += d
+		th[j] = m
 	}
-	v := c[p]
-	if x > v {
-		if x > (c[p+1]+v)*0.5 {
-			return uint8(p + 1)
+	for sign := uint32(0); sign < 2; sign++ {
+		for k := uint32(0); k < dynHalf; k++ {
+			exp, frac := k>>dynFracBits+dynMinExp, k&(1<<dynFracBits-1)
+			lo := exp<<23 + frac<<(23-dynFracBits) // smallest magnitude in the bucket
+			hi := lo + (1<<(23-dynFracBits) - 1)   // largest
+			xmin, xmax := math.Float32frombits(lo), math.Float32frombits(hi)
+			if sign == 1 {
+				xmin, xmax = -xmax, -xmin
+			}
+			base := 0
+			for base < len(th) && th[base] < xmin {
+				base++
+			}
+			e := dynEntry{thr: float32(math.Inf(1)), base: uint8(base)}
+			if base < len(th) {
+				e.thr = th[base]
+				if base+1 < len(th) && th[base+1] < xmax {
+					panic("quant: two dynamic-map midpoints in one table bucket")
+				}
+			}
+			lut[sign*dynHalf+k] = e
 		}
-		return uint8(p)
 	}
-	l := max(p-1, 0)
-	if x < (c[l]+v)*0.5 {
-		return uint8(l)
-	}
-	return uint8(p)
+	return lut
 }
 
 // UndoDoubleQuant restores the block scales: dst[i] =

@@ -150,7 +150,7 @@ func TestQuantizeNF4(t *testing.T) {
 		bothPaths(t, func(t *testing.T) {
 			for _, bs := range []int{64, 32, 128, 2, 6} {
 				checkNF4(t, name, src, bs)
-				checkNF4(t, name+"-odd", src[:len(src)-1], bs)  // odd length
+				checkNF4(t, name+"-odd", src[:len(src)-1], bs)   // odd length
 				checkNF4(t, name+"-tail", src[:len(src)-20], bs) // partial last block
 			}
 		})
