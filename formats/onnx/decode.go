@@ -160,8 +160,8 @@ type number interface {
 // allocation and bounded by its length in bytes.
 func appendScalars[T number](d *decoder, e *extra, msg msgKind, f field, dst []T, name string) ([]T, error) {
 	packed := f.typ == protowire.BytesType
-	if packed != defaultPacked(msg, f.num) && f.num < 64 {
-		e.flipped |= 1 << f.num
+	if packed != defaultPacked(msg, f.num) && f.num < 64 && (!packed || f.end-f.val > 1) {
+		e.flipped |= 1 << f.num // (an empty packed run writes nothing back)
 	}
 	elem := protowire.VarintType
 	var zero T
@@ -188,6 +188,9 @@ func appendScalars[T number](d *decoder, e *extra, msg msgKind, f field, dst []T
 		}
 		count = len(p) / 8
 	default:
+		if len(p) > 0 && p[len(p)-1] >= 0x80 {
+			return dst, d.errorf(f.at, name, ErrTruncated, "packed varint run ends inside a value")
+		}
 		for _, c := range p {
 			if c < 0x80 {
 				count++

@@ -233,6 +233,9 @@ func (d *decoder) attribute(a *Attribute, start, end int) error {
 	if n := attrValueField(a.Type); n != 0 {
 		a.setZero(n, false)
 	}
+	if a.Type == AttrTypeString && a.S == nil {
+		a.S = []byte{} // as it reads back after the writer emits s
+	}
 	return err
 }
 

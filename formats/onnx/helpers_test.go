@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -107,9 +108,22 @@ func newBody() *Graph {
 
 // equalDeep is reflect.DeepEqual, except that floats compare by value with
 // NaN equal to NaN (and signed zeros told apart), and funcs by nil-ness.
-func equalDeep(a, b any) bool { return eqValue(reflect.ValueOf(a), reflect.ValueOf(b)) }
+func equalDeep(a, b any) bool { return diffDeep(a, b) == "" }
 
-func eqValue(a, b reflect.Value) bool {
+// diffDeep returns the path of the first difference equalDeep finds, or "".
+func diffDeep(a, b any) string {
+	var path []string
+	if eqValue(reflect.ValueOf(a), reflect.ValueOf(b), &path) {
+		return ""
+	}
+	var s strings.Builder
+	for i := len(path) - 1; i >= 0; i-- {
+		s.WriteString(path[i])
+	}
+	return "model" + s.String()
+}
+
+func eqValue(a, b reflect.Value, path *[]string) bool {
 	if a.IsValid() != b.IsValid() {
 		return false
 	}
@@ -129,27 +143,30 @@ func eqValue(a, b reflect.Value) bool {
 		if a.IsNil() || b.IsNil() {
 			return a.IsNil() == b.IsNil()
 		}
-		return eqValue(a.Elem(), b.Elem())
+		return eqValue(a.Elem(), b.Elem(), path)
 	case reflect.Slice:
 		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
 			return false
 		}
 		for i := 0; i < a.Len(); i++ {
-			if !eqValue(a.Index(i), b.Index(i)) {
+			if !eqValue(a.Index(i), b.Index(i), path) {
+				*path = append(*path, "["+strconv.Itoa(i)+"]")
 				return false
 			}
 		}
 		return true
 	case reflect.Array:
 		for i := 0; i < a.Len(); i++ {
-			if !eqValue(a.Index(i), b.Index(i)) {
+			if !eqValue(a.Index(i), b.Index(i), path) {
+				*path = append(*path, "["+strconv.Itoa(i)+"]")
 				return false
 			}
 		}
 		return true
 	case reflect.Struct:
 		for i := 0; i < a.NumField(); i++ {
-			if !eqValue(a.Field(i), b.Field(i)) {
+			if !eqValue(a.Field(i), b.Field(i), path) {
+				*path = append(*path, "."+a.Type().Field(i).Name)
 				return false
 			}
 		}
