@@ -306,3 +306,19 @@ func TestVerifyLabelledImages(t *testing.T) {
 	}
 	checkSchema(t, out)
 }
+
+// TestVerifyEmbeddingModel: a ViTModel export has no logits; agreement is
+// the cosine of pooler_output, with no top-1/top-5.
+func TestVerifyEmbeddingModel(t *testing.T) {
+	requireORT(t)
+	m := exportRef(t, "vit-base", convert.ExportFP32)
+	code, out := runCLI(t, "verify", m, m, "--iters", "1", "--samples", "3", "--threads", "1", "--no-memory", "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	r := decodeReport(t, out)
+	if a := r.Agreement; a.Kind != verify.Embedding || a.Top1 != nil || a.KLMean != nil || a.CosineMin < 1-1e-6 || r.Baseline.Output != "pooler_output" {
+		t.Fatalf("agreement %+v on %q", a, r.Baseline.Output)
+	}
+	checkSchema(t, out)
+}
