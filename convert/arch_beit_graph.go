@@ -30,7 +30,7 @@ func beitGraph(b *builder) error {
 		// BeitRelativePositionBias resizes its table with bilinear
 		// interpolation and then interpolates the bias itself; that path is
 		// not implemented.
-		return fmt.Errorf("%w: BEiT export at %dx%d: only the checkpoint's image size %d is supported", ErrImageSize, b.opt.Height, b.opt.Width, p.Image)
+		return fmt.Errorf("%w: BEiT at %dx%d: only the checkpoint's image size %d", ErrExportUnsupported, b.opt.Height, b.opt.Width, p.Image)
 	}
 	seq := 1 + gh*gw
 	var x string

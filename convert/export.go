@@ -25,6 +25,9 @@ var (
 	ErrNoGraph      = fault.New(fault.Unsupported, "convert: no ONNX graph builder for architecture")
 	ErrArtifact     = fault.New(fault.Invalid, "convert: invalid quantpack artifact")
 	ErrPrecisionMix = fault.New(fault.Usage, "convert: artifact precision differs from the requested one")
+	// ErrExportUnsupported is a valid input export cannot handle (a BEiT at
+	// another image size, a bf16 artifact).
+	ErrExportUnsupported = fault.New(fault.Unsupported, "convert: not supported by export")
 )
 
 // ExportPrecision is export's --precision.
@@ -246,7 +249,7 @@ func (s *exportSource) checkTensors() error {
 			return err
 		}
 		if !slices.Equal(shape, sp.Shape) {
-			return fmt.Errorf("%s: %w: %q has shape %v but config.json implies %v", s.dir, ErrTensorShape, sp.Name, shape, sp.Shape)
+			return tensorErr(s.dir, sp.Name, ErrTensorShape, "has shape %v but config.json implies %v", shape, sp.Shape)
 		}
 	}
 	return nil
@@ -276,7 +279,7 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 			ErrPrecisionMix, src, s.artifact.Precision, s.artifact.Precision, prec)
 	}
 	if s.artifact != nil && s.artifact.Precision == BF16 {
-		return nil, fmt.Errorf("%w: bf16 artifacts (export fp32 or fp16)", ErrUnsupported)
+		return nil, fmt.Errorf("%w: bf16 artifacts (export the checkpoint at fp32 or fp16)", ErrExportUnsupported)
 	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {

@@ -42,10 +42,34 @@ func (w *weights) has(name string) bool {
 	return ok
 }
 
+// TensorError is a problem with one tensor of an export source: missing,
+// of the wrong shape or dtype, or inconsistent with the artifact's scheme.
+// It wraps the class (ErrMissing, ErrTensorShape, ErrTensorDType, ...).
+type TensorError struct {
+	Path   string // checkpoint or artifact directory, or safetensors file
+	Tensor string
+	Detail string
+	Err    error
+}
+
+func (e *TensorError) Error() string {
+	s := fmt.Sprintf("%s: %v: %q", e.Path, e.Err, e.Tensor)
+	if e.Detail != "" {
+		s += " " + e.Detail
+	}
+	return s
+}
+
+func (e *TensorError) Unwrap() error { return e.Err }
+
+func tensorErr(path, tensor string, class error, format string, args ...any) error {
+	return &TensorError{Path: path, Tensor: tensor, Detail: fmt.Sprintf(format, args...), Err: class}
+}
+
 // missing is the error for a tensor the architecture needs and the source
 // lacks.
 func (w *weights) missing(name string) error {
-	return fmt.Errorf("%s: %w: %q", w.path, ErrMissing, name)
+	return tensorErr(w.path, name, ErrMissing, "")
 }
 
 // info returns a tensor's logical shape and scheme (a float scheme named by
@@ -82,10 +106,10 @@ func (w *weights) stored(name string, dts []safetensors.DType, shape []int64) (s
 		return e, w.missing(name)
 	}
 	if len(dts) > 0 && !slices.Contains(dts, e.DType) {
-		return e, fmt.Errorf("%s: %w: %q is %s, want one of %v", e.File.Name(), ErrTensorDType, name, e.DType, dts)
+		return e, tensorErr(e.File.Name(), name, ErrTensorDType, "is %s, want one of %v", e.DType, dts)
 	}
 	if shape != nil && !slices.Equal(e.Shape, shape) {
-		return e, fmt.Errorf("%s: %w: %q has shape %v, want %v", e.File.Name(), ErrTensorShape, name, e.Shape, shape)
+		return e, tensorErr(e.File.Name(), name, ErrTensorShape, "has shape %v, want %v", e.Shape, shape)
 	}
 	return e, nil
 }
@@ -101,7 +125,7 @@ func (w *weights) floatEntry(name string) (safetensors.Entry, error) {
 	switch scheme {
 	case SchemeFP32, SchemeFP16, SchemeBF16:
 	default:
-		return safetensors.Entry{}, fmt.Errorf("%s: %w: %q is stored as %s where a float tensor is needed", w.path, ErrUnsupported, name, scheme)
+		return safetensors.Entry{}, tensorErr(w.path, name, ErrUnsupported, "is stored as %s where a float tensor is needed", scheme)
 	}
 	return w.stored(name, floatDTypes, shape)
 }
@@ -254,7 +278,7 @@ func (b *builder) paramAs(name string, dims []int64, transpose bool) string {
 		dims = slices.Clone(e.Shape)
 		if transpose {
 			if len(dims) != 2 {
-				b.errf(fmt.Errorf("%s: %w: %q has shape %v, want 2-D", b.w.path, ErrTensorShape, name, e.Shape))
+				b.errf(tensorErr(b.w.path, name, ErrTensorShape, "has shape %v, want 2-D", e.Shape))
 				return name
 			}
 			dims[0], dims[1] = dims[1], dims[0]
@@ -282,7 +306,7 @@ func (b *builder) paramData(name string, want ...int64) []float32 {
 		return nil
 	}
 	if want != nil && !slices.Equal(shape, want) {
-		b.errf(fmt.Errorf("%s: %w: %q has shape %v, want %v", b.w.path, ErrTensorShape, name, shape, want))
+		b.errf(tensorErr(b.w.path, name, ErrTensorShape, "has shape %v, want %v", shape, want))
 		return nil
 	}
 	return v

@@ -55,7 +55,7 @@ func (b *builder) addPosEmbed(x, name string, tokens int, p vitParams) string {
 		return x
 	}
 	if len(shape) != 3 || shape[0] != 1 || shape[2] != int64(p.Hidden) {
-		b.errf(fmt.Errorf("%s: %w: %q has shape %v, want [1, tokens, %d]", b.w.path, ErrTensorShape, name, shape, p.Hidden))
+		b.errf(tensorErr(b.w.path, name, ErrTensorShape, "has shape %v, want [1, tokens, %d]", shape, p.Hidden))
 		return x
 	}
 	if n := int(shape[1]) - tokens; n == gh*gw && gh == gw {

@@ -39,7 +39,7 @@ func (b *builder) linear(x, prefix string) string {
 		return x
 	}
 	if len(shape) != 2 {
-		b.errf(fmt.Errorf("%s: %w: %q has shape %v, want [out, in]", b.w.path, ErrTensorShape, wname, shape))
+		b.errf(tensorErr(b.w.path, wname, ErrTensorShape, "has shape %v, want [out, in]", shape))
 		return x
 	}
 	n, k := shape[0], shape[1]
@@ -47,7 +47,7 @@ func (b *builder) linear(x, prefix string) string {
 	if b.w.has(prefix + ".bias") {
 		bias = b.paramAs(prefix+".bias", nil, false)
 		if bs, _, _ := b.w.info(prefix + ".bias"); !slices.Equal(bs, []int64{n}) {
-			b.errf(fmt.Errorf("%s: %w: %q has shape %v, want [%d]", b.w.path, ErrTensorShape, prefix+".bias", bs, n))
+			b.errf(tensorErr(b.w.path, prefix+".bias", ErrTensorShape, "has shape %v, want [%d]", bs, n))
 			return x
 		}
 	}
@@ -133,7 +133,7 @@ func (b *builder) storedFloats(name string, n int64) []float32 {
 	}
 	for i, s := range v {
 		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
-			b.errf(fmt.Errorf("%s: %w: %q[%d] is %v", e.File.Name(), ErrTensorShape, name, i, s))
+			b.errf(tensorErr(e.File.Name(), name, ErrTensorShape, "[%d] is %v", i, s))
 			return nil
 		}
 	}
@@ -151,13 +151,13 @@ func (b *builder) linearInt4(x, wname string, n, k int64, bias string) string {
 	}
 	// [N, k_blocks, block/2]: the block size is in the layout itself.
 	if len(codes.Shape) != 3 || codes.Shape[0] != n || codes.Shape[2] < 8 {
-		b.errf(fmt.Errorf("%s: %w: %q has shape %v, want [%d, k_blocks, block/2]", codes.File.Name(), ErrTensorShape, wname, codes.Shape, n))
+		b.errf(tensorErr(codes.File.Name(), wname, ErrTensorShape, "has shape %v, want [%d, k_blocks, block/2]", codes.Shape, n))
 		return x
 	}
 	bs := 2 * codes.Shape[2]
 	kb := codes.Shape[1]
 	if bs&(bs-1) != 0 || kb != (k+bs-1)/bs {
-		b.errf(fmt.Errorf("%s: %w: %q has shape %v: %d blocks of %d do not cover K=%d", codes.File.Name(), ErrTensorShape, wname, codes.Shape, kb, bs, k))
+		b.errf(tensorErr(codes.File.Name(), wname, ErrTensorShape, "has shape %v: %d blocks of %d do not cover K=%d", codes.Shape, kb, bs, k))
 		return x
 	}
 	scales, err := b.w.stored(wname+"_scale", []safetensors.DType{safetensors.F32, safetensors.F16}, []int64{n, kb})
@@ -239,30 +239,30 @@ func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
 		return st, err
 	}
 	if e.Size > maxQuantStateBytes {
-		return st, fmt.Errorf("%s: %w: %q is %d bytes (limit %d)", e.File.Name(), ErrTensorShape, name, e.Size, maxQuantStateBytes)
+		return st, tensorErr(e.File.Name(), name, ErrTensorShape, "is %d bytes (limit %d)", e.Size, maxQuantStateBytes)
 	}
 	raw, err := readRaw(e)
 	if err != nil {
 		return st, err
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return st, fmt.Errorf("%s: %w: %q: %v", e.File.Name(), ErrConfig, name, err)
+		return st, tensorErr(e.File.Name(), name, ErrConfig, "%v", err)
 	}
 	bs := int64(st.BlockSize)
 	switch {
 	case st.QuantType != "nf4":
-		return st, fmt.Errorf("%s: %w: %q quant_type %q (export supports nf4)", e.File.Name(), ErrUnsupported, name, st.QuantType)
+		return st, tensorErr(e.File.Name(), name, ErrUnsupported, "quant_type %q (export supports nf4)", st.QuantType)
 	case bs < 16 || bs > 4096 || bs&(bs-1) != 0:
-		return st, fmt.Errorf("%s: %w: %q blocksize %d", e.File.Name(), ErrTensorShape, name, bs)
+		return st, tensorErr(e.File.Name(), name, ErrTensorShape, "blocksize %d", bs)
 	case !slices.Equal(st.Shape, []int64{n, k}):
-		return st, fmt.Errorf("%s: %w: %q shape %v, want [%d %d]", e.File.Name(), ErrTensorShape, name, st.Shape, n, k)
+		return st, tensorErr(e.File.Name(), name, ErrTensorShape, "shape %v, want [%d %d]", st.Shape, n, k)
 	}
 	qm := b.storedFloats(wname+".quant_map", 16)
 	if qm == nil {
 		return st, b.err
 	}
 	if !slices.Equal(qm, quant.NF4Codebook[:]) {
-		return st, fmt.Errorf("%s: %w: %q is not the NF4 codebook", e.File.Name(), ErrUnsupported, wname+".quant_map")
+		return st, tensorErr(e.File.Name(), wname+".quant_map", ErrUnsupported, "is not the NF4 codebook")
 	}
 	return st, nil
 }
@@ -279,13 +279,13 @@ func (b *builder) nf4Absmax(wname string, st nf4State, numel int64) ([]float32, 
 	}
 	if e.DType == safetensors.F32 {
 		if st.NestedOffset != nil {
-			return nil, fmt.Errorf("%s: %w: %q is float32 but quant_state has a nested offset", e.File.Name(), ErrTensorShape, name)
+			return nil, tensorErr(e.File.Name(), name, ErrTensorShape, "is float32 but quant_state has a nested offset")
 		}
 		v, err := readFloat32(e)
 		return v, err
 	}
 	if st.NestedOffset == nil || st.NestedBlockSize != nestedBlock {
-		return nil, fmt.Errorf("%s: %w: %q is double-quantized but quant_state has no nested_offset or a nested_blocksize other than %d", e.File.Name(), ErrUnsupported, name, nestedBlock)
+		return nil, tensorErr(e.File.Name(), name, ErrUnsupported, "is double-quantized but quant_state has no nested_offset or a nested_blocksize other than %d", nestedBlock)
 	}
 	nb := (blocks + nestedBlock - 1) / nestedBlock
 	nested := b.storedFloats(wname+".nested_absmax", nb)
@@ -295,7 +295,7 @@ func (b *builder) nf4Absmax(wname string, st nf4State, numel int64) ([]float32, 
 	}
 	dm := quant.DynamicMap(true)
 	if !slices.Equal(qmap, dm[:]) {
-		return nil, fmt.Errorf("%s: %w: %q is not bitsandbytes' signed dynamic map", e.File.Name(), ErrUnsupported, wname+".nested_quant_map")
+		return nil, tensorErr(e.File.Name(), wname+".nested_quant_map", ErrUnsupported, "is not bitsandbytes' signed dynamic map")
 	}
 	codes, err := readRaw(e)
 	if err != nil {

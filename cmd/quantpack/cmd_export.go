@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/verify"
+	"github.com/quantpack/quantpack/verify/ort"
+)
+
+func init() { register(newExportCommand()) }
+
+func newExportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write an ONNX graph (model.onnx + model.onnx.data + quantpack.json) of a checkpoint or artifact",
+		ArgsUsage: "SRC -o OUT --precision fp32|fp16|int8|int4|nf4",
+		Description: `SRC is a Hugging Face model directory or an artifact written by
+quantpack convert. From a checkpoint at fp16/int8/int4/nf4, export converts
+first (same policy and flags as convert) and exports that artifact; from an
+artifact it reuses the artifact's codes and scales exactly (--precision must
+match the artifact's, or be omitted).
+
+Graph forms:
+   fp32   MatMul with transposed fp32 weights
+   fp16   whole graph in fp16, float32 inputs and outputs
+   int8   --int8-mode dynamic: com.microsoft DynamicQuantizeMatMul (activations
+          quantized per call, ORT's fast U8S8 CPU path); qdq: DequantizeLinear
+          (per output channel) → MatMul, weights only
+   int4   com.microsoft MatMulNBits (bits 4, accuracy_level 4 by default)
+   nf4    com.microsoft MatMulBnb4 (bitsandbytes layout, absmax restored)
+
+The input is pixel_values float32 [batch, C, H, W] with a dynamic batch;
+outputs are named as transformers names them (logits, last_hidden_state,
+pooler_output, cls_logits, distillation_logits). The image size comes from
+--image-size, else preprocessor_config.json, else config.json; position
+embeddings are resized at export time when it differs from the checkpoint's.
+config.json and preprocessor_config.json are copied beside the graph.
+OUT must not exist or be empty; it appears only when complete.
+
+Example:
+   quantpack export vit-base -o vit-onnx --precision fp32
+   quantpack export vit-base -o vit-int8 --precision int8 --int8-mode qdq
+   quantpack export dinov2-small -o dino-518 --precision fp16 --image-size 518 --check
+
+` + exitCodeHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp32, fp16, int8, int4 or nf4 (default: the artifact's, or fp32)"},
+			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form: dynamic or qdq"},
+			&cli.IntFlag{Name: "image-size", Usage: "input height and width (default: preprocessor_config.json, else config.json)"},
+			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset of the default domain, 17 to 21"},
+			&cli.BoolFlag{Name: "plain", Usage: "standard ONNX attention instead of com.microsoft MultiHeadAttention (debugging)"},
+			&cli.IntFlag{Name: "int4-accuracy", Value: convert.DefaultInt4Accuracy, Usage: "MatMulNBits accuracy_level: 1 fp32 math, 4 int8 activations (fast)"},
+			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 (default 32) or nf4 (default 64) block size"},
+			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "when converting to nf4: bitsandbytes double quant"},
+			&cli.BoolFlag{Name: "asymmetric", Usage: "when converting to int4: zero points"},
+			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "when converting: dtype of tensors that stay float (fp32, fp16, bf16)"},
+			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
+			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library for --check (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
+			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("export takes one SRC, got %d arguments", c.NArg())
+			}
+			opt := convert.ExportOptions{
+				Int8Mode: c.String("int8-mode"), ImageSize: c.Int("image-size"), Opset: c.Int("opset"),
+				Plain: c.Bool("plain"), Int4Accuracy: c.Int("int4-accuracy"),
+				Convert: convert.Options{BlockSize: c.Int("block-size"), DoubleQuant: c.Bool("double-quant"),
+					Asymmetric: c.Bool("asymmetric"), RestDType: c.String("rest-dtype")},
+			}
+			if p := c.String("precision"); p != "" {
+				ep, err := convert.ParseExportPrecision(p)
+				if err != nil {
+					return usagef("%v", err)
+				}
+				opt.Precision = ep
+			}
+			if opt.Precision != convert.ExportNF4 {
+				opt.Convert.DoubleQuant = false
+			}
+			if c.Bool("check") {
+				// Find the runtime before writing anything.
+				path, err := ort.LibraryPath(c.String("ort-lib"))
+				if err != nil {
+					return err
+				}
+				if err := ort.Init(path); err != nil {
+					return err
+				}
+			}
+			out := c.String("output")
+			m, err := convert.Export(c.Context, c.Args().First(), out, opt)
+			if err != nil {
+				return err
+			}
+			if c.Bool("check") {
+				if err := checkExport(c.Context, out, m); err != nil {
+					return err
+				}
+			}
+			if c.Bool("json") {
+				return printJSON(os.Stdout, m)
+			}
+			printExport(os.Stdout, m, out)
+			return nil
+		},
+	}
+}
+
+// checkExport opens the export in ONNX Runtime and runs one batch of a
+// deterministic pattern, so a graph ORT refuses fails here with ORT's message.
+func checkExport(ctx context.Context, dir string, m *convert.ExportManifest) error {
+	s, err := ort.Open(filepath.Join(dir, "model.onnx"), ort.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	in := m.Inputs[0]
+	shape := append([]int64{1}, in.Shape[1:]...)
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i) * 0.01))
+	}
+	outs, err := s.Run(ctx, []verify.Tensor{{Name: in.Name, DType: verify.Float32, Shape: shape, F32: x}})
+	if err != nil {
+		return err
+	}
+	for _, o := range outs {
+		for i, v := range o.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%w: output %s[%d] is %v on the check input", ort.ErrRun, o.Name, i, v)
+			}
+		}
+	}
+	return nil
+}
+
+func printExport(w io.Writer, m *convert.ExportManifest, out string) {
+	fmt.Fprintf(w, "exported %s (%s) to %s\n", m.Architecture, m.Source.Path, out)
+	mode := string(m.Precision)
+	if m.Int8Mode != "" {
+		mode += " " + m.Int8Mode
+	}
+	fmt.Fprintf(w, "  precision  %s, opset %d, %s graph, image %dx%d (%s)\n", mode, m.Opset, m.Graph, m.Image.Height, m.Image.Width, m.Image.From)
+	fmt.Fprintf(w, "  size       %s (model.onnx %s + model.onnx.data %s)\n", humanBytes(m.Sizes.TotalBytes), humanBytes(m.Sizes.ModelBytes), humanBytes(m.Sizes.DataBytes))
+	var ios []string
+	for _, o := range m.Outputs {
+		ios = append(ios, fmt.Sprintf("%s %v", o.Name, o.Shape))
+	}
+	fmt.Fprintf(w, "  outputs    %s\n", strings.Join(ios, ", "))
+	var ops []string
+	for _, k := range sortedKeys(m.Ops) {
+		ops = append(ops, fmt.Sprintf("%s×%d", k, m.Ops[k]))
+	}
+	fmt.Fprintf(w, "  ops        %s\n", strings.Join(ops, " "))
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

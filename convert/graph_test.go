@@ -1,0 +1,202 @@
+package convert
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/quantpack/quantpack/internal/manifest"
+)
+
+// TestBicubicHandValues checks cubicCoeffs and the taps against values
+// worked out by hand from PyTorch's formulas (A = -0.75).
+func TestBicubicHandValues(t *testing.T) {
+	// t = 0.5: conv2(1.5) = -0.09375, conv1(0.5) = 0.59375, symmetric.
+	c := cubicCoeffs(0.5)
+	want := [4]float64{-0.09375, 0.59375, 0.59375, -0.09375}
+	for i := range c {
+		if math.Abs(c[i]-want[i]) > 1e-15 {
+			t.Fatalf("cubicCoeffs(0.5) = %v, want %v", c, want)
+		}
+	}
+	// t = 0: the sample itself.
+	if c := cubicCoeffs(0); c != [4]float64{0, 1, 0, 0} {
+		t.Fatalf("cubicCoeffs(0) = %v", c)
+	}
+	// 2x2 → 1x1: source coordinate 0.5 in both axes, taps -1..2 clamped
+	// to 0,0,1,1: the mean of the four samples.
+	got := bicubicResize([]float64{1, 2, 3, 4}, 1, 2, 2, 1, 1)
+	if math.Abs(got[0]-2.5) > 1e-12 {
+		t.Fatalf("2x2→1x1 = %v, want 2.5", got)
+	}
+}
+
+// TestBicubicProperties: identity at the same size, constants preserved
+// (the weights sum to one), and agreement with the reference forward pass's
+// independent evaluation (a direct 4×4 weighted sum) over down- and upsampling.
+func TestBicubicProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sz := range [][4]int{{4, 4, 4, 4}, {4, 4, 3, 3}, {4, 4, 7, 5}, {37, 37, 16, 16}, {14, 14, 37, 37}, {3, 3, 1, 2}} {
+		inH, inW, outH, outW := sz[0], sz[1], sz[2], sz[3]
+		src := make([]float64, 2*inH*inW)
+		for i := range src {
+			src[i] = r.NormFloat64()
+		}
+		got := bicubicResize(src, 2, inH, inW, outH, outW)
+		if inH == outH && inW == outW {
+			for i := range got {
+				if got[i] != src[i] {
+					t.Fatalf("%v: not the identity at %d", sz, i)
+				}
+			}
+		}
+		cst := make([]float64, inH*inW)
+		for i := range cst {
+			cst[i] = 0.75
+		}
+		for i, v := range bicubicResize(cst, 1, inH, inW, outH, outW) {
+			if math.Abs(v-0.75) > 1e-12 {
+				t.Fatalf("%v: constant plane became %v at %d", sz, v, i)
+			}
+		}
+		if inH != inW {
+			continue
+		}
+		// resizedPos works on [tokens+g², dim] with channels last.
+		const dim = 2
+		pos := make([]float64, (1+inH*inW)*dim)
+		pos[0], pos[1] = 9, -9
+		for c := 0; c < dim; c++ {
+			for p := 0; p < inH*inW; p++ {
+				pos[(1+p)*dim+c] = src[c*inH*inW+p]
+			}
+		}
+		ref := (&refNet{}).resizedPos(pos, 1, dim, outH, outW)
+		for c := 0; c < dim; c++ {
+			for p := 0; p < outH*outW; p++ {
+				if d := math.Abs(ref[(1+p)*dim+c] - got[c*outH*outW+p]); d > 1e-12 {
+					t.Fatalf("%v: channel %d pixel %d differs from the direct evaluation by %g", sz, c, p, d)
+				}
+			}
+		}
+		f32 := make([]float32, len(pos))
+		for i, v := range pos {
+			f32[i] = float32(v)
+		}
+		res, err := resizePosEmbed(f32, 1, dim, outH, outW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0] != 9 || res[1] != -9 || len(res) != (1+outH*outW)*dim {
+			t.Fatalf("%v: token rows or length wrong: %v...", sz, res[:2])
+		}
+	}
+	if _, err := resizePosEmbed(make([]float32, 2*(1+5)), 1, 2, 2, 2); err == nil {
+		t.Fatal("a non-square grid of 5 patches was accepted")
+	}
+}
+
+// TestBeitRelativeIndex checks the index's structure: CLS entries, the
+// diagonal at the centre of the table, equal offsets sharing a row and
+// different offsets not, every row of the table in range.
+func TestBeitRelativeIndex(t *testing.T) {
+	for _, g := range [][2]int{{1, 1}, {2, 3}, {4, 4}, {14, 14}} {
+		gh, gw := g[0], g[1]
+		idx := beitRelativeIndex(gh, gw)
+		s := 1 + gh*gw
+		rows := beitTableRows(gh)
+		if gh != gw {
+			rows = (2*gh-1)*(2*gw-1) + 3
+		}
+		if idx[0] != rows-1 {
+			t.Fatalf("%v: [0,0] = %d, want %d", g, idx[0], rows-1)
+		}
+		byOffset := map[[2]int]int{}
+		byRow := map[int][2]int{}
+		for i := 0; i < s; i++ {
+			for j := 0; j < s; j++ {
+				v := idx[i*s+j]
+				switch {
+				case i == 0 && j == 0:
+				case i == 0:
+					if v != rows-3 {
+						t.Fatalf("%v: [0,%d] = %d", g, j, v)
+					}
+				case j == 0:
+					if v != rows-2 {
+						t.Fatalf("%v: [%d,0] = %d", g, i, v)
+					}
+				default:
+					if v < 0 || v >= rows-3 {
+						t.Fatalf("%v: [%d,%d] = %d out of range", g, i, j, v)
+					}
+					off := [2]int{(i-1)/gw - (j-1)/gw, (i-1)%gw - (j-1)%gw}
+					if i == j && v != (gh-1)*(2*gw-1)+gw-1 {
+						t.Fatalf("%v: diagonal %d", g, v)
+					}
+					if prev, ok := byOffset[off]; ok && prev != v {
+						t.Fatalf("%v: offset %v maps to %d and %d", g, off, prev, v)
+					}
+					if prev, ok := byRow[v]; ok && prev != off {
+						t.Fatalf("%v: row %d used by offsets %v and %v", g, v, prev, off)
+					}
+					byOffset[off], byRow[v] = v, off
+				}
+			}
+		}
+	}
+}
+
+// TestExportFromCheckpointEqualsArtifact: exporting a checkpoint at a
+// quantized precision runs convert first, so its graph and weights are
+// byte-identical to converting with the same options and exporting that
+// artifact.
+func TestExportFromCheckpointEqualsArtifact(t *testing.T) {
+	src := filepath.Join(fixtures(t), "reference", "deit")
+	for _, p := range []Precision{FP16, Int8, Int4, NF4} {
+		direct, _ := exportTo(t, src, ExportOptions{Precision: ExportPrecision(p)})
+		art := filepath.Join(t.TempDir(), "art")
+		if _, err := Convert(context.Background(), src, art, Options{Precision: p, DoubleQuant: p == NF4}); err != nil {
+			t.Fatal(err)
+		}
+		via, m := exportTo(t, art, ExportOptions{})
+		if m.Precision != ExportPrecision(p) {
+			t.Fatalf("%s: artifact exported at %s", p, m.Precision)
+		}
+		for _, f := range []string{"model.onnx", "model.onnx.data"} {
+			a, err := manifest.HashFile(filepath.Join(direct, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := manifest.HashFile(filepath.Join(via, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.SHA256 != b.SHA256 {
+				t.Errorf("%s: %s differs between checkpoint and artifact exports", p, f)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(direct, "convert.tmp")); err == nil {
+			t.Errorf("%s: temporary artifact left in the export", p)
+		}
+	}
+}
+
+// TestExportDeterministic: the same export twice gives the same bytes.
+func TestExportDeterministic(t *testing.T) {
+	src := filepath.Join(fixtures(t), "reference", "beit")
+	a, ma := exportTo(t, src, ExportOptions{Precision: ExportNF4})
+	b, mb := exportTo(t, src, ExportOptions{Precision: ExportNF4})
+	_, _ = a, b
+	if len(ma.Files) != len(mb.Files) {
+		t.Fatalf("files %v vs %v", ma.Files, mb.Files)
+	}
+	for i := range ma.Files {
+		if ma.Files[i] != mb.Files[i] {
+			t.Errorf("%s differs between runs", ma.Files[i].Path)
+		}
+	}
+}
