@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quantpack/quantpack/formats/bundle"
+)
+
+func init() { register(newCheckCommand()) }
+
+func newCheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "verify a bundle or an artifact directory against its manifest",
+		ArgsUsage: "PATH",
+		Description: `PATH is a bundle (.tar.zst from pack) or an artifact directory.
+
+A directory: every file is hashed and compared with quantpack.json; files
+missing, not listed, or with another size or sha256 are reported.
+A bundle: it is read as a stream and verified without extracting anything,
+with the same checks as unpack; unsafe or corrupt archives stop the check
+with that error, content differences are all collected and reported.
+
+Any difference exits with status 3.
+
+With --json, prints one object (also when differences are found):
+   {"path": PATH, "kind": "bundle"|"dir", "ok": bool,
+    "files": files the manifest lists, "bytes": bytes hashed,
+    "format_version": 1 (bundles only),
+    "differences": ["P: missing" | "P: not in manifest" |
+                    "P: size N, manifest says M" | "P: sha256 X, manifest says Y", ...],
+    "error": message when the check stopped early (omitted otherwise)}
+
+Example:
+   quantpack check vit-int8.tar.zst
+   quantpack check vit-int8/ --json
+
+` + exitCodeHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked bytes than this"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("check takes one PATH, got %d arguments", c.NArg())
+			}
+			max, err := parseBytes(c.String("max-bytes"))
+			if err != nil {
+				return usagef("--max-bytes: %v", err)
+			}
+			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, JSON: c.Bool("json")}, os.Stdout)
+		},
+	}
+}
+
+type checkOptions struct {
+	Path     string
+	MaxBytes int64
+	JSON     bool
+}
+
+// checkJSON is check's --json output: the result and why it stopped.
+type checkJSON struct {
+	*bundle.CheckResult
+	Error string `json:"error,omitempty"`
+}
+
+// runCheck verifies o.Path and reports on w. The error is the check's: it
+// is nil only when everything matches.
+func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
+	bar := newProgress("check")
+	res, err := bundle.Check(ctx, o.Path, bundle.UnpackOptions{MaxBytes: o.MaxBytes, Progress: bar.Set})
+	bar.Done()
+	if res == nil {
+		return err
+	}
+	if o.JSON {
+		out := checkJSON{CheckResult: res}
+		if err != nil && !errors.Is(err, bundle.ErrMismatch) {
+			out.Error = err.Error()
+		}
+		if perr := printJSON(w, out); perr != nil && err == nil {
+			return perr
+		}
+		return err
+	}
+	for _, d := range res.Differences {
+		fmt.Fprintf(w, "%s: %s\n", res.Path, d)
+	}
+	if err == nil {
+		fmt.Fprintf(w, "%s: ok, %d files, %s verified\n", res.Path, res.Files, humanBytes(res.Bytes))
+	}
+	return err
+}
