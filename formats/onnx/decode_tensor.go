@@ -63,6 +63,9 @@ func (d *decoder) tensorField(f field, name string, index int) (*Tensor, error) 
 			if msg != "" {
 				return d.errorf(f.at, "external_data", ErrBadExternal, "tensor %q: %s", t.Name, msg)
 			}
+			if t.Raw != nil || t.hasTyped() {
+				return d.errorf(f.at, "data_location", ErrBadTensor, "tensor %q: both inline and external data", t.Name)
+			}
 			t.External = ref
 		case location != 0:
 			return d.errorf(f.at, "data_location", ErrBadTensor, "tensor %q: data_location %d", t.Name, location)

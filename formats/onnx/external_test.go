@@ -427,3 +427,34 @@ func TestWriteFileOver2GiB(t *testing.T) {
 		t.Fatalf("ends at %d", off)
 	}
 }
+
+// TestReplaceExternalData: setting Raw on a tensor that ReadFile returned
+// replaces its external bytes when the model is written again.
+func TestReplaceExternalData(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.onnx")
+	if err := WriteFile(path, bigSample(), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := m.Graph.Initializer("big_f32")
+	w.Raw = bytes.Repeat([]byte{0xab}, 12000)
+	out := filepath.Join(dir, "out.onnx")
+	if err := WriteFile(out, m, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := m2.Graph.Initializer("big_f32").Data(); err != nil || !bytes.Equal(b, w.Raw) {
+		t.Fatalf("replaced data not written: %v", err)
+	}
+	w.Raw = w.Raw[:8] // wrong size for dims [3 1000]
+	if err := WriteFile(out, m, WriteOptions{}); !errors.Is(err, ErrBadTensor) {
+		t.Fatalf("wrong-size replacement: %v", err)
+	}
+}

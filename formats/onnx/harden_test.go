@@ -53,6 +53,7 @@ func TestMalformed(t *testing.T) {
 		{"data_location 2", tensorModel(pb{}.varint(2, f32).varint(14, 2)), ErrBadTensor, -1},
 		{"external w/o location", tensorModel(pb{}.varint(2, f32).msg(13, pb{}.str(1, "location").str(2, "x")).varint(14, 0)), ErrBadExternal, -1},
 		{"string external", tensorModel(pb{}.varint(1, 1).varint(2, uint64(String)).msg(13, pb{}.str(1, "location").str(2, "x")).varint(14, 1)), ErrBadExternal, -1},
+		{"raw and external", tensorModel(pb{}.varint(1, 1).varint(2, f32).str(9, "abcd").msg(13, pb{}.str(1, "location").str(2, "x")).varint(14, 1)), ErrBadTensor, -1},
 		{"string raw", tensorModel(pb{}.varint(1, 1).varint(2, uint64(String)).str(9, "x")), ErrBadTensor, -1},
 		{"shape rank", pb{}.msg(7, pb{}.msg(11, pb{}.msg(2, pb{}.msg(1, pb{}.msg(2, repeatMsg(1, MaxRank+1)))))), ErrBadTensor, -1},
 		{"attr t twice", pb{}.msg(7, pb{}.msg(1, pb{}.msg(5, pb{}.msg(5, pb{}).msg(5, pb{})))), ErrMalformed, -1},

@@ -305,10 +305,16 @@ func (t *Tensor) check() *checkError {
 			typedNum, typedLen = f.num, f.len
 		}
 	}
-	for _, set := range []bool{t.Raw != nil, t.Source != nil, t.External != nil} {
+	for _, set := range []bool{t.Raw != nil, t.Source != nil} {
 		if set {
 			places++
 		}
+	}
+	// In-memory data replaces an external reference (a caller may set Raw
+	// on a tensor ReadFile returned); the reader rejects files with both.
+	external := t.External != nil && places == 0
+	if external {
+		places++
 	}
 	if places > 1 {
 		return bad("data stored in %d places", places)
@@ -342,7 +348,7 @@ func (t *Tensor) check() *checkError {
 		got = int64(len(t.Raw))
 	case t.Source != nil:
 		got = t.RawSize
-	case t.External != nil:
+	case external:
 		got = t.External.Length
 	default:
 		return nil

@@ -50,7 +50,8 @@ type WriteOptions struct {
 // grow with the model. Offsets are assigned in a fixed order (initializers
 // depth-first, as they appear), so the bytes are deterministic.
 //
-// m is not modified. Tensors that ReadFile left in an external data file
+// When no tensor goes out, no data file is written (an existing one is left
+// alone). m is not modified. Tensors that ReadFile left in an external data file
 // are copied; if that file is the one being replaced, m's references to it
 // are stale afterwards: read the model again.
 func WriteFile(path string, m *Model, opt WriteOptions) error {
@@ -78,8 +79,8 @@ func WriteFile(path string, m *Model, opt WriteOptions) error {
 	var end int64
 	if threshold > 0 {
 		err := walkInitializers(m.Graph, func(t *Tensor) error {
-			if _, dup := ext[t]; dup || t.DataType == String {
-				return nil
+			if _, dup := ext[t]; dup || t.DataType == String || !t.DataType.Known() && t.hasTyped() {
+				return nil // no raw form to move out
 			}
 			size, err := t.DataSize()
 			if err != nil || size < threshold {
