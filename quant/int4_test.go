@@ -82,11 +82,14 @@ func checkInt4Against(t *testing.T, name string, src []float32, n, k int, p Int4
 			if p.Symmetric && x/float64(scales[i]) > 7.5 {
 				bound = s + s*0x1p-18
 			}
+			// A subnormal scale carries an absolute rounding error of up
+			// to 2^-150, multiplied by |q-zp| ≤ 16 on the way back.
+			bound += 16 * 0x1p-150
 			if p.F16Scales {
-				// The scale was rounded to half (relative error ≤ 2^-11)
-				// after the range was fixed, so the grid ends can move by
-				// up to 16 steps' worth of that.
-				bound += 16 * s * 0x1p-11
+				// The scale was rounded to half (relative error ≤ 2^-11, or
+				// absolute 2^-25 among half subnormals) after the range was
+				// fixed, so the grid ends can move by up to 16 steps of that.
+				bound += 16 * (s*0x1p-11 + 0x1p-25)
 			}
 			if d := math.Abs(x - float64(deq[r*k+j])); d > bound && s != 0 {
 				t.Fatalf("%s %+v [%d,%d] x=%g: |x-x̂| = %g > %g (scale %g)", name, p, r, j, x, d, bound, scales[i])
