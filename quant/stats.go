@@ -18,17 +18,20 @@ import "math"
 // parallel (see the determinism contract above).
 const StatsChunk = 1 << 16
 
-// SQNRMaxDB bounds ErrorStats.SQNRdB: an exact reconstruction (zero error)
-// reports +SQNRMaxDB and a zero reference with non-zero error -SQNRMaxDB, so
-// the value is always finite and encodes as JSON. Real float32 data cannot
-// reach it (rounding to float32 itself is about 150 dB).
+// SQNRMaxDB is the finite stand-in for an infinite SQNR that Finite uses.
+// Real float32 data cannot come near it (rounding to float32 itself is about
+// 150 dB).
 const SQNRMaxDB = 999
 
 // ErrorStats summarizes reconstruction error over the finite pairs.
 type ErrorStats struct {
 	// N is the number of (ref, got) pairs with both values finite.
 	N int64 `json:"n"`
-	// SQNRdB is 10·log10(Σref² / Σ(ref-got)²), clamped to ±SQNRMaxDB.
+	// SQNRdB is 10·log10(Σref² / Σ(ref-got)²): +Inf when the
+	// reconstruction is exact (no error, including no data), -Inf when the
+	// reference is all zeros but the reconstruction is not. encoding/json
+	// rejects infinities: encode Finite() instead, or map +Inf to "exact"
+	// yourself.
 	SQNRdB float64 `json:"sqnr_db"`
 	// Cosine is Σref·got / (‖ref‖·‖got‖): 1 when both are all zeros, 0
 	// when only one is.
@@ -84,11 +87,11 @@ func (a *ErrorAcc) Stats() ErrorStats {
 	s := ErrorStats{N: a.n, MaxAbs: a.maxAbs, NonFinite: a.nonFinite}
 	switch {
 	case a.err2 == 0:
-		s.SQNRdB = SQNRMaxDB
+		s.SQNRdB = math.Inf(1)
 	case a.ref2 == 0:
-		s.SQNRdB = -SQNRMaxDB
+		s.SQNRdB = math.Inf(-1)
 	default:
-		s.SQNRdB = min(max(10*math.Log10(a.ref2/a.err2), -SQNRMaxDB), SQNRMaxDB)
+		s.SQNRdB = 10 * math.Log10(a.ref2/a.err2)
 	}
 	switch {
 	case a.ref2 == 0 && a.got2 == 0:
@@ -101,6 +104,13 @@ func (a *ErrorAcc) Stats() ErrorStats {
 	if a.n > 0 {
 		s.RMSE = math.Sqrt(a.err2 / float64(a.n))
 	}
+	return s
+}
+
+// Finite returns s with an infinite SQNRdB replaced by ±SQNRMaxDB, so that it
+// encodes as JSON; every other field is always finite.
+func (s ErrorStats) Finite() ErrorStats {
+	s.SQNRdB = min(max(s.SQNRdB, -SQNRMaxDB), SQNRMaxDB)
 	return s
 }
 

@@ -52,17 +52,17 @@ func TestCompare(t *testing.T) {
 	}
 
 	exact := Compare(ref, ref)
-	if exact.SQNRdB != SQNRMaxDB || exact.Cosine != 1 || exact.MaxAbs != 0 || exact.RMSE != 0 {
+	if !math.IsInf(exact.SQNRdB, 1) || exact.Cosine != 1 || exact.MaxAbs != 0 || exact.RMSE != 0 {
 		t.Errorf("exact = %+v", exact)
 	}
 	zero := make([]float32, 8)
-	if s := Compare(zero, zero); s.SQNRdB != SQNRMaxDB || s.Cosine != 1 {
+	if s := Compare(zero, zero); !math.IsInf(s.SQNRdB, 1) || s.Cosine != 1 {
 		t.Errorf("zeros = %+v", s)
 	}
-	if s := Compare(zero, ref[:8]); s.SQNRdB != -SQNRMaxDB || s.Cosine != 0 {
+	if s := Compare(zero, ref[:8]); !math.IsInf(s.SQNRdB, -1) || s.Cosine != 0 || s.Finite().SQNRdB != -SQNRMaxDB {
 		t.Errorf("zero ref = %+v", s)
 	}
-	if s := Compare(nil, nil); s.N != 0 || s.RMSE != 0 || s.SQNRdB != SQNRMaxDB {
+	if s := Compare(nil, nil); s.N != 0 || s.RMSE != 0 || !math.IsInf(s.SQNRdB, 1) {
 		t.Errorf("empty = %+v", s)
 	}
 	neg := make([]float32, 8)
@@ -89,7 +89,10 @@ func TestCompareNonFinite(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || back != s {
 		t.Errorf("json round trip %s → %+v, %v", b, back, err)
 	}
-	if b, err := json.Marshal(Compare(ref[:3], ref[:3])); err != nil {
+	if _, err := json.Marshal(Compare(ref[:3], ref[:3])); err == nil {
+		t.Error("an infinite SQNR encoded; Finite would be pointless")
+	}
+	if b, err := json.Marshal(Compare(ref[:3], ref[:3]).Finite()); err != nil {
 		t.Errorf("exact stats do not encode: %v", err)
 	} else if want := `{"n":3,"sqnr_db":999,"cosine":1,"max_abs":0,"rmse":0,"non_finite":0}`; string(b) != want {
 		t.Errorf("json %s, want %s", b, want)
