@@ -168,27 +168,47 @@ func QuantizeInt4(packed []byte, scales []float32, zeros []byte, src []float32, 
 	return nil
 }
 
-// int4MinMax scans a block the way ORT does: min and max start at
-// ±FLT_MAX and are replaced only by strictly smaller or larger values, so
-// among equal values (+0 and -0 included) the first one seen is kept. NaN
-// never replaces either, and ±Inf leaves lo or hi outside the finite range;
-// the caller checks both.
+// int4MinMax returns the block's min and max as ORT's scan finds them. ORT
+// starts from ±FLT_MAX and replaces only on a strictly smaller or larger
+// value, so among equal values the first one seen is kept; that matters only
+// for the sign of zero in an all-zero block, which decides the sign of a
+// symmetric zero scale, and is restored here. A NaN or ±Inf comes back as lo
+// or hi outside the finite range, which the caller checks.
 func int4MinMax(blk []float32) (lo, hi float32) {
-	lo, hi = math.MaxFloat32, -math.MaxFloat32
-	nan := false
-	for _, v := range blk {
-		if v < lo {
-			lo = v
-		}
-		if v > hi {
-			hi = v
-		}
-		nan = nan || v != v
+	// Compare order-preserving integer keys in four independent lanes: a
+	// float min/max chain costs several cycles of latency per element.
+	k := sortKey(blk[0])
+	l0, l1, l2, l3, h0, h1, h2, h3 := k, k, k, k, k, k, k, k
+	i := 0
+	for ; i+4 <= len(blk); i += 4 {
+		b := blk[i : i+4 : i+4]
+		k0, k1, k2, k3 := sortKey(b[0]), sortKey(b[1]), sortKey(b[2]), sortKey(b[3])
+		l0, h0 = min(l0, k0), max(h0, k0)
+		l1, h1 = min(l1, k1), max(h1, k1)
+		l2, h2 = min(l2, k2), max(h2, k2)
+		l3, h3 = min(l3, k3), max(h3, k3)
 	}
-	if nan {
-		return float32(math.NaN()), 0
+	for ; i < len(blk); i++ {
+		k := sortKey(blk[i])
+		l0, h0 = min(l0, k), max(h0, k)
+	}
+	lo, hi = fromSortKey(min(l0, l1, l2, l3)), fromSortKey(max(h0, h1, h2, h3))
+	if lo == 0 && hi == 0 {
+		return blk[0], blk[0]
 	}
 	return lo, hi
+}
+
+// sortKey maps a float32 to an int32 whose order is the float order (with
+// -0 < +0, and NaNs beyond ±Inf, which the caller rejects).
+func sortKey(x float32) int32 {
+	k := int32(math.Float32bits(x))
+	return k ^ (k>>31)&0x7FFFFFFF
+}
+
+// fromSortKey inverts sortKey (the map is its own inverse).
+func fromSortKey(k int32) float32 {
+	return math.Float32frombits(uint32(k ^ (k>>31)&0x7FFFFFFF))
 }
 
 // int4Params computes a block's scale and zero point from its min and max.
