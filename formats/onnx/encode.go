@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -17,37 +16,35 @@ import (
 // written back as it is. It fails with ErrTooLarge past 2 GiB: use
 // WriteFile, which moves big initializers to a data file.
 func (m *Model) Marshal() ([]byte, error) {
-	c := &sink{}
-	c.model(m)
-	if c.err != nil {
-		return nil, c.err
-	}
-	if c.n > MaxProtoSize {
-		return nil, &FormatError{Offset: -1, Msg: fmt.Sprintf("encoding is %d bytes; write it with external data", c.n), Err: ErrTooLarge}
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(c.n))
-	bw := bufio.NewWriterSize(&buf, 64<<10)
-	s := &sink{w: bw}
-	s.model(m)
-	if s.err == nil {
-		s.err = bw.Flush()
-	}
+	s := encode(m, nil, false)
 	if s.err != nil {
 		return nil, s.err
 	}
-	if int64(buf.Len()) != c.n {
-		return nil, fmt.Errorf("%w: encoded %d bytes, sized %d (a Source or Open returned different data)", ErrWrite, buf.Len(), c.n)
+	if s.n > MaxProtoSize {
+		return nil, &FormatError{Offset: -1, Msg: fmt.Sprintf("encoding is %d bytes; write it with external data", s.n), Err: ErrTooLarge}
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(s.n))
+	if err := s.writeTo(&buf, m); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
 // sink receives an encoding: it writes to w, or only counts when w is nil.
 // The first error sticks and turns every later call into a no-op.
+//
+// Encoding takes two passes over the model: a counting pass records the
+// size of every submessage in sizes, in the order message is called
+// (pre-order), and the writing pass consumes them in the same order.
 type sink struct {
-	w   *bufio.Writer
+	w   writer
 	n   int64
 	err error
+	// sizes are the submessage sizes of the counting pass; next is the
+	// writing pass's position in them.
+	sizes []int64
+	next  int
 	// ext places tensors in the external data file (WriteFile); a tensor
 	// listed here is written as a reference whatever data it holds.
 	ext map[*Tensor]*ExternalRef
@@ -57,7 +54,32 @@ type sink struct {
 	tmp    [binary.MaxVarintLen64 + 2]byte
 }
 
-func (s *sink) child() *sink { return &sink{ext: s.ext, inline: s.inline} }
+// writer is what a sink writes to: a *bufio.Writer over a file, or the
+// *bytes.Buffer of Marshal.
+type writer interface {
+	io.Writer
+	io.StringWriter
+}
+
+// encode runs the counting pass of m and returns the sink, ready for
+// writeTo.
+func encode(m *Model, ext map[*Tensor]*ExternalRef, inline bool) *sink {
+	s := &sink{ext: ext, inline: inline}
+	s.model(m)
+	return s
+}
+
+// writeTo runs the writing pass into w and checks it wrote what the
+// counting pass sized.
+func (s *sink) writeTo(w writer, m *Model) error {
+	size := s.n
+	s.w, s.n, s.next = w, 0, 0
+	s.model(m)
+	if s.err == nil && s.n != size {
+		s.err = fmt.Errorf("%w: encoded %d bytes, sized %d (a Source or data file changed)", ErrWrite, s.n, size)
+	}
+	return s.err
+}
 
 func (s *sink) bytes(b []byte) {
 	if s.err != nil {
@@ -98,28 +120,29 @@ func (s *sink) stringField(num protowire.Number, v string) {
 	}
 }
 
-// message writes a length-delimited submessage: fn runs once to count its
-// size, then again to write it.
+// message writes a length-delimited submessage that fn encodes.
 func (s *sink) message(num protowire.Number, fn func(*sink)) {
 	if s.err != nil {
 		return
 	}
-	c := s.child()
-	fn(c)
-	if c.err != nil {
-		s.err = c.err
-		return
-	}
-	s.tag(num, protowire.BytesType)
-	s.uvarint(uint64(c.n))
 	if s.w == nil {
-		s.n += c.n
+		i := len(s.sizes)
+		s.sizes = append(s.sizes, 0)
+		start := s.n
+		fn(s)
+		size := s.n - start
+		s.sizes[i] = size
+		s.n += int64(protowire.SizeTag(num) + protowire.SizeVarint(uint64(size)))
 		return
 	}
+	size := s.sizes[s.next]
+	s.next++
+	s.tag(num, protowire.BytesType)
+	s.uvarint(uint64(size))
 	before := s.n
 	fn(s)
-	if s.err == nil && s.n-before != c.n {
-		s.err = fmt.Errorf("%w: field %d encoded %d bytes, sized %d", ErrWrite, num, s.n-before, c.n)
+	if s.err == nil && s.n-before != size {
+		s.err = fmt.Errorf("%w: field %d encoded %d bytes, sized %d", ErrWrite, num, s.n-before, size)
 	}
 }
 

@@ -106,3 +106,22 @@ func TestFuzzRegressions(t *testing.T) {
 		t.Errorf("unterminated packed varint: %v", err)
 	}
 }
+
+// FuzzCheckLocation: a location the reader accepts, joined to a model
+// directory, stays inside that directory.
+func FuzzCheckLocation(f *testing.F) {
+	for _, s := range []string{"model.onnx.data", "./w.data", "a/../b", "../x", "/etc/passwd", `..\x`, "C:x", "a/b/c", "...", "a\x00b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, loc string) {
+		if checkLocation(loc) != "" {
+			return
+		}
+		const dir = "/models/vit"
+		p := filepath.Join(dir, filepath.FromSlash(loc))
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+			t.Fatalf("accepted %q resolves to %q", loc, p)
+		}
+	})
+}

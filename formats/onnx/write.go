@@ -101,13 +101,12 @@ func WriteFile(path string, m *Model, opt WriteOptions) error {
 	}
 
 	// Size the model before writing anything.
-	c := &sink{ext: ext, inline: true}
-	c.model(m)
-	if c.err != nil {
-		return c.err
+	s := encode(m, ext, true)
+	if s.err != nil {
+		return s.err
 	}
-	if c.n > MaxProtoSize {
-		return &FormatError{File: path, Offset: -1, Msg: fmt.Sprintf("model is %d bytes even with external data; lower ExternalThreshold", c.n), Err: ErrTooLarge}
+	if s.n > MaxProtoSize {
+		return &FormatError{File: path, Offset: -1, Msg: fmt.Sprintf("model is %d bytes even with external data; lower ExternalThreshold", s.n), Err: ErrTooLarge}
 	}
 
 	var data *atomicfile.File
@@ -128,16 +127,12 @@ func WriteFile(path string, m *Model, opt WriteOptions) error {
 	}
 	defer mf.Abort()
 	bw := newBufWriter(mf)
-	s := &sink{w: bw, ext: ext, inline: true}
-	s.model(m)
-	if s.err == nil {
-		s.err = bw.Flush()
+	err = s.writeTo(bw, m)
+	if err == nil {
+		err = bw.Flush()
 	}
-	if s.err != nil {
-		return fmt.Errorf("onnx: writing %s: %w", path, s.err)
-	}
-	if s.n != c.n {
-		return fmt.Errorf("%w: %s: wrote %d bytes, sized %d (a tensor source changed)", ErrWrite, path, s.n, c.n)
+	if err != nil {
+		return fmt.Errorf("onnx: writing %s: %w", path, err)
 	}
 	if data != nil {
 		if err := data.Commit(); err != nil {
