@@ -123,10 +123,22 @@ func FuzzQuantizeInt4(f *testing.F) {
 		src = src[:n*kk]
 		p := Int4Params{BlockSize: 16 << (bsLog % 4), Symmetric: sym, F16Scales: bsLog&8 != 0}
 		if hasNonFinite(src) {
+			// The first bad block in row-major block order decides the error.
+			var want error
+			kb := (kk + p.BlockSize - 1) / p.BlockSize
+			for i := 0; i < n*kb && want == nil; i++ {
+				r, b := i/kb, i%kb
+				blk := src[r*kk+b*p.BlockSize : r*kk+min((b+1)*p.BlockSize, kk)]
+				if hasNonFinite(blk) {
+					want = ErrNonFinite
+				} else if _, ok := refInt4(blk, p.BlockSize, p.Symmetric, p.F16Scales); !ok {
+					want = ErrRange
+				}
+			}
 			np, ns, nz := Int4Sizes(n, kk, p)
 			err := QuantizeInt4(make([]byte, np), make([]float32, ns), make([]byte, nz), src, n, kk, p)
-			if !errors.Is(err, ErrNonFinite) {
-				t.Fatalf("non-finite input: err = %v", err)
+			if !errors.Is(err, want) {
+				t.Fatalf("non-finite input: err = %v, want %v", err, want)
 			}
 			return
 		}
