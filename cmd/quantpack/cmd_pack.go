@@ -38,8 +38,8 @@ manifest). unpack then yields that manifest. DIR itself is never modified.
 
 Each file is read once, hashed while it streams into the archive and checked
 against the manifest; only when a listed file turns out to have changed
-without changing size does pack start over, hashing first. Memory stays
-bounded (about 50 MiB) whatever the artifact size. FILE is written to a
+without changing size does pack start over, hashing first. Memory does not
+grow with the artifact: about 40 MiB on two cores, under 100 MiB on many. FILE is written to a
 temporary name beside it and renamed when complete; it may not be inside DIR.
 
 --level picks the zstd setting. auto (default) uses fastest+lit for fp16,

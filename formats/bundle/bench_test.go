@@ -76,12 +76,15 @@ func BenchmarkPack(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			var res *PackResult
+			cpu0, iters := cpuSeconds(), 0
 			for b.Loop() {
+				iters++
 				var err error
 				if res, err = Pack(context.Background(), dir, out, PackOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, int(size)*iters, cpuSeconds()-cpu0, "cpu-MB/s")
 			b.ReportMetric(res.Ratio, "ratio")
 		})
 	}
@@ -100,17 +103,20 @@ func BenchmarkUnpack(b *testing.B) {
 			root := b.TempDir()
 			b.SetBytes(size)
 			b.ReportAllocs()
-			i := 0
+			i, cpu := 0, 0.0
 			for b.Loop() {
+				cpu0 := cpuSeconds()
 				out := filepath.Join(root, fmt.Sprint(i))
 				i++
 				if _, err := Unpack(context.Background(), bundle, out, UnpackOptions{}); err != nil {
 					b.Fatal(err)
 				}
+				cpu += cpuSeconds() - cpu0
 				b.StopTimer()
 				os.RemoveAll(out)
 				b.StartTimer()
 			}
+			reportCPU(b, int(size)*i, cpu, "cpu-MB/s")
 		})
 	}
 }
@@ -126,11 +132,14 @@ func BenchmarkCheck(b *testing.B) {
 			}
 			b.SetBytes(size)
 			b.ReportAllocs()
+			cpu0, iters := cpuSeconds(), 0
 			for b.Loop() {
+				iters++
 				if _, err := Check(context.Background(), bundle, UnpackOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportCPU(b, int(size)*iters, cpuSeconds()-cpu0, "cpu-MB/s")
 		})
 	}
 }

@@ -6,9 +6,10 @@
 // A bundle is a POSIX tar archive (pax format where needed; see
 // https://pubs.opengroup.org/onlinepubs/9699919799/utilities/pax.html)
 // compressed as one Zstandard frame (RFC 8878,
-// https://www.rfc-editor.org/rfc/rfc8878) with its content checksum. Any
-// tar and zstd can list and extract it (`tar --zstd -xf`), but only Unpack
-// checks it:
+// https://www.rfc-editor.org/rfc/rfc8878) with its content checksum, then a
+// zstd skippable frame with the sha256 of all bytes before it (trailer.go).
+// Any tar and zstd can list and extract it (`tar --zstd -xf`), but only
+// Unpack checks it:
 //
 //   - The first entry is quantpack.json, the artifact's manifest. Its
 //     "files" member lists every other entry with size and sha256. Its pax
