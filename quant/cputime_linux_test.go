@@ -1,0 +1,85 @@
+//go:build linux
+
+package quant
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestCPUThroughput prints per-thread throughput measured in CPU time
+// (CLOCK_THREAD_CPUTIME_ID) rather than wall time, for a machine shared with
+// other work, where wall-clock benchmarks mostly measure the neighbours. It
+// runs only when asked:
+//
+//	QUANT_CPUTIME=1 go test ./quant -run CPUThroughput -v
+//
+// Each line is the best of 5 rounds on the benchmark weight ([3072, 768]
+// float32, 9.4 MB), in GB/s of float32 input, next to memcpy of the same
+// bytes. Memory bandwidth is still shared, so treat the numbers as
+// provisional.
+func TestCPUThroughput(t *testing.T) {
+	if os.Getenv("QUANT_CPUTIME") == "" {
+		t.Skip("set QUANT_CPUTIME=1 to measure")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	threadCPU := func() time.Duration {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ts.Nano())
+	}
+	n := len(benchSrc) * 4
+	rate := func(name string, f func()) {
+		f()
+		best := time.Duration(1 << 62)
+		for r := 0; r < 5; r++ {
+			t0 := threadCPU()
+			const iters = 10
+			for i := 0; i < iters; i++ {
+				f()
+			}
+			best = min(best, (threadCPU()-t0)/iters)
+		}
+		fmt.Printf("%-26s %6.2f GB/s  %9v/op\n", name, float64(n)/best.Seconds()/1e9, best)
+	}
+	f32 := make([]float32, len(benchSrc))
+	u16 := make([]uint16, len(benchSrc))
+	i8 := make([]int8, len(benchSrc))
+	scb := make([]float32, benchRows)
+	np, na := NF4Sizes(len(benchSrc), 64)
+	packed, absmax := make([]byte, np), make([]float32, na)
+	codes, nested := make([]uint8, na), make([]float32, (na+255)/256)
+	p4 := Int4Params{BlockSize: 32, Symmetric: true}
+	n4, s4, _ := Int4Sizes(benchRows, benchCols, p4)
+	q4, sc4 := make([]byte, n4), make([]float32, s4)
+	rate("memcpy", func() { copy(f32, benchSrc) })
+	old := useAsm
+	defer func() { useAsm = old }()
+	for _, asm := range []bool{true, false} {
+		if asm && !hasAVX2 {
+			continue
+		}
+		useAsm = asm
+		path := map[bool]string{true: "asm", false: "go"}[asm]
+		rate("F32ToF16/"+path, func() { F32ToF16(u16, benchSrc) })
+		rate("F32ToBF16/"+path, func() { F32ToBF16(u16, benchSrc) })
+		rate("QuantizeInt8Rows/"+path, func() { _ = QuantizeInt8Rows(i8, scb, benchSrc, benchRows, benchCols) })
+		rate("QuantizeNF4/"+path, func() { _ = QuantizeNF4(packed, absmax, benchSrc, 64) })
+		rate("NF4+DoubleQuant/"+path, func() {
+			_ = QuantizeNF4(packed, absmax, benchSrc, 64)
+			_, _ = DoubleQuant(codes, nested, absmax, 256)
+		})
+	}
+	useAsm = old
+	rate("QuantizeInt4/sym32", func() { _ = QuantizeInt4(q4, sc4, nil, benchSrc, benchRows, benchCols, p4) })
+	rate("DequantizeNF4", func() { _ = DequantizeNF4(f32, packed, absmax, 64) })
+	rate("Compare", func() { _ = Compare(benchSrc, f32) })
+}
