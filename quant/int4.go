@@ -34,6 +34,18 @@ import (
 // and the zero point added before rounding: q is not always round(x/scale)+zp.
 // Dequantization (what MatMulNBits computes): ŵ = (q - zp)·scale.
 //
+// Error bound: |w - ŵ| ≤ |scale|/2 (plus float32 rounding), with one
+// exception in the symmetric scheme: m maps to q-8 = -8 exactly, but values
+// of the other sign reach +8 only at magnitude |m|, and +8 clamps to 7, so
+// values beyond 7.5 steps on that side are off by up to one full step.
+//
+// Compilers that contract float32(x·r) + zp into one fused multiply-add (GCC
+// does on arm64 by default) can make ORT builds for such targets differ from
+// this by one code where x·r + zp lands within an ulp of a .5; this follows
+// the x86-64 build, which has no FMA to contract to. A scale below 2^-128,
+// whose float32 reciprocal overflows, is handled with the exponent range
+// extended (see the package comment); ORT would produce garbage there.
+//
 // When K is not a multiple of BlockSize the last block of each row is padded
 // with zeros: block statistics come from the real elements (a zero never
 // changes them: the asymmetric range already holds 0, and |0| never wins the
