@@ -318,6 +318,9 @@ func copyExactly(ctx context.Context, w io.Writer, r io.Reader, f *packFile, buf
 // manifest, sorted by slash path. Anything else (symlink, device, fifo,
 // socket) is an error: a bundle holds plain files only.
 func listFiles(dir string) ([]packFile, error) {
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = r // DIR itself may be a link; nothing below it may
+	}
 	var files []packFile
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -269,6 +269,21 @@ func TestPackRefuses(t *testing.T) {
 	})
 }
 
+// DIR given through a symlink packs like DIR itself.
+func TestPackDirThroughSymlink(t *testing.T) {
+	src := t.TempDir()
+	writeArtifact(t, src, sampleFiles(), sampleMeta)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(src, link); err != nil {
+		t.Skip(err)
+	}
+	a, _ := packDir(t, src, PackOptions{})
+	b, _ := packDir(t, link, PackOptions{})
+	if sha(t, a) != sha(t, b) {
+		t.Error("packing through a symlink gave other bytes")
+	}
+}
+
 func TestLevelAuto(t *testing.T) {
 	for prec, want := range map[string]Level{"nf4": LevelFastest, "int4": LevelFastest, "fp16": LevelFastestLit, "bf16": LevelFastestLit, "int8": LevelFastestLit, "": LevelFastestLit} {
 		src := t.TempDir()
