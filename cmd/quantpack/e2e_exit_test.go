@@ -85,6 +85,45 @@ func testE2EExit(t *testing.T, vit string) {
 		qp(t, "no-such-command").wantCode(t, ExitUsage)
 	})
 
+	// An OUT that exists and is not empty is refused and left exactly as it
+	// was: a mistyped -o must never cost the user a directory.
+	t.Run("occupied-output", func(t *testing.T) {
+		bundle := filepath.Join(dir, "occupied.tar.zst")
+		art := filepath.Join(dir, "occupied-art")
+		qp(t, "convert", vit, "-o", art, "--precision", "int8").ok(t)
+		qp(t, "pack", art, "-o", bundle).ok(t)
+		for _, args := range [][]string{
+			{"convert", vit, "--precision", "int8"},
+			{"export", vit, "--precision", "fp32"},
+			{"synth", "--preset", "deit-tiny-patch16-224"},
+			{"unpack", bundle},
+		} {
+			parent := t.TempDir()
+			out := filepath.Join(parent, "out")
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			keep := filepath.Join(out, "keep.txt")
+			if err := os.WriteFile(keep, []byte("mine"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := qp(t, append(args, "-o", out)...)
+			if r.code == 0 {
+				t.Errorf("%s into a non-empty directory succeeded", args[0])
+			}
+			r.wantCode(t, r.code, out)
+			if b, err := os.ReadFile(keep); err != nil || string(b) != "mine" {
+				t.Errorf("%s into a non-empty directory changed %s: %q %v", args[0], keep, b, err)
+			}
+			if ents, _ := os.ReadDir(out); len(ents) != 1 {
+				t.Errorf("%s into a non-empty directory left %d entries in it", args[0], len(ents))
+			}
+			if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+				t.Errorf("%s into a non-empty directory left %d entries beside it", args[0], len(ents))
+			}
+		}
+	})
+
 	t.Run("corrupt", func(t *testing.T) {
 		for _, src := range []string{truncData, truncHeader, hugeHeader} {
 			f := filepath.Join(src, "model.safetensors")

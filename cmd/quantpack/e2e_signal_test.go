@@ -18,8 +18,8 @@ import (
 // a much faster machine.
 var interruptPresets = []string{"vit-base-patch16-224", "vit-large-patch16-224"}
 
-// testE2ESignals: SIGINT and SIGTERM in the middle of a conversion exit 130
-// and leave neither the output directory nor any .tmp-* file (DESIGN.md §8).
+// testE2ESignals: SIGINT and SIGTERM in the middle of convert, export or pack
+// exit 130 and leave neither the output nor any .tmp-* file (DESIGN.md §8).
 func testE2ESignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: synthesizes a 330 MB checkpoint")
@@ -42,28 +42,47 @@ func testE2ESignals(t *testing.T) {
 	if !nextModel() {
 		t.Fatal("no preset")
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(sig.String(), func(t *testing.T) {
+	// Convert under both signals; export and pack (one temp directory, one
+	// temp file) under one each.
+	cases := []struct {
+		name string
+		sig  syscall.Signal
+		args func(src, out string) []string
+	}{
+		{"convert/SIGINT", syscall.SIGINT, func(src, out string) []string {
+			return []string{"convert", src, "-o", out, "--precision", "nf4", "--threads", "1"}
+		}},
+		{"convert/SIGTERM", syscall.SIGTERM, func(src, out string) []string {
+			return []string{"convert", src, "-o", out, "--precision", "nf4", "--threads", "1"}
+		}},
+		{"export/SIGINT", syscall.SIGINT, func(src, out string) []string {
+			return []string{"export", src, "-o", out, "--precision", "int8"}
+		}},
+		{"pack/SIGTERM", syscall.SIGTERM, func(src, out string) []string {
+			return []string{"pack", src, "-o", out}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
 			for {
-				if interruptConvert(t, src, sig) {
+				if interrupt(t, c.args(src, filepath.Join(t.TempDir(), "out")), c.sig) {
 					return
 				}
 				if !nextModel() {
-					t.Skipf("every conversion finished before the %v landed (largest: %s); nothing to interrupt", sig, src)
+					t.Skipf("every run finished before the %v landed (largest: %s); nothing to interrupt", c.sig, src)
 				}
 			}
 		})
 	}
 }
 
-// interruptConvert starts convert, waits until its temporary output exists
-// (the conversion is under way), sends sig and checks exit 130 and a clean
-// parent directory. It returns false when the conversion finished first.
-func interruptConvert(t *testing.T, src string, sig syscall.Signal) bool {
+// interrupt runs args (whose output, after -o, is in a fresh directory),
+// waits until the temporary output appears beside it (the work is under way),
+// sends sig and checks exit 130 and an empty parent directory. It returns
+// false when the command finished before the signal.
+func interrupt(t *testing.T, args []string, sig syscall.Signal) bool {
 	t.Helper()
-	parent := t.TempDir()
-	out := filepath.Join(parent, "out")
-	args := []string{"convert", src, "-o", out, "--precision", "nf4", "--threads", "1"}
+	parent := filepath.Dir(args[3])
 	cmd := exec.Command(e2eBinary(t), args...)
 	cmd.Env = e2eEnv()
 	var stderr bytes.Buffer
@@ -93,12 +112,13 @@ poll:
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-done
-			t.Fatalf("convert wrote nothing in 30 s\nstderr: %s", stderr.String())
+			t.Fatalf("%s wrote nothing in 30 s\nstderr: %s", args[0], stderr.String())
 		}
 		time.Sleep(time.Millisecond)
 	}
 	if !finished {
-		// Let it get into the tensor stream, well short of the ~1 s it takes.
+		// Let it get into the tensor stream, well short of the ≥ 1 s each
+		// command takes on ViT-Base here.
 		time.Sleep(50 * time.Millisecond)
 		if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			t.Fatal(err)
@@ -108,7 +128,7 @@ poll:
 		case <-time.After(30 * time.Second):
 			cmd.Process.Kill()
 			<-done
-			t.Fatalf("convert did not stop within 30 s of %v", sig)
+			t.Fatalf("%s did not stop within 30 s of %v", args[0], sig)
 		}
 	}
 	code := 0
@@ -119,15 +139,15 @@ poll:
 		t.Fatal(werr)
 	}
 	if code == 0 {
-		t.Logf("convert of %s finished before %v; trying a bigger model", src, sig)
+		t.Logf("%s of %s finished before %v; trying a bigger model", args[0], args[1], sig)
 		return false
 	}
 	if code != ExitInterrupted {
-		t.Errorf("convert interrupted by %v: exit %d, want %d\nstderr: %s", sig, code, ExitInterrupted, stderr.String())
+		t.Errorf("%s interrupted by %v: exit %d, want %d\nstderr: %s", args[0], sig, code, ExitInterrupted, stderr.String())
 	}
 	if strings.Contains(stderr.String(), "panic") {
 		t.Errorf("stderr shows a panic:\n%s", stderr.String())
 	}
-	emptyParent(t, parent, sig.String()+" during convert")
+	emptyParent(t, parent, sig.String()+" during "+args[0])
 	return true
 }
