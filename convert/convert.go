@@ -197,6 +197,10 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	if err != nil {
 		return nil, err
 	}
+	// Hash the source files while the workers quantize: the hash is one
+	// sequential pass over the whole checkpoint, and overlapping it with the
+	// workers' reads and writes hides most of its cost.
+	srcHash := hashSources(ctx, s.Ckpt.Files())
 	meta := map[string]string{"format": "pt"}
 	for k, v := range s.Ckpt.Metadata() {
 		meta[k] = v
@@ -222,7 +226,7 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	if err := writeConfig(s, dir, items, &opt); err != nil {
 		return nil, err
 	}
-	m, err := buildManifest(s, dir, items, &opt, shardFiles)
+	m, err := buildManifest(s, dir, items, &opt, shardFiles, srcHash)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +408,7 @@ feed:
 }
 
 // buildManifest totals the records and hashes the written files.
-func buildManifest(s *Source, dir string, items []*item, opt *Options, shardFiles []string) (*Manifest, error) {
+func buildManifest(s *Source, dir string, items []*item, opt *Options, shardFiles []string, srcHash func() ([]manifest.File, error)) (*Manifest, error) {
 	m := &Manifest{Format: ManifestFormat, Kind: "safetensors", ToolVersion: version.Version,
 		Precision: opt.Precision, Architecture: s.ArchName()}
 	if s.Config != nil {
@@ -422,11 +426,11 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, shardFile
 		m.Scheme.BlockSize, m.Scheme.DoubleQuant = opt.blockSize(), opt.DoubleQuant
 		m.Scheme.NibbleOrder = "high nibble first (bitsandbytes)"
 	}
-	for _, f := range s.Ckpt.Files() {
-		h, err := manifest.HashFile(f)
-		if err != nil {
-			return nil, err
-		}
+	hs, err := srcHash()
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hs {
 		m.Sources = append(m.Sources, h)
 		m.Totals.BytesIn += h.Size
 	}
@@ -487,4 +491,34 @@ func (u usageErr) FaultClass() fault.Class { return fault.Usage }
 func IsUsage(err error) bool {
 	var u usageErr
 	return errors.As(err, &u)
+}
+
+// hashSources starts hashing files in the background and returns a function
+// that waits for the result.
+func hashSources(ctx context.Context, files []string) func() ([]manifest.File, error) {
+	type result struct {
+		hs  []manifest.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		for _, f := range files {
+			if ctx.Err() != nil {
+				r.err = ctx.Err()
+				break
+			}
+			h, err := manifest.HashFile(f)
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.hs = append(r.hs, h)
+		}
+		ch <- r
+	}()
+	return func() ([]manifest.File, error) {
+		r := <-ch
+		return r.hs, r.err
+	}
 }
