@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -70,6 +71,11 @@ func exitCode(err error) int {
 	// those it marks with an exit code as usage errors.
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) && ec.ExitCode() == ExitUsage {
+		return ExitUsage
+	}
+	// urfave/cli reports missing required flags with an unexported error
+	// type; its message is the only handle on it.
+	if strings.HasPrefix(err.Error(), "Required flag") {
 		return ExitUsage
 	}
 	return ExitOther

@@ -53,3 +53,9 @@ func TestInterspersed(t *testing.T) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
 }
+
+func TestMissingRequiredFlagIsUsage(t *testing.T) {
+	if code := run([]string{"quantpack", "convert", "somewhere"}); code != ExitUsage {
+		t.Fatalf("convert without -o: exit %d, want %d", code, ExitUsage)
+	}
+}
