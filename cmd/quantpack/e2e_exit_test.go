@@ -138,7 +138,7 @@ func testE2EExit(t *testing.T, vit string) {
 	})
 
 	t.Run("corrupt-onnx", func(t *testing.T) {
-		requireORT(t)
+		requireRuntime(t)
 		good := filepath.Join(dir, "onnx-fp32")
 		qp(t, "export", vit, "-o", good, "--precision", "fp32").ok(t)
 		badFile := filepath.Join(dir, "bad.onnx")
@@ -182,22 +182,33 @@ func testE2EExit(t *testing.T, vit string) {
 		writes(t, ExitUnsupported, []string{swin}, "export", swin, "--precision", "fp32")
 	})
 
-	t.Run("gate-runtime", func(t *testing.T) {
-		requireORT(t)
-		e32, e8 := filepath.Join(dir, "g32"), filepath.Join(dir, "g8")
+	exports := func(t *testing.T) (string, string) {
+		t.Helper()
+		d := t.TempDir()
+		e32, e8 := filepath.Join(d, "fp32"), filepath.Join(d, "int8")
 		qp(t, "export", vit, "-o", e32, "--precision", "fp32").ok(t)
 		qp(t, "export", vit, "-o", e8, "--precision", "int8").ok(t)
-		fast := []string{"--no-memory", "--iters", "2", "--warmup", "0"}
+		return e32, e8
+	}
+	fast := []string{"--no-memory", "--iters", "2", "--warmup", "0"}
+
+	t.Run("gate", func(t *testing.T) {
+		requireRuntime(t)
+		e32, e8 := exports(t)
 		// A cosine above 1 and a size ratio of 1% cannot be met.
 		qp(t, append([]string{"verify", e32, e8, "--min-cosine", "1.1"}, fast...)...).wantCode(t, ExitGate, "min-cosine")
 		qp(t, append([]string{"verify", e32, e8, "--max-size-ratio", "0.01"}, fast...)...).wantCode(t, ExitGate, "max-size-ratio")
-		// And the JSON still comes out with the failed gate listed.
+		// And the JSON still comes out, with the failed gate listed.
 		r := qp(t, append([]string{"verify", e32, e8, "--min-cosine", "1.1", "--json"}, fast...)...)
 		r.wantCode(t, ExitGate)
 		if failed, _ := jpath(r.json(t), "gates.failed"); failed == nil || len(failed.([]any)) == 0 {
 			t.Errorf("gates.failed = %v, want the min-cosine gate", failed)
 		}
+	})
 
+	// Runtime unavailable needs no runtime: these run where ORT is absent too.
+	t.Run("runtime", func(t *testing.T) {
+		e32, e8 := exports(t)
 		qp(t, append([]string{"verify", e32, e8, "--ort-lib", "/nonexistent.so"}, fast...)...).wantCode(t, ExitRuntime, "/nonexistent.so")
 		qpEnv(t, []string{"ONNXRUNTIME_SHARED_LIBRARY_PATH=/nonexistent"}, append([]string{"verify", e32, e8}, fast...)...).
 			wantCode(t, ExitRuntime, "/nonexistent")

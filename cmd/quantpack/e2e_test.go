@@ -126,7 +126,7 @@ func testE2EHappy(t *testing.T, vit string) {
 	})
 
 	t.Run("export-verify", func(t *testing.T) {
-		requireORT(t)
+		requireRuntime(t)
 		dir := t.TempDir()
 		e32, e8 := filepath.Join(dir, "fp32"), filepath.Join(dir, "int8")
 		qp(t, "export", vit, "-o", e32, "--precision", "fp32").ok(t)
@@ -148,7 +148,7 @@ func testE2EHappy(t *testing.T, vit string) {
 	})
 
 	t.Run("study", func(t *testing.T) {
-		requireORT(t)
+		requireRuntime(t)
 		rep := filepath.Join(t.TempDir(), "report")
 		qp(t, "study", vit, "-o", rep, "--precisions", "fp32,int8", "--iters", "3", "--warmup", "1", "--no-memory").ok(t)
 		md, err := os.ReadFile(filepath.Join(rep, "report.md"))
