@@ -1,7 +1,9 @@
 package convert
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -75,4 +77,126 @@ func mustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// mobilevitInput is a deterministic [batch, 3, size, size] input in [0, 1]
+// (MobileViT's processor rescales without normalizing).
+func mobilevitInput(batch, size int) ([]float32, []int64) {
+	x := make([]float32, batch*3*size*size)
+	s := uint32(12345)
+	for i := range x {
+		s = s*1664525 + 1013904223
+		x[i] = float32(s>>8) / float32(1<<24)
+	}
+	return x, []int64{int64(batch), 3, int64(size), int64(size)}
+}
+
+// synthPreset writes a preset's checkpoint into a temporary directory.
+func synthPreset(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if _, err := Synth(context.Background(), name, dir, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestMobileViTPrecisions exports both presets (synth weights) at every
+// precision, runs them and compares logits with the fp32 export on the same
+// inputs. Thresholds sit below the measured agreement (docs/mobilevit.md:
+// fp16 cosine 1.000000, int8 ≥ 0.99983, int4/nf4 ≥ 0.9937 for
+// MobileViT-Small, whose 4-bit classifier costs the most) with a margin for
+// other seeds, and far above what a wrong scale or layout gives (cosine
+// near 0).
+func TestMobileViTPrecisions(t *testing.T) {
+	needORT(t)
+	type variant struct {
+		prec      ExportPrecision
+		mode      string
+		minCosine float64
+	}
+	variants := []variant{{ExportFP16, "", 0.99999}, {ExportInt8, Int8Dynamic, 0.999}, {ExportInt8, Int8QDQ, 0.999},
+		{ExportInt4, "", 0.98}, {ExportNF4, "", 0.98}}
+	for _, preset := range []string{"mobilevit-xx-small", "mobilevit-small"} {
+		t.Run(preset, func(t *testing.T) {
+			src := synthPreset(t, preset)
+			x, shape := mobilevitInput(2, 256)
+			ref, m32 := exportTo(t, src, ExportOptions{Precision: ExportFP32})
+			base := runONNX(t, ref, x, shape)["logits"].F32
+			for _, v := range variants {
+				out, m := exportTo(t, src, ExportOptions{Precision: v.prec, Int8Mode: v.mode})
+				got := runONNX(t, out, x, shape)["logits"].F32
+				a := compare(got, base)
+				t.Logf("%s %s %s: cosine %.6f max-abs %.3g onnx size %.3f× (ops %v)", preset, v.prec, v.mode, a.Cosine, a.MaxAbs,
+					float64(m.Sizes.TotalBytes)/float64(m32.Sizes.TotalBytes), sortedOps(m.Ops))
+				if !(a.Cosine >= v.minCosine) {
+					t.Errorf("%s %s %s: cosine %.6f with fp32, want ≥ %g", preset, v.prec, v.mode, a.Cosine, v.minCosine)
+				}
+			}
+		})
+	}
+}
+
+// TestMobileViTInt8Artifact converts the reference checkpoint to int8 (convs
+// per channel, BatchNorm separate), exports it in every int8 conv form and
+// checks them against each other and against transformers' logits. The
+// fixture's BatchNorm weights are random, so about half the channels have a
+// negative γ and exercise the code negation. qdq and float forms use the
+// same weight values (q·absmax/127·γ/σ), so they agree to float32 rounding
+// (1e-5 on logits of magnitude 0.2); the integer form also quantizes
+// activations (cosine ≥ 0.999).
+func TestMobileViTInt8Artifact(t *testing.T) {
+	fx := fixtures(t)
+	needORT(t)
+	dir := filepath.Join(fx, "reference", "mobilevit")
+	ref := readRef(t, dir)
+	c := ref.Cases[0]
+	x := readBin(t, filepath.Join(dir, c.Input.File))
+	want := readBin(t, filepath.Join(dir, c.Outputs["logits"].File))
+	art := filepath.Join(t.TempDir(), "int8")
+	if _, err := Convert(context.Background(), dir, art, Options{Precision: Int8}); err != nil {
+		t.Fatal(err)
+	}
+	logits := map[string][]float32{}
+	defer func() { int8ConvForm, int8Depthwise = "", false }()
+	for _, form := range []string{convFloat, convQDQ, convInteger} {
+		for _, dw := range []bool{false, true} {
+			int8ConvForm, int8Depthwise = form, dw
+			out, _ := exportTo(t, art, ExportOptions{ImageSize: int(c.Input.Shape[3]), Int8Mode: Int8QDQ})
+			logits[fmt.Sprint(form, dw)] = runONNX(t, out, x, c.Input.Shape)["logits"].F32
+		}
+	}
+	int8ConvForm, int8Depthwise = "", false
+	base := logits[fmt.Sprint(convFloat, false)]
+	a := compare(base, want)
+	t.Logf("int8 artifact vs transformers fp32: cosine %.6f max-abs %.3g", a.Cosine, a.MaxAbs)
+	if a.Cosine < 0.999 {
+		t.Errorf("int8 artifact vs transformers fp32: cosine %.6f, want ≥ 0.999", a.Cosine)
+	}
+	for k, v := range logits {
+		a := compare(v, base)
+		t.Logf("%s vs float: cosine %.9f max-abs %.3g", k, a.Cosine, a.MaxAbs)
+		if strings.HasPrefix(k, convInteger) {
+			if a.Cosine < 0.999 {
+				t.Errorf("%s: cosine %.6f with the float form, want ≥ 0.999", k, a.Cosine)
+			}
+		} else if a.MaxAbs > 1e-5 {
+			t.Errorf("%s: max-abs %.3g from the float form, want ≤ 1e-5 (same weights)", k, a.MaxAbs)
+		}
+	}
+}
+
+// TestMobileViTArtifactSize checks the size target: the int8
+// artifact of MobileViT-XXS (convolutions and classifier included) is at
+// most 0.30× the fp32 checkpoint's bytes.
+func TestMobileViTArtifactSize(t *testing.T) {
+	src := synthPreset(t, "mobilevit-xx-small")
+	m, err := Convert(context.Background(), src, filepath.Join(t.TempDir(), "int8"), Options{Precision: Int8, NoStats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("int8 artifact: %d of %d bytes (%.3f×)", m.Totals.BytesOut, m.Totals.BytesIn, m.Totals.Ratio)
+	if m.Totals.Ratio > 0.30 {
+		t.Errorf("int8 artifact is %.3f× fp32, want ≤ 0.30", m.Totals.Ratio)
+	}
 }

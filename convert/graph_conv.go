@@ -51,9 +51,20 @@ func (b *builder) readBatchNorm(prefix string, n int64, eps float64) batchNorm {
 // the form:
 //
 //	float              Conv(x, W', bias'), W' folded in float64 and rounded once
-//	int8-per-channel   qdq:     Conv(x, DequantizeLinear(q, absmax/127·Scale, axis 0), bias')
-//	                   dynamic: DynamicQuantizeLinear(x) → ConvInteger(x_q, q+128, x_zp, 128)
-//	                            → Cast → ·(x_scale·absmax/127·Scale) + bias'
+//	int8-per-channel   --int8-mode qdq:     Conv(x, DequantizeLinear(q, absmax/127·Scale, axis 0), bias')
+//	                   --int8-mode dynamic: Conv(x, q·absmax/127·Scale as float32, bias')
+//	                   depthwise (both):    as dynamic
+//	                   (measurement only)   DynamicQuantizeLinear(x) → ConvInteger(x_q, q+128, x_zp, 128)
+//	                                        → Cast → ·(x_scale·absmax/127·Scale) + bias'
+//
+// Why (docs/mobilevit.md, ONNX Runtime 1.30 CPU): ConvInteger plus the
+// rescaling ops is slower than float Conv at every MobileViT layer size, and
+// ORT keeps a DequantizeLinear in front of a float Conv (it does not fold it
+// away) so QDQ pays a dequantization per run; expanding the codes at export
+// is the fastest form and computes exactly the values DequantizeLinear
+// would. The int8 cost is then file size only, which qdq keeps small.
+// Depthwise 3×3 convolutions have 9 weights per channel: int8 saves a few
+// kilobytes and measured no faster, so they are always expanded.
 //
 // Folding into an int8 weight touches only the per-channel scale, so the
 // artifact's codes are reused exactly; a channel whose folded scale is
@@ -90,7 +101,7 @@ func (b *builder) conv2d(x, wname string, cs convSpec, bn *batchNorm) string {
 		case SchemeFP32, SchemeFP16, SchemeBF16:
 			y = b.convFloat(x, wname, shape, bn, attrs)
 		case SchemeInt8Ch:
-			y = b.convInt8(x, wname, shape, bn, attrs)
+			y = b.convInt8(x, wname, shape, bn, attrs, cs.Groups)
 		default:
 			b.errf(fmt.Errorf("%s: %w: convolution weight %q stored as %s", b.w.path, ErrUnsupported, wname, scheme))
 			y = x
@@ -183,7 +194,23 @@ func (b *builder) int8ConvWeight(wname string, shape []int64, bn *batchNorm) ([]
 	return q, scale
 }
 
-func (b *builder) convInt8(x, wname string, shape []int64, bn *batchNorm, attrs []*onnx.Attribute) string {
+// int8 convolution forms (see convInt8).
+const (
+	convFloat   = "float"   // codes expanded to float32 q·scale at export
+	convQDQ     = "qdq"     // DequantizeLinear(int8, axis 0) → Conv
+	convInteger = "integer" // DynamicQuantizeLinear → ConvInteger → scale
+)
+
+// int8ConvForm overrides the form of int8 convolutions; "" chooses by
+// --int8-mode. int8Depthwise lets depthwise convolutions take the chosen
+// form too instead of convFloat. Both exist for the measurements in
+// docs/mobilevit.md (TestMobileViTSpeed).
+var (
+	int8ConvForm  = ""
+	int8Depthwise = false
+)
+
+func (b *builder) convInt8(x, wname string, shape []int64, bn *batchNorm, attrs []*onnx.Attribute, groups int) string {
 	if !b.requireFP32(wname) {
 		return x
 	}
@@ -192,7 +219,30 @@ func (b *builder) convInt8(x, wname string, shape []int64, bn *batchNorm, attrs 
 		return x
 	}
 	out := shape[0]
-	if b.opt.Int8Mode == Int8QDQ {
+	form := int8ConvForm
+	if form == "" {
+		form = convQDQ
+		if b.opt.Int8Mode == Int8Dynamic {
+			form = convFloat
+		}
+	}
+	if groups > 1 && groups == int(out) && !int8Depthwise {
+		form = convFloat
+	}
+	if form == convFloat {
+		per := len(q) / int(out)
+		w := make([]float32, len(q))
+		for i, c := range q {
+			w[i] = float32(c) * scale[i/per]
+		}
+		wf := b.addInit(onnx.TensorF32(b.unique(wname+".dequantized"), shape, w))
+		in := []string{x, wf}
+		if bias := b.convBias(wname, bn, onnx.Float); bias != "" {
+			in = append(in, bias)
+		}
+		return b.node("Conv", in, attrs...)
+	}
+	if form == convQDQ {
 		bias := b.convBias(wname, bn, onnx.Float)
 		wq := b.addInit(onnx.TensorI8(b.unique(wname+".q"), shape, q))
 		sc := b.addInit(onnx.TensorF32(b.unique(wname+".scale"), []int64{out}, scale))
