@@ -145,6 +145,18 @@ func testE2EHappy(t *testing.T, vit string) {
 		qp(t, "unpack", bundle, "-o", un).ok(t)
 		qp(t, "check", un).ok(t)
 		sameTree(t, art, un)
+		// Outputs get the permissions of any directory the user makes (umask
+		// applied), not os.MkdirTemp's private 0700.
+		ref := filepath.Join(dir, "mkdir")
+		if err := os.Mkdir(ref, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		want := dirPerm(t, ref)
+		for _, d := range []string{art, un} {
+			if got := dirPerm(t, d); got != want {
+				t.Errorf("%s has mode %v, a plain mkdir here gets %v", d, got, want)
+			}
+		}
 	})
 
 	t.Run("study", func(t *testing.T) {
@@ -232,6 +244,15 @@ func checkVerifyContract(t *testing.T, m map[string]any, base, cand string) {
 	if s, want := jnum(t, m, "speedup"), jnum(t, m, "baseline.latency_ms.p50")/jnum(t, m, "candidate.latency_ms.p50"); !closeRel(s, want, 1e-9) {
 		t.Errorf("speedup %v, baseline p50 / candidate p50 = %v", s, want)
 	}
+}
+
+func dirPerm(t *testing.T, dir string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
 }
 
 func onnxBytes(t *testing.T, dir string) float64 {
