@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/version"
 )
 
@@ -28,6 +30,13 @@ func register(c *cli.Command) { commands = append(commands, c) }
 func newApp() *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	// urfave/cli v2 does not pass the app's OnUsageError down to commands.
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsage
+		}
+	}
 	return &cli.App{
 		Name:    "quantpack",
 		Usage:   "quantize Hugging Face vision checkpoints and measure them in ONNX Runtime",
@@ -48,8 +57,12 @@ Typical flow:
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // we map errors ourselves
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
+		OnUsageError: onUsage,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q; `quantpack --help` lists them", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 	}
 }
@@ -77,8 +90,11 @@ func run(args []string) int {
 	}()
 	app := newApp()
 	err := app.RunContext(ctx, interspersed(app.Commands, args))
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("%w: %v", context.Canceled, err)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("interrupted: %w (%v)", context.Canceled, err)
+	} else if err != nil && errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("interrupted by signal; temporary files removed")
+		err = interrupted{err}
 	}
 	atomicfile.RemoveAll()
 	code := exitCode(err)
@@ -87,3 +103,8 @@ func run(args []string) int {
 	}
 	return code
 }
+
+// interrupted reports a run stopped by SIGINT/SIGTERM (exit 130).
+type interrupted struct{ error }
+
+func (interrupted) FaultClass() fault.Class { return fault.Interrupted }

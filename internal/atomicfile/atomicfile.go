@@ -191,6 +191,12 @@ func (d *Dir) Commit() error {
 	}
 	d.done = true
 	defer forgetDir(d.tmp)
+	// MkdirTemp makes the directory private (0700); an artifact is an
+	// ordinary directory.
+	if err := os.Chmod(d.tmp, 0o755); err != nil {
+		os.RemoveAll(d.tmp)
+		return fmt.Errorf("atomicfile: %w", err)
+	}
 	syncDir(d.tmp)
 	if ents, err := os.ReadDir(d.path); err == nil && len(ents) == 0 {
 		os.Remove(d.path)

@@ -70,6 +70,9 @@ func TestDir(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(final, "a")); string(b) != "x" {
 		t.Fatal("content lost")
 	}
+	if fi, err := os.Stat(final); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("committed directory mode %v, want 0755", fi.Mode().Perm())
+	}
 	if _, err := CreateDir(final); err == nil {
 		t.Fatal("non-empty destination accepted")
 	}
