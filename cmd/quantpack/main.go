@@ -57,7 +57,7 @@ Typical flow:
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // we map errors ourselves
-		OnUsageError: onUsage,
+		OnUsageError:         onUsage,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unknown command %q; `quantpack --help` lists them", c.Args().First())
