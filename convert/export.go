@@ -281,9 +281,15 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	if s.artifact != nil && s.artifact.Precision == BF16 {
 		return nil, fmt.Errorf("%w: bf16 artifacts (export the checkpoint at fp32 or fp16)", ErrExportUnsupported)
 	}
+	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrOutputExists, out)
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
+		return nil, err
+	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutputExists, err)
+		return nil, err
 	}
 	defer dir.Abort()
 	if s.artifact == nil && prec != ExportFP32 {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh BIN OUTDIR: the main job on a built-in default, end to end.
 # Synthesizes DeiT-Tiny (random weights, the real config), converts it to every
-# precision with a size and error table, then runs the study: export every
+# precision with a size and error table, exports FP32 and INT8 graphs and runs
+# each once, then runs the study: export every
 # precision to ONNX and verify each against FP32 in ONNX Runtime on this CPU.
 set -euo pipefail
 bin=${1:-bin/quantpack}
@@ -23,6 +24,11 @@ done
 echo
 echo "== inspect: the NF4 artifact (bitsandbytes layout)"
 "$bin" inspect "$out/convert-nf4" | sed -n 1,5p
+
+echo
+echo "== export: fp32 and int8 (dynamic) ONNX graphs, one inference each in ONNX Runtime (--check)"
+"$bin" export "$out/model" -o "$out/onnx-fp32" --precision fp32 --check
+"$bin" export "$out/model" -o "$out/onnx-int8" --precision int8 --int8-mode dynamic --check
 
 echo
 echo "== study: export every precision and verify it against FP32 on ONNX Runtime (CPU)"
