@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/quantpack/quantpack/verify"
+	"github.com/quantpack/quantpack/verify/ort"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMobileViTExportMatchesTransformers exports the MobileViT reference
@@ -198,5 +202,73 @@ func TestMobileViTArtifactSize(t *testing.T) {
 	t.Logf("int8 artifact: %d of %d bytes (%.3f×)", m.Totals.BytesOut, m.Totals.BytesIn, m.Totals.Ratio)
 	if m.Totals.Ratio > 0.30 {
 		t.Errorf("int8 artifact is %.3f× fp32, want ≤ 0.30", m.Totals.Ratio)
+	}
+}
+
+// TestMobileViTSpeed measures p50 latency of every export form of both
+// presets on ONNX Runtime CPU with 2 intra-op threads, batch 1 and 8 (the
+// figures of docs/mobilevit.md). Sessions are measured in interleaved rounds
+// so machine noise spreads evenly over the variants. Opt-in: it takes
+// minutes. QUANTPACK_BENCH=1 go test ./convert -run TestMobileViTSpeed -v
+func TestMobileViTSpeed(t *testing.T) {
+	if os.Getenv("QUANTPACK_BENCH") == "" {
+		t.Skip("set QUANTPACK_BENCH=1 to measure")
+	}
+	needORT(t)
+	type variant struct {
+		prec ExportPrecision
+		mode string
+		dw   bool
+		form string
+	}
+	vs := []variant{{ExportFP32, "", false, ""}, {ExportFP16, "", false, ""},
+		{ExportInt8, Int8Dynamic, false, ""}, {ExportInt8, Int8Dynamic, true, ""}, {ExportInt8, Int8Dynamic, false, convInteger}, {ExportInt8, Int8Dynamic, false, convQDQ},
+		{ExportInt8, Int8QDQ, false, ""}, {ExportInt8, Int8QDQ, true, ""},
+		{ExportInt4, "", false, ""}, {ExportNF4, "", false, ""}}
+	for _, preset := range []string{"mobilevit-xx-small", "mobilevit-small"} {
+		src := synthPreset(t, preset)
+		for _, batch := range []int{1, 8} {
+			x, shape := mobilevitInput(batch, 256)
+			in := []verify.Tensor{{Name: "pixel_values", DType: verify.Float32, Shape: shape, F32: x}}
+			sess := make([]*ort.Session, len(vs))
+			names := make([]string, len(vs))
+			times := make([][]time.Duration, len(vs))
+			var fp32Bytes int64
+			for i, v := range vs {
+				int8Depthwise, int8ConvForm = v.dw, v.form
+				out, m := exportTo(t, src, ExportOptions{Precision: v.prec, Int8Mode: v.mode})
+				int8Depthwise, int8ConvForm = false, ""
+				if i == 0 {
+					fp32Bytes = m.Sizes.TotalBytes
+				}
+				names[i] = fmt.Sprintf("%s b%d %s %s dw=%v convs=%s size %.3f×", preset, batch, v.prec, v.mode, v.dw, v.form, float64(m.Sizes.TotalBytes)/float64(fp32Bytes))
+				s, err := ort.Open(filepath.Join(out, "model.onnx"), ort.Options{IntraOpThreads: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				sess[i] = s
+				if _, err := verify.Measure(context.Background(), func() error { _, err := s.Run(context.Background(), in); return err }, 2, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rounds := 10
+			if batch == 8 {
+				rounds = 4
+			}
+			for r := 0; r < rounds; r++ {
+				for i, s := range sess {
+					d, err := verify.Measure(context.Background(), func() error { _, err := s.Run(context.Background(), in); return err }, 0, 3)
+					if err != nil {
+						t.Fatal(err)
+					}
+					times[i] = append(times[i], d...)
+				}
+			}
+			for i := range vs {
+				st := verify.NewLatencyStats(times[i])
+				t.Logf("%s p50 %.2fms p90 %.2fms", names[i], st.P50, st.P90)
+			}
+		}
 	}
 }
