@@ -69,7 +69,9 @@ func Synth(ctx context.Context, name, out string, seed uint64, threads int) (*Sy
 	defer w.Abort()
 	res := &SynthResult{Preset: p.Name, Repo: p.Repo, Arch: p.Arch, Dir: out, Tensors: len(specs), Seed: seed}
 	for _, s := range specs {
-		res.Params += specBytes(s) / 4
+		if s.DType == safetensors.F32 {
+			res.Params += specBytes(s) / 4
+		}
 	}
 	if err := synthWrite(ctx, w, specs, cfg, seed, threads); err != nil {
 		return nil, err
@@ -111,6 +113,15 @@ func synthWrite(ctx context.Context, w *safetensors.Writer, specs specList, cfg 
 			defer wg.Done()
 			var buf []float32
 			for s := range jobs {
+				if s.DType != safetensors.F32 {
+					// Counters such as BatchNorm's num_batches_tracked
+					// (I64): zero, as a freshly saved module has.
+					if err := w.WriteTensor(s.Name, make([]byte, specBytes(s))); err != nil {
+						errs <- err
+						return
+					}
+					continue
+				}
 				n := int(specBytes(s) / 4)
 				buf = grow(buf, n)
 				synthInit(buf, s, seed, layerScale)
@@ -167,6 +178,12 @@ func synthInit(dst []float32, s safetensors.TensorSpec, seed uint64, layerScale 
 		std = 0.01
 	case strings.HasSuffix(name, "running_var"):
 		mean, std = 1, 0.1
+	case len(s.Shape) == 4 && strings.HasSuffix(name, ".weight"):
+		// Convolutions: He init, sqrt(2/fan_in), so activations keep their
+		// scale through a conv net (BatchNorm's synthetic running stats
+		// near 1 do not renormalise them).
+		fanIn := s.Shape[1] * s.Shape[2] * s.Shape[3]
+		std = math.Sqrt(2 / float64(max(fanIn, 1)))
 	}
 	fillNormal(dst, r, mean, std)
 	if strings.HasSuffix(name, "running_var") {
