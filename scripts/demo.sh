@@ -27,8 +27,8 @@ echo "== inspect: the NF4 artifact (bitsandbytes layout)"
 
 echo
 echo "== export: fp32 and int8 (dynamic) ONNX graphs, one inference each in ONNX Runtime (--check)"
-"$bin" export "$out/model" -o "$out/onnx-fp32" --precision fp32 --check
-"$bin" export "$out/model" -o "$out/onnx-int8" --precision int8 --int8-mode dynamic --check
+"$bin" export "$out/deit-tiny" -o "$out/onnx-fp32" --precision fp32 --check
+"$bin" export "$out/deit-tiny" -o "$out/onnx-int8" --precision int8 --int8-mode dynamic --check
 
 echo
 echo "== study: export every precision and verify it against FP32 on ONNX Runtime (CPU)"
