@@ -1,27 +1,16 @@
 package convert
 
 import (
-	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 )
 
-// fixtures returns ../shared/fixtures, skipping (or failing in CI) when absent.
-func fixtures(t testing.TB) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "fixtures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("QUANTPACK_CI") != "" {
-			t.Fatalf("fixtures missing in CI: %v", err)
-		}
-		t.Skipf("fixtures not found at %s", dir)
-	}
-	return dir
-}
+// fixtures returns ../shared/fixtures, skipping (failing in CI) when absent.
+func fixtures(t testing.TB) string { return testenv.Fixtures(t, "") }
 
 // referenceModels lists the reference checkpoints of ../shared/fixtures.
 var referenceModels = []string{"vit", "vit-base", "deit", "deit-distilled", "dinov2", "dinov2-cls", "beit", "mobilevit"}

@@ -6,35 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
-// fixturesDir finds ../shared/fixtures beside the repository root. Absent
-// fixtures skip the test, except under QUANTPACK_CI=1 where they fail it.
-func fixturesDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	fx := filepath.Join(dir, "..", "shared", "fixtures")
-	if _, err := os.Stat(fx); err != nil {
-		if os.Getenv("QUANTPACK_CI") == "1" {
-			t.Fatalf("fixtures missing at %s (QUANTPACK_CI=1)", fx)
-		}
-		t.Skipf("fixtures not found at %s", fx)
-	}
-	return fx
-}
+// fixturesDir returns ../shared/fixtures, skipping (failing in CI) when absent.
+func fixturesDir(t *testing.T) string { return testenv.Fixtures(t, "") }
 
 // singleTensorData returns the data buffer of a one-tensor safetensors file
 // (8-byte header length, JSON header, data), enough for the samples here.

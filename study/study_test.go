@@ -6,26 +6,16 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
 
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
 
-func fixtures(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "fixtures", "reference")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("QUANTPACK_CI") != "" {
-			t.Fatalf("fixtures missing in CI: %v", err)
-		}
-		t.Skipf("fixtures not found: %v", err)
-	}
-	return dir
-}
+func fixtures(t *testing.T) string { return testenv.Fixtures(t, "reference") }
 
 func opener(t *testing.T) verify.Opener {
 	t.Helper()

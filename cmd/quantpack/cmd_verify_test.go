@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quantpack/quantpack/internal/testenv"
+
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/verify"
@@ -29,37 +31,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// repoFixture returns ../shared/fixtures/<sub> beside the repository root,
-// skipping when absent and failing under QUANTPACK_CI=1.
-func repoFixture(t testing.TB, sub string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "fixtures", sub)
-	if _, err := os.Stat(p); err != nil {
-		skipOrFail(t, "fixtures not found (%v); they live in ../shared/fixtures", err)
-	}
-	return p
-}
+// repoFixture returns ../shared/fixtures/<sub>, skipping (failing in CI) when absent.
+func repoFixture(t testing.TB, sub string) string { return testenv.Fixtures(t, sub) }
 
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("QUANTPACK_CI") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	testenv.SkipOrFail(t, format, args...)
 }
 
 // requireORT skips (fails in CI) when the ONNX Runtime library is absent.
