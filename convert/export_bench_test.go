@@ -269,6 +269,7 @@ func TestLatencyTable(t *testing.T) {
 		{name: "int8 qdq", opt: ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}},
 		{name: "int4", opt: ExportOptions{Precision: ExportInt4}},
 		{name: "int4 acc1", opt: ExportOptions{Precision: ExportInt4, Int4Accuracy: 1}},
+		{name: "int4 block 128", opt: ExportOptions{Precision: ExportInt4, Convert: Options{BlockSize: 128}}},
 		{name: "nf4", opt: ExportOptions{Precision: ExportNF4}},
 	}
 	for _, v := range vs {

@@ -1,14 +1,20 @@
 package convert
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/quant"
 )
 
 // TestBicubicHandValues checks cubicCoeffs and the taps against values
@@ -198,5 +204,86 @@ func TestExportDeterministic(t *testing.T) {
 		if ma.Files[i] != mb.Files[i] {
 			t.Errorf("%s differs between runs", ma.Files[i].Path)
 		}
+	}
+}
+
+// TestExportReusesArtifactBytes reads the exported graph back and checks
+// that every quantized Linear's initializers are the artifact's tensors
+// byte for byte (int4 codes, scales; nf4 codes), or their exact transpose
+// (int8 codes), and that the nf4 absmax equals bitsandbytes' restoration of
+// the double-quantized scales.
+func TestExportReusesArtifactBytes(t *testing.T) {
+	src := filepath.Join(fixtures(t), "reference", "vit")
+	const p = "vit.encoder.layer.1.intermediate.dense.weight"
+	for _, prec := range []Precision{Int8, Int4, NF4} {
+		art := filepath.Join(t.TempDir(), "art")
+		if _, err := Convert(context.Background(), src, art, Options{Precision: prec, DoubleQuant: prec == NF4}); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := exportTo(t, art, ExportOptions{})
+		m, err := onnx.ReadFile(filepath.Join(out, "model.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck, err := safetensors.OpenCheckpoint(art)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := func(name string) []byte {
+			e, ok := ck.Lookup(name)
+			if !ok {
+				t.Fatalf("artifact has no %q", name)
+			}
+			b, err := readRaw(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		init := func(name string) []byte {
+			ti := m.Graph.Initializer(name)
+			if ti == nil {
+				t.Fatalf("%s: graph has no initializer %q", prec, name)
+			}
+			b, err := ti.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		switch prec {
+		case Int8:
+			want := transpose2D(stored(p), 64, 32)
+			if !bytes.Equal(init(p+".T"), want) {
+				t.Errorf("int8 codes are not the transpose of the artifact's")
+			}
+		case Int4:
+			if !bytes.Equal(init(p), stored(p)) || !bytes.Equal(init(p+"_scale"), stored(p+"_scale")) {
+				t.Errorf("int4 codes or scales differ from the artifact's")
+			}
+		case NF4:
+			if !bytes.Equal(init(p), stored(p)) {
+				t.Errorf("nf4 codes differ from the artifact's")
+			}
+			codes, nested := stored(p+".absmax"), stored(p+".nested_absmax")
+			nf := make([]float32, len(nested)/4)
+			for i := range nf {
+				nf[i] = math.Float32frombits(binary.LittleEndian.Uint32(nested[4*i:]))
+			}
+			var st nf4State
+			if err := json.Unmarshal(stored(p+".quant_state.bitsandbytes__nf4"), &st); err != nil {
+				t.Fatal(err)
+			}
+			dm := quant.DynamicMap(true)
+			got := init(p + ".absmax")
+			for i, c := range codes {
+				// bitsandbytes: dequantize_blockwise(absmax, nested) + offset, in float32.
+				want := float32(dm[c]*nf[i/256]) + float32(*st.NestedOffset)
+				if g := math.Float32frombits(binary.LittleEndian.Uint32(got[4*i:])); g != want {
+					t.Fatalf("nf4 absmax[%d] = %v, bitsandbytes restores %v", i, g, want)
+				}
+			}
+		}
+		ck.Close()
 	}
 }
