@@ -38,22 +38,30 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 		}
 		return fmt.Errorf("tensor %q (%s): %w", t.Name, it.src.File.Name(), err)
 	}
-	sc.raw = grow(sc.raw, int(t.Size))
-	if err := it.src.File.ReadTensor(t, sc.raw); err != nil {
-		return wrap(err)
-	}
-	// Drop the source pages from our resident set: memory stays bounded by
-	// the largest tensor, not the checkpoint.
-	it.src.File.Release(t)
 	write := func(name string, b []byte) error { return wrap(ws[name].WriteTensor(name, b)) }
-	if it.scheme == SchemeCopy {
-		return write(t.Name, sc.raw)
-	}
+	// Drop the source pages from our resident set once read: memory stays
+	// bounded by the largest tensor, not the checkpoint.
+	defer it.src.File.Release(t)
 	n := int(t.NumElements())
 	sc.f32 = grow(sc.f32, n)
 	x := sc.f32
-	if err := decodeFloat32(x, sc.raw, t.DType); err != nil {
-		return wrap(err)
+	if t.DType == safetensors.F32 && it.scheme != SchemeCopy && littleEndian {
+		// Read float32 data straight into the working buffer: one copy
+		// instead of two.
+		if err := it.src.File.ReadTensor(t, bytesOfF32(x)); err != nil {
+			return wrap(err)
+		}
+	} else {
+		sc.raw = grow(sc.raw, int(t.Size))
+		if err := it.src.File.ReadTensor(t, sc.raw); err != nil {
+			return wrap(err)
+		}
+		if it.scheme == SchemeCopy {
+			return write(t.Name, sc.raw)
+		}
+		if err := decodeFloat32(x, sc.raw, t.DType); err != nil {
+			return wrap(err)
+		}
 	}
 	stats := !opt.NoStats
 	var deq []float32
