@@ -363,6 +363,12 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 		}
 		return nil, fmt.Errorf("%s: %w: %v", s.dir, ErrConfig, err)
 	}
+	// Hash the source files while the graph is written: both are bound by
+	// reading gigabytes, and they use different cores.
+	var hashes <-chan hashResult
+	if s.artifact == nil {
+		hashes = hashFilesAsync(origin)
+	}
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
 		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w}
 	b := newBuilder(s.cfg, s.arch, s.w, gopt)
@@ -395,5 +401,30 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 			return nil, err
 		}
 	}
-	return newExportManifest(s, origin, b, prec, from)
+	return newExportManifest(s, origin, b, prec, from, hashes)
+}
+
+type hashResult struct {
+	files []manifest.File
+	err   error
+}
+
+// hashFilesAsync hashes a checkpoint's files in the background. (An
+// artifact's manifest has its checkpoint's hashes already.)
+func hashFilesAsync(origin *exportSource) <-chan hashResult {
+	ch := make(chan hashResult, 1)
+	files := origin.ckpt.Files()
+	go func() {
+		var r hashResult
+		for _, f := range files {
+			h, err := manifest.HashFile(f)
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.files = append(r.files, h)
+		}
+		ch <- r
+	}()
+	return ch
 }

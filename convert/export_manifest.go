@@ -73,7 +73,7 @@ type ExportOrigin struct {
 	Files     []manifest.File `json:"files"`
 }
 
-func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision, from string) (*ExportManifest, error) {
+func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision, from string, hashes <-chan hashResult) (*ExportManifest, error) {
 	m := &ExportManifest{Format: ExportFormat, Kind: "onnx", ToolVersion: version.Version, Precision: prec,
 		Opset: b.opt.Opset, IRVersion: irVersion(b.opt.Opset), Graph: "fused", Architecture: s.arch.Name,
 		ModelType: s.cfg.ModelType(), Ops: b.opsUsed(),
@@ -106,20 +106,17 @@ func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision
 		m.Source.Kind = "artifact"
 	}
 	if s.artifact != nil {
+		// An artifact records the sha256 of the checkpoint it was made from.
 		sc := s.artifact.Scheme
 		m.Source.Scheme = &sc
-		if origin.artifact != nil {
-			m.Source.Files = s.artifact.Sources
-		}
+		m.Source.Files = s.artifact.Sources
 	}
-	if m.Source.Files == nil {
-		for _, f := range origin.ckpt.Files() {
-			h, err := manifest.HashFile(f)
-			if err != nil {
-				return nil, err
-			}
-			m.Source.Files = append(m.Source.Files, h)
+	if hashes != nil {
+		r := <-hashes
+		if r.err != nil {
+			return nil, r.err
 		}
+		m.Source.Files = r.files
 	}
 	return m, nil
 }

@@ -1,14 +1,13 @@
 package convert
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 
 	"github.com/quantpack/quantpack/formats/onnx"
 	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/quant"
 )
 
 // weights gives graph builders the tensors of a checkpoint or of a convert
@@ -141,13 +140,14 @@ func (w *weights) floats(name string) ([]float32, []int64, error) {
 	return v, e.Shape, err
 }
 
-// readFloat32 decodes a stored float tensor. Its size was validated against
-// the file when the checkpoint was opened.
+// readFloat32 decodes a stored float tensor into a new slice. Its size was
+// validated against the file when the checkpoint was opened.
 func readFloat32(e safetensors.Entry) ([]float32, error) {
-	raw := make([]byte, e.Size)
-	if err := e.File.ReadTensor(e.TensorInfo, raw); err != nil {
+	raw, err := e.File.Bytes(e.TensorInfo)
+	if err != nil {
 		return nil, err
 	}
+	defer e.File.Release(e.TensorInfo)
 	out := make([]float32, e.NumElements())
 	if err := decodeFloat32(out, raw, e.DType); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", e.File.Name(), e.Name, err)
@@ -155,12 +155,13 @@ func readFloat32(e safetensors.Entry) ([]float32, error) {
 	return out, nil
 }
 
-// readRaw returns a stored tensor's bytes.
+// readRaw returns a copy of a stored tensor's bytes.
 func readRaw(e safetensors.Entry) ([]byte, error) {
 	raw := make([]byte, e.Size)
 	if err := e.File.ReadTensor(e.TensorInfo, raw); err != nil {
 		return nil, err
 	}
+	e.File.Release(e.TensorInfo)
 	return raw, nil
 }
 
@@ -175,6 +176,18 @@ func floatSource(name string, e safetensors.Entry, dims []int64, transpose bool,
 		width = 2
 	}
 	return onnx.TensorSource(name, dt, dims, n*width, func(wr io.Writer) error {
+		if dt == onnx.Float16 && e.DType == safetensors.F16 {
+			// fp16 artifact into an fp16 graph: the bits as stored.
+			raw, err := readRaw(e)
+			if err != nil {
+				return err
+			}
+			if transpose {
+				raw = bytesOfU16(transpose2D(u16view(raw), int(e.Shape[0]), int(e.Shape[1])))
+			}
+			_, err = wr.Write(raw)
+			return err
+		}
 		v, err := readFloat32(e)
 		if err != nil {
 			return err
@@ -234,17 +247,15 @@ func transpose2D[T any](v []T, rows, cols int) []T {
 	return out
 }
 
-// encodeFloats returns v's little-endian bytes as FLOAT or FLOAT16.
+// encodeFloats returns v's little-endian bytes as FLOAT (a view of v on
+// little-endian hosts) or FLOAT16.
 func encodeFloats(v []float32, dt onnx.DataType) []byte {
 	if dt == onnx.Float16 {
-		t := floatTensor("", dt, nil, v)
-		return t.Raw
+		h := make([]uint16, len(v))
+		quant.F32ToF16(h, v)
+		return bytesOfU16(h)
 	}
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
+	return bytesOfF32(v)
 }
 
 // param adds the float tensor name as an initializer of the compute dtype
