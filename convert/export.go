@@ -278,6 +278,10 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 		return nil, fmt.Errorf("%w: %s holds a %s artifact; export it at %s or export the original checkpoint at %s",
 			ErrPrecisionMix, src, s.artifact.Precision, s.artifact.Precision, prec)
 	}
+	// Flag mistakes before any slow work (the conversion).
+	if _, _, _, err := s.imageSize(opt.ImageSize); err != nil {
+		return nil, err
+	}
 	if s.artifact != nil && s.artifact.Precision == BF16 {
 		return nil, fmt.Errorf("%w: bf16 artifacts (export the checkpoint at fp32 or fp16)", ErrExportUnsupported)
 	}
@@ -346,22 +350,32 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	return m, nil
 }
 
+// imageSize is the export's input size (see exportImageSize), checked
+// against the patch size.
+func (s *exportSource) imageSize(flag int) (h, w int, from string, err error) {
+	h, w, from, err = exportImageSize(s.dir, s.cfg, flag)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	if patch := s.cfg.Int("patch_size", 0); patch > 0 && s.arch.Family != "mobilevit" && (h%patch != 0 || w%patch != 0) {
+		err := fmt.Errorf("image size %dx%d (from %s) is not a multiple of patch_size %d", h, w, from, patch)
+		if flag != 0 {
+			return 0, 0, "", fmt.Errorf("%w: %v", ErrImageSize, err)
+		}
+		return 0, 0, "", fmt.Errorf("%s: %w: %v", s.dir, ErrConfig, err)
+	}
+	return h, w, from, nil
+}
+
 // exportInto builds and writes the graph of s into dir; origin is what the
 // user named (the checkpoint when s is export's own conversion of it).
 func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec ExportPrecision, opt *ExportOptions) (*ExportManifest, error) {
 	if err := s.checkTensors(); err != nil {
 		return nil, err
 	}
-	h, w, from, err := exportImageSize(s.dir, s.cfg, opt.ImageSize)
+	h, w, from, err := s.imageSize(opt.ImageSize)
 	if err != nil {
 		return nil, err
-	}
-	if patch := s.cfg.Int("patch_size", 0); patch > 0 && s.arch.Family != "mobilevit" && (h%patch != 0 || w%patch != 0) {
-		err := fmt.Errorf("image size %dx%d (from %s) is not a multiple of patch_size %d", h, w, from, patch)
-		if opt.ImageSize != 0 {
-			return nil, fmt.Errorf("%w: %v", ErrImageSize, err)
-		}
-		return nil, fmt.Errorf("%s: %w: %v", s.dir, ErrConfig, err)
 	}
 	// Hash the source files while the graph is written: both are bound by
 	// reading gigabytes, and they use different cores.
