@@ -18,7 +18,9 @@ import (
 // (use_shared_relative_position_bias), both summed when both are on. It is
 // a constant: the table rows gathered by the relative position index, which
 // export computes from the window (beitRelativeIndex) rather than trusting a
-// stored relative_position_index buffer.
+// stored relative_position_index buffer. At another (square) input size the
+// table is resized bilinearly first and absolute position embeddings, when
+// present, bicubically, as transformers does with interpolate_pos_encoding.
 func beitGraph(b *builder) error {
 	p, err := readBeitParams(b.cfg)
 	if err != nil {
@@ -26,11 +28,8 @@ func beitGraph(b *builder) error {
 	}
 	pre := b.arch.Prefix
 	gh, gw := b.grid(p.vitParams)
-	if gh != p.grid() || gw != p.grid() {
-		// BeitRelativePositionBias resizes its table with bilinear
-		// interpolation and then interpolates the bias itself; that path is
-		// not implemented.
-		return fmt.Errorf("%w: BEiT at %dx%d: only the checkpoint's image size %d", ErrExportUnsupported, b.opt.Height, b.opt.Width, p.Image)
+	if gh != gw && (p.RelPos || p.SharedRelPos) {
+		return fmt.Errorf("%w: BEiT with relative position bias at a non-square size %dx%d", ErrExportUnsupported, b.opt.Height, b.opt.Width)
 	}
 	seq := 1 + gh*gw
 	var x string
@@ -43,7 +42,7 @@ func beitGraph(b *builder) error {
 	})
 	var shared []float32
 	if p.SharedRelPos {
-		shared = b.beitBias(pre+"encoder.relative_position_bias.relative_position_bias_table", gh, gw, p.Heads)
+		shared = b.beitBias(pre+"encoder.relative_position_bias.relative_position_bias_table", p.grid(), gh, p.Heads)
 	}
 	for i := 0; i < p.Layers; i++ {
 		l := fmt.Sprintf("%sencoder.layer.%d", pre, i)
@@ -51,7 +50,7 @@ func beitGraph(b *builder) error {
 			bias := ""
 			var rel []float32
 			if p.RelPos {
-				rel = b.beitBias(l+".attention.attention.relative_position_bias.relative_position_bias_table", gh, gw, p.Heads)
+				rel = b.beitBias(l+".attention.attention.relative_position_bias.relative_position_bias_table", p.grid(), gh, p.Heads)
 			}
 			if shared != nil {
 				if rel == nil {
@@ -91,22 +90,49 @@ func beitGraph(b *builder) error {
 	return b.err
 }
 
-// beitBias gathers a relative position bias table [(2gh-1)(2gw-1)+3, heads]
-// into the [heads, S, S] bias added to the attention scores (S = 1+gh·gw).
-func (b *builder) beitBias(table string, gh, gw, heads int) []float32 {
-	rows := (2*gh-1)*(2*gw-1) + 3
+// beitBias gathers a relative position bias table of a g×g training window,
+// [(2g-1)²+3, heads], into the [heads, S, S] bias added to the attention
+// scores of an n×n window (S = 1+n²). When n differs from g, the
+// (2g-1)×(2g-1) part of the table is first resized to (2n-1)×(2n-1) with
+// bilinear interpolation and the three CLS rows kept, as
+// BeitRelativePositionBias.forward does for another resolution.
+func (b *builder) beitBias(table string, g, n, heads int) []float32 {
+	rows := (2*g-1)*(2*g-1) + 3
 	t := b.paramData(table, int64(rows), int64(heads))
 	if t == nil {
 		return nil
 	}
-	idx := beitRelativeIndex(gh, gw)
-	s := 1 + gh*gw
+	if n != g {
+		t = resizeBiasTable(t, g, n, heads)
+	}
+	idx := beitRelativeIndex(n, n)
+	s := 1 + n*n
 	out := make([]float32, heads*s*s)
 	for i, r := range idx {
 		for h := 0; h < heads; h++ {
 			out[h*s*s+i] = t[r*heads+h]
 		}
 	}
+	return out
+}
+
+// resizeBiasTable resizes a [(2g-1)²+3, heads] table to [(2n-1)²+3, heads].
+func resizeBiasTable(t []float32, g, n, heads int) []float32 {
+	m, k := 2*g-1, 2*n-1
+	planes := make([]float64, heads*m*m) // [heads, m, m], as interpolate sees it
+	for r := 0; r < m*m; r++ {
+		for h := 0; h < heads; h++ {
+			planes[h*m*m+r] = float64(t[r*heads+h])
+		}
+	}
+	res := bilinearResize(planes, heads, m, m, k, k)
+	out := make([]float32, (k*k+3)*heads)
+	for r := 0; r < k*k; r++ {
+		for h := 0; h < heads; h++ {
+			out[r*heads+h] = float32(res[h*k*k+r])
+		}
+	}
+	copy(out[k*k*heads:], t[m*m*heads:])
 	return out
 }
 

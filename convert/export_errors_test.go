@@ -103,9 +103,6 @@ func TestExportBadInput(t *testing.T) {
 			}
 			return dir
 		}, ExportOptions{ImageSize: 0}, fault.Invalid, ErrConfig, ""},
-		{"BEiT at another size", func(t *testing.T) string {
-			return filepath.Join(fixtures(t), "reference", "beit")
-		}, ExportOptions{ImageSize: 40}, fault.Unsupported, ErrExportUnsupported, ""},
 		{"bad int8 mode", func(t *testing.T) string {
 			return filepath.Join(fixtures(t), "reference", "vit")
 		}, ExportOptions{Int8Mode: "static"}, fault.Usage, nil, ""},

@@ -125,6 +125,8 @@ func TestExportConfigVariants(t *testing.T) {
 		{"dinov2 cls opset 18 at 42", dino("Dinov2ForImageClassification", nil), false, ExportOptions{ImageSize: 42, Opset: 18}, 42, 42},
 		{"beit shared bias opset 21", beit(map[string]any{"use_shared_relative_position_bias": true, "use_relative_position_bias": false}), false, ExportOptions{Opset: 21}, 32, 32},
 		{"beit both biases abs pos", beit(map[string]any{"use_shared_relative_position_bias": true, "use_absolute_position_embeddings": true}), false, ExportOptions{}, 32, 32},
+		{"beit at 48 (table resized)", beit(nil), false, ExportOptions{ImageSize: 48}, 48, 48},
+		{"beit shared bias abs pos at 24", beit(map[string]any{"use_shared_relative_position_bias": true, "use_absolute_position_embeddings": true}), false, ExportOptions{ImageSize: 24}, 24, 24},
 		{"beit cls pooling no layer scale", beit(map[string]any{"use_mean_pooling": false, "layer_scale_init_value": 0.0}), false, ExportOptions{Plain: true}, 32, 32},
 	}
 	for i, c := range cases {

@@ -453,6 +453,10 @@ func (n *refNet) resizedPos(pos []float64, tokens, dim, gh, gw int) []float64 {
 func (n *refNet) relBias(table string, gh, gw, heads int) []float64 {
 	t := n.get(table)
 	rows := len(t) / heads
+	if g := (int(math.Sqrt(float64(rows-3))) + 1) / 2; g != gh {
+		t = refResizeTable(t, g, gh, heads)
+		rows = len(t) / heads
+	}
 	s := 1 + gh*gw
 	out := make([]float64, heads*s*s)
 	for i := 0; i < s; i++ {
@@ -492,4 +496,33 @@ func (n *refNet) forwardBatch(x []float32, shape []int64) map[string][]float64 {
 		}
 	}
 	return outs
+}
+
+// refResizeTable resizes the (2g-1)×(2g-1) part of a BEiT table to
+// (2n-1)×(2n-1) per head with PyTorch's bilinear rule written out
+// directly: source (dst+0.5)·in/out-0.5, clamped at 0, neighbours i0 and
+// min(i0+1, in-1).
+func refResizeTable(t []float64, g, n, heads int) []float64 {
+	m, k := 2*g-1, 2*n-1
+	src := func(o int) (int, int, float64) {
+		x := (float64(o)+0.5)*float64(m)/float64(k) - 0.5
+		if x < 0 {
+			x = 0
+		}
+		i0 := int(math.Floor(x))
+		return i0, min(i0+1, m-1), x - float64(i0)
+	}
+	out := make([]float64, (k*k+3)*heads)
+	for y := 0; y < k; y++ {
+		y0, y1, ly := src(y)
+		for x := 0; x < k; x++ {
+			x0, x1, lx := src(x)
+			for h := 0; h < heads; h++ {
+				at := func(r, c int) float64 { return t[(r*m+c)*heads+h] }
+				out[(y*k+x)*heads+h] = (1-ly)*((1-lx)*at(y0, x0)+lx*at(y0, x1)) + ly*((1-lx)*at(y1, x0)+lx*at(y1, x1))
+			}
+		}
+	}
+	copy(out[k*k*heads:], t[m*m*heads:])
+	return out
 }

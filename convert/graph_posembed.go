@@ -106,3 +106,43 @@ func cubicCoeffs(t float64) [4]float64 {
 	conv2 := func(x float64) float64 { return ((a*x-5*a)*x+8*a)*x - 4*a }
 	return [4]float64{conv2(t + 1), conv1(t), conv1(1 - t), conv2(2 - t)}
 }
+
+// bilinearResize resizes channels planes of inH×inW to outH×outW like
+// torch.nn.functional.interpolate(mode="bilinear", align_corners=False)
+// given size=: source coordinate (dst+0.5)·in/out-0.5 clamped at 0, two taps
+// per axis, the upper one clamped to the last row or column
+// (upsample_bilinear2d).
+func bilinearResize(src []float64, channels, inH, inW, outH, outW int) []float64 {
+	ys, wy := linearTaps(inH, outH)
+	xs, wx := linearTaps(inW, outW)
+	out := make([]float64, channels*outH*outW)
+	for c := 0; c < channels; c++ {
+		plane := src[c*inH*inW : (c+1)*inH*inW]
+		for oy := 0; oy < outH; oy++ {
+			for ox := 0; ox < outW; ox++ {
+				var acc float64
+				for i := 0; i < 2; i++ {
+					row := plane[ys[2*oy+i]*inW:]
+					acc += wy[2*oy+i] * (wx[2*ox]*row[xs[2*ox]] + wx[2*ox+1]*row[xs[2*ox+1]])
+				}
+				out[(c*outH+oy)*outW+ox] = acc
+			}
+		}
+	}
+	return out
+}
+
+// linearTaps returns, per output index, the two input indices and weights.
+func linearTaps(in, out int) ([]int, []float64) {
+	scale := float64(in) / float64(out)
+	idx := make([]int, 2*out)
+	w := make([]float64, 2*out)
+	for o := 0; o < out; o++ {
+		real := max(scale*(float64(o)+0.5)-0.5, 0)
+		i0 := int(real)
+		l := real - float64(i0)
+		idx[2*o], idx[2*o+1] = i0, min(i0+1, in-1)
+		w[2*o], w[2*o+1] = 1-l, l
+	}
+	return idx, w
+}

@@ -38,6 +38,15 @@ func TestBicubicHandValues(t *testing.T) {
 	if math.Abs(got[0]-2.5) > 1e-12 {
 		t.Fatalf("2x2→1x1 = %v, want 2.5", got)
 	}
+	// Bilinear: 2x2 → 1x1 is the mean too; 2 → 3 samples at source
+	// coordinates -1/6 (clamped to 0), 0.5 and 7/6 (upper tap clamped).
+	if got := bilinearResize([]float64{1, 2, 3, 4}, 1, 2, 2, 1, 1); math.Abs(got[0]-2.5) > 1e-12 {
+		t.Fatalf("bilinear 2x2→1x1 = %v", got)
+	}
+	got = bilinearResize([]float64{0, 6}, 1, 1, 2, 1, 3)
+	if want := []float64{0, 3, 6}; math.Abs(got[0]-want[0])+math.Abs(got[1]-want[1])+math.Abs(got[2]-want[2]) > 1e-12 {
+		t.Fatalf("bilinear 2→3 = %v, want %v", got, want)
+	}
 }
 
 // TestBicubicProperties: identity at the same size, constants preserved
