@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"testing"
 
 	"github.com/quantpack/quantpack/verify"
@@ -146,5 +148,15 @@ func top1(v []float32, n int) []int {
 		}
 		out[r] = best
 	}
+	return out
+}
+
+// sortedOps lists "op=count" for test messages.
+func sortedOps(m map[string]int) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+strconv.Itoa(v))
+	}
+	sort.Strings(out)
 	return out
 }

@@ -3,7 +3,6 @@ package convert
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -247,7 +246,8 @@ func (b *builder) output(name, v string, dims ...int64) {
 	b.g.Outputs = append(b.g.Outputs, onnx.TensorValue(name, onnx.Float, shape...))
 }
 
-// opsUsed returns the op counts sorted by name, for the manifest.
+// opsUsed returns a copy of the op counts (node count per operator type,
+// contrib operators as "com.microsoft.Name"), for the manifest.
 func (b *builder) opsUsed() map[string]int {
 	out := make(map[string]int, len(b.ops))
 	for k, v := range b.ops {
@@ -264,14 +264,4 @@ func (b *builder) usesDomain(domain string) bool {
 		}
 	}
 	return false
-}
-
-// sortedOps lists "op=count" for messages.
-func sortedOps(m map[string]int) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+strconv.Itoa(v))
-	}
-	sort.Strings(out)
-	return out
 }
