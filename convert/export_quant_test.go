@@ -38,6 +38,7 @@ func TestReferenceForwardMatchesFixtures(t *testing.T) {
 type quantVariant struct {
 	name string
 	conv Precision
+	asym bool // int4 with zero points
 	opt  ExportOptions
 	// Bounds, from measurement on the reference models (see
 	// TestQuantizedExports): vsRef bounds the graph against the float64
@@ -56,7 +57,8 @@ type quantVariant struct {
 //   - Exact-weight paths compute the reference's float32 products up to
 //     summation order: nf4 (MatMulBnb4 dequantizes to fp32), int4 at
 //     accuracy level 1, and int8 qdq at ORT's basic optimization level
-//     (DequantizeLinear + MatMul as written). Measured ≤ 7.5e-7 of the output
+//     (DequantizeLinear + MatMul as written), asymmetric int4 (zero points)
+//     at level 1 too. Measured ≤ 7.5e-7 of the output
 //     scale; bound 1e-5.
 //   - fp16 rounds every activation to half precision (2⁻¹¹ relative per
 //     rounding): measured 6.1e-4; bound 3e-3.
@@ -71,13 +73,14 @@ type quantVariant struct {
 // int8 0.99975, int4 0.976, nf4 0.973): random weights are full-rank noise
 // and lose more to 4 bits than trained ones.
 var quantVariants = []quantVariant{
-	{"fp16", FP16, ExportOptions{Precision: ExportFP16}, 3e-3, 0.9999, 0},
-	{"int8-dynamic", Int8, ExportOptions{Precision: ExportInt8, Int8Mode: Int8Dynamic}, 0.1, 0.999, 0},
-	{"int8-qdq", Int8, ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}, 0.1, 0.999, 0},
-	{"int8-qdq-basic", Int8, ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}, 1e-5, 0.999, ort.OptBasic},
-	{"int4", Int4, ExportOptions{Precision: ExportInt4}, 0.1, 0.95, 0},
-	{"int4-acc1", Int4, ExportOptions{Precision: ExportInt4, Int4Accuracy: 1}, 1e-5, 0.95, 0},
-	{"nf4", NF4, ExportOptions{Precision: ExportNF4}, 1e-5, 0.95, 0},
+	{"fp16", FP16, false, ExportOptions{Precision: ExportFP16}, 3e-3, 0.9999, 0},
+	{"int8-dynamic", Int8, false, ExportOptions{Precision: ExportInt8, Int8Mode: Int8Dynamic}, 0.1, 0.999, 0},
+	{"int8-qdq", Int8, false, ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}, 0.1, 0.999, 0},
+	{"int8-qdq-basic", Int8, false, ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}, 1e-5, 0.999, ort.OptBasic},
+	{"int4", Int4, false, ExportOptions{Precision: ExportInt4}, 0.1, 0.95, 0},
+	{"int4-acc1", Int4, false, ExportOptions{Precision: ExportInt4, Int4Accuracy: 1}, 1e-5, 0.95, 0},
+	{"int4-asym-acc1", Int4, true, ExportOptions{Precision: ExportInt4, Int4Accuracy: 1}, 1e-5, 0.95, 0},
+	{"nf4", NF4, false, ExportOptions{Precision: ExportNF4}, 1e-5, 0.95, 0},
 }
 
 // testInputs returns the fixture's input followed by three deterministic
@@ -125,15 +128,17 @@ func TestQuantizedExports(t *testing.T) {
 			x, shape := testInputs(readBin(t, filepath.Join(dir, c.Input.File)), c.Input.Shape)
 			base, _ := exportTo(t, dir, ExportOptions{Precision: ExportFP32})
 			fp32 := runONNX(t, base, x, shape)
-			arts := map[Precision]string{}
+			arts := map[string]string{}
 			for _, v := range quantVariants {
-				art, ok := arts[v.conv]
+				key := fmt.Sprint(v.conv, v.asym)
+				art, ok := arts[key]
 				if !ok {
-					art = filepath.Join(t.TempDir(), string(v.conv))
-					if _, err := Convert(context.Background(), dir, art, Options{Precision: v.conv, DoubleQuant: v.conv == NF4, NoStats: true}); err != nil {
+					art = filepath.Join(t.TempDir(), key)
+					copt := Options{Precision: v.conv, DoubleQuant: v.conv == NF4, Asymmetric: v.asym, NoStats: true}
+					if _, err := Convert(context.Background(), dir, art, copt); err != nil {
 						t.Fatal(err)
 					}
-					arts[v.conv] = art
+					arts[key] = art
 				}
 				out, _ := exportTo(t, art, v.opt)
 				got := runONNXAt(t, out, x, shape, v.level)
