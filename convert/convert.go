@@ -179,7 +179,7 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 	defer s.Close()
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutputExists, err)
+		return nil, outputErr(err)
 	}
 	defer dir.Abort()
 	m, err := convertInto(ctx, s, dir.Tmp(), opt)
@@ -521,4 +521,14 @@ func hashSources(ctx context.Context, files []string) func() ([]manifest.File, e
 		r := <-ch
 		return r.hs, r.err
 	}
+}
+
+// outputErr classifies a failure to create the output directory: an
+// occupied -o is a usage mistake (exit 2), anything else (permissions, a
+// full disk) is reported as it is.
+func outputErr(err error) error {
+	if errors.Is(err, atomicfile.ErrNotEmpty) || errors.Is(err, atomicfile.ErrNotDir) {
+		return fmt.Errorf("%w: %v", ErrOutputExists, err)
+	}
+	return err
 }

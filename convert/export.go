@@ -288,12 +288,9 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrOutputExists, out)
 	}
-	if err := os.MkdirAll(filepath.Dir(filepath.Clean(out)), 0o755); err != nil {
-		return nil, err
-	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {
-		return nil, err
+		return nil, outputErr(err)
 	}
 	defer dir.Abort()
 	if s.artifact == nil && prec != ExportFP32 {

@@ -59,7 +59,7 @@ func Synth(ctx context.Context, name, out string, seed uint64, threads int) (*Sy
 	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutputExists, err)
+		return nil, outputErr(err)
 	}
 	defer dir.Abort()
 	w, err := safetensors.Create(dir.Join("model.safetensors"), map[string]string{"format": "pt"}, specs)

@@ -8,6 +8,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -139,6 +140,12 @@ func Pending() int {
 	return len(open) + len(openDirs)
 }
 
+// Errors of CreateDir.
+var (
+	ErrNotEmpty = errors.New("exists and is not empty")
+	ErrNotDir   = errors.New("exists and is not a directory")
+)
+
 // Dir is a temporary directory that becomes Path on Commit: artifacts made of
 // several files appear all at once or not at all.
 type Dir struct {
@@ -153,17 +160,21 @@ var openDirs = map[string]struct{}{}
 // be an empty directory (it is replaced on Commit).
 func CreateDir(path string) (*Dir, error) {
 	if ents, err := os.ReadDir(path); err == nil && len(ents) > 0 {
-		return nil, fmt.Errorf("atomicfile: %s exists and is not empty", path)
+		return nil, fmt.Errorf("%s: %w", path, ErrNotEmpty)
 	} else if err == nil {
 		// an empty directory: replaced on Commit
 	} else if !os.IsNotExist(err) {
 		if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
-			return nil, fmt.Errorf("atomicfile: %s exists and is not a directory", path)
+			return nil, fmt.Errorf("%s: %w", path, ErrNotDir)
 		}
 	}
 	parent, base := filepath.Split(filepath.Clean(path))
 	if parent == "" {
 		parent = "."
+	}
+	// Like mkdir -p: a missing parent is created, as users expect of -o.
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("atomicfile: %w", err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
 	if err != nil {

@@ -89,3 +89,17 @@ func TestDir(t *testing.T) {
 		t.Fatalf("leftovers: %v", ents)
 	}
 }
+
+func TestDirCreatesParents(t *testing.T) {
+	final := filepath.Join(t.TempDir(), "a", "b", "artifact")
+	d, err := CreateDir(final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(final); err != nil || !fi.IsDir() {
+		t.Fatalf("artifact dir not created: %v", err)
+	}
+}
