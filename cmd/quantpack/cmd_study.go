@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/quantpack/quantpack/study"
 	"github.com/quantpack/quantpack/verify"
@@ -99,8 +101,14 @@ Example:
 				Labels: c.String("labels"), Samples: c.Int("samples"), Force: c.Bool("force"),
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
-				Log: func(line string) { fmt.Fprintln(os.Stderr, line) },
 			}
+			cells := len(opt.Sources) * len(opt.Precisions)
+			if len(opt.Precisions) == 0 {
+				cells = len(opt.Sources) * len(study.DefaultPrecisions)
+			}
+			log, done := studyLog(cells)
+			defer done()
+			opt.Log = log
 			if !c.Bool("no-memory") {
 				opt.Memory = vo.memoryProbe()
 			}
@@ -152,4 +160,25 @@ func optFloat(c *cli.Context, name string) *float64 {
 	}
 	v := c.Float64(name)
 	return &v
+}
+
+// studyLog prints a line per finished cell; on a terminal the lines scroll
+// above a progress bar counting the cells.
+func studyLog(cells int) (func(string), func()) {
+	if !stderrIsTerminal() {
+		return func(line string) { fmt.Fprintln(os.Stderr, line) }, func() {}
+	}
+	p := mpb.New(mpb.WithOutput(os.Stderr), mpb.WithWidth(40))
+	bar := p.AddBar(int64(cells), mpb.PrependDecorators(decor.Name("study "), decor.CountersNoUnit("%d / %d cells")),
+		mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO)))
+	log := func(line string) {
+		fmt.Fprintln(p, line)
+		bar.Increment()
+	}
+	return log, func() {
+		if !bar.Completed() {
+			bar.Abort(false)
+		}
+		p.Wait()
+	}
 }
