@@ -151,9 +151,9 @@ func BenchmarkCompare(b *testing.B) {
 	got := make([]float32, len(benchSrc))
 	copy(got, benchSrc)
 	got[5] += 1
-	b.SetBytes(int64(len(benchSrc) * 4))
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = Compare(benchSrc, got)
-	}
+	benchPaths(b, func(b *testing.B) {
+		for b.Loop() {
+			_ = Compare(benchSrc, got)
+		}
+	})
 }

@@ -4,10 +4,12 @@ package quant
 
 import "golang.org/x/sys/cpu"
 
-// The AVX2 kernels need AVX2 and POPCNT; the half-precision ones also F16C.
+// The AVX2 kernels need AVX2 and POPCNT; the half-precision ones also F16C,
+// the error statistics also FMA.
 var (
-	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasPOPCNT
-	hasF16Asm = hasAVX2 && cpu.X86.HasF16C
+	hasAVX2     = cpu.X86.HasAVX2 && cpu.X86.HasPOPCNT
+	hasF16Asm   = hasAVX2 && cpu.X86.HasF16C
+	hasStatsAsm = hasAVX2 && cpu.X86.HasFMA
 )
 
 // Assembly kernels (kernels_amd64.s). Each handles a whole number of its
@@ -28,6 +30,9 @@ func absMaxBitsAVX2(src *float32, n int) uint32
 
 //go:noescape
 func quantizeInt8AVX2(dst *int8, src *float32, n int, scale float32)
+
+//go:noescape
+func sumPairsAVX2(ref, got *float32, n int, out *[5]float64)
 
 //go:noescape
 func nf4PairsAVX2(dst *byte, src *float32, pairs int, r float32, thr *[15][8]float32)
@@ -90,4 +95,17 @@ func nf4PairsAsm(out []byte, blk []float32, r float32) int {
 		nf4PairsAVX2(&out[0], &blk[0], n, r, &nf4ThrVec)
 	}
 	return n
+}
+
+// sumPairsAsm reduces the first len(ref)&^7 pairs (len(got) == len(ref))
+// and returns their sums and that count; the caller adds the rest.
+func sumPairsAsm(ref, got []float32) (ErrorAcc, int) {
+	n := len(ref) &^ 7
+	if n == 0 {
+		return ErrorAcc{}, 0
+	}
+	got = got[:n]
+	var out [5]float64
+	sumPairsAVX2(&ref[0], &got[0], n, &out)
+	return ErrorAcc{n: int64(n), ref2: out[0], err2: out[1], dot: out[2], got2: out[3], maxAbs: out[4]}, n
 }

@@ -59,7 +59,11 @@
 //
 // # Assembly
 //
-// On amd64 with AVX2 (and F16C for half precision) the hot loops run in
-// assembly; a pure-Go twin of each kernel is always compiled and the tests run
-// both against each other on the same inputs.
+// On amd64 with AVX2 (and F16C for half precision, FMA for the error
+// statistics) the hot loops run in assembly; a pure-Go twin of each kernel is
+// always compiled and the tests run both against each other on the same
+// inputs. The twins give identical bits everywhere except the error
+// statistics' sums, which add the same terms in a different order and may
+// differ in the last bits (see ErrorAcc's determinism contract). The build tag
+// purego turns the assembly off.
 package quant

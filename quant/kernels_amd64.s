@@ -299,3 +299,87 @@ nf4loop:
 
 	VZEROUPPER
 	RET
+
+DATA absMaskPD<>+0(SB)/8, $0x7fffffffffffffff
+DATA absMaskPD<>+8(SB)/8, $0x7fffffffffffffff
+DATA absMaskPD<>+16(SB)/8, $0x7fffffffffffffff
+DATA absMaskPD<>+24(SB)/8, $0x7fffffffffffffff
+GLOBL absMaskPD<>(SB), RODATA|NOPTR, $32
+
+// HSUM reduces accumulators a and b (4 float64 lanes each) to one float64
+// in the low lane of a, in a fixed order: s = a+b lanewise, then
+// (s0+s2) + (s1+s3). Clobbers b.
+#define HSUM(a, b, xa, xb) \
+	VADDPD b, a, a \
+	VEXTRACTF128 $1, a, xb \
+	VADDPD xb, xa, xa \
+	VUNPCKHPD xa, xa, xb \
+	VADDSD xb, xa, xa
+
+// func sumPairsAVX2(ref, got *float32, n int, out *[5]float64)
+// n is a positive multiple of 8. Pair i is summed into lane i mod 8 of two
+// 4-lane float64 accumulators per statistic; out receives Σref², Σ(ref-got)²,
+// Σref·got, Σgot² and max|ref-got|. The float32 products ref², ref·got and
+// got² are exact in float64, so fusing them into the addition (FMA) rounds
+// exactly like a separate multiply and add; (ref-got)² is not, so it is
+// multiplied and added separately, like sumPairsGo's terms.
+TEXT ·sumPairsAVX2(SB), NOSPLIT, $0-32
+	MOVQ ref+0(FP), SI
+	MOVQ got+8(FP), DI
+	MOVQ n+16(FP), CX
+	MOVQ out+24(FP), R8
+	XORQ AX, AX
+	VXORPD Y0, Y0, Y0 // Σref²
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2 // Σ(ref-got)²
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4 // Σref·got
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6 // Σgot²
+	VXORPD Y7, Y7, Y7
+	VXORPD Y8, Y8, Y8 // max|ref-got|
+	VXORPD Y9, Y9, Y9
+
+sploop:
+	VCVTPS2PD (SI)(AX*4), Y10   // x, pairs 0-3
+	VCVTPS2PD (DI)(AX*4), Y11   // y
+	VCVTPS2PD 16(SI)(AX*4), Y13 // x, pairs 4-7
+	VCVTPS2PD 16(DI)(AX*4), Y14 // y
+	VSUBPD Y11, Y10, Y12        // e = x-y
+	VSUBPD Y14, Y13, Y15
+	VFMADD231PD Y10, Y10, Y0
+	VFMADD231PD Y13, Y13, Y1
+	VFMADD231PD Y11, Y10, Y4
+	VFMADD231PD Y14, Y13, Y5
+	VFMADD231PD Y11, Y11, Y6
+	VFMADD231PD Y14, Y14, Y7
+	VMULPD Y12, Y12, Y10
+	VMULPD Y15, Y15, Y13
+	VADDPD Y10, Y2, Y2
+	VADDPD Y13, Y3, Y3
+	VANDPD absMaskPD<>(SB), Y12, Y12
+	VANDPD absMaskPD<>(SB), Y15, Y15
+	VMAXPD Y12, Y8, Y8
+	VMAXPD Y15, Y9, Y9
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JB sploop
+
+	HSUM(Y0, Y1, X0, X1)
+	HSUM(Y2, Y3, X2, X3)
+	HSUM(Y4, Y5, X4, X5)
+	HSUM(Y6, Y7, X6, X7)
+	VMAXPD Y9, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VMAXPD X9, X8, X8
+	VUNPCKHPD X8, X8, X9
+	VMAXSD X9, X8, X8
+	VMOVSD X0, 0(R8)
+	VMOVSD X2, 8(R8)
+	VMOVSD X4, 16(R8)
+	VMOVSD X6, 24(R8)
+	VMOVSD X8, 32(R8)
+	VZEROUPPER
+	RET
+
+#undef HSUM

@@ -13,6 +13,15 @@ import "math"
 // count, split each tensor into StatsChunk-element chunks (the last one
 // shorter), Add each chunk to its own zero ErrorAcc (on any goroutine), and
 // Merge those into one zero ErrorAcc in chunk order.
+//
+// The reduction of a slice is one of two code paths, fixed for a given
+// machine and build: an AVX2+FMA kernel (amd64 without the purego tag, on a
+// CPU that has both) or the pure-Go loop. Each term (ref², (ref-got)²,
+// ref·got, got²) is rounded identically on both, but they add the terms in
+// different orders (8 lanes vs 4), so their sums may differ in the last bits
+// (relative 1e-12 or less on a StatsChunk, see TestSumPairsPaths); MaxAbs,
+// N and NonFinite are always identical. The numbers are a pure function of
+// the inputs and the code path, never of the thread count.
 
 // StatsChunk is the chunk length callers use when they accumulate a tensor in
 // parallel (see the determinism contract above).
@@ -99,7 +108,13 @@ func (a *ErrorAcc) Stats() ErrorStats {
 	case a.ref2 == 0 || a.got2 == 0:
 		s.Cosine = 0
 	default:
-		s.Cosine = min(max(a.dot/(math.Sqrt(a.ref2)*math.Sqrt(a.got2)), -1), 1)
+		// One square root of the product: in binary floating point
+		// sqrt(fl(v·v)) = v exactly, so a tensor compared with itself
+		// (dot = ref2 = got2, bit for bit on either code path) gives
+		// exactly 1, and with its negation -1. A nonzero sum of float32
+		// squares lies in [2^-298, 2^320) (terms below 2^256, fewer than
+		// 2^63 of them), so the product is a normal float64.
+		s.Cosine = min(max(a.dot/math.Sqrt(a.ref2*a.got2), -1), 1)
 	}
 	if a.n > 0 {
 		s.RMSE = math.Sqrt(a.err2 / float64(a.n))
@@ -123,12 +138,32 @@ func Compare(ref, got []float32) ErrorStats {
 
 func isFinite(x float64) bool { return x-x == 0 }
 
-// sumPairs reduces a slice with four independent lanes, combined in a fixed
-// order at the end. Products are converted explicitly so that the compiler
-// cannot fuse them into the additions (GOAMD64=v3 would), which would make
-// the sums depend on the build. Non-finite pairs make the sums non-finite, which Add
-// detects.
+// sumPairs reduces a slice without checking for non-finite pairs: any such
+// pair makes a sum non-finite, which Add detects (no finite float32 pair can
+// overflow a float64 sum: each term is below 2^258). It runs the assembly
+// kernel on whole groups of 8 pairs where there is one, then sumPairsGo on
+// the rest, and adds the two in that order.
 func sumPairs(ref, got []float32) ErrorAcc {
+	got = got[:len(ref)]
+	if !useAsm || !hasStatsAsm || len(ref) < 8 {
+		return sumPairsGo(ref, got)
+	}
+	s, done := sumPairsAsm(ref, got)
+	t := sumPairsGo(ref[done:], got[done:])
+	s.n += t.n
+	s.ref2 += t.ref2
+	s.err2 += t.err2
+	s.dot += t.dot
+	s.got2 += t.got2
+	s.maxAbs = max(s.maxAbs, t.maxAbs)
+	return s
+}
+
+// sumPairsGo reduces a slice with four independent lanes, combined in a
+// fixed order at the end. Products are converted explicitly so that the
+// compiler cannot fuse them into the additions (GOAMD64=v3 would), which
+// would make the sums depend on the build.
+func sumPairsGo(ref, got []float32) ErrorAcc {
 	got = got[:len(ref)]
 	var r2, e2, d, g2 [4]float64
 	var m [4]float64

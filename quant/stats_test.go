@@ -32,7 +32,9 @@ func refStats(ref, got []float32) ErrorStats {
 
 func near(a, b, rel float64) bool { return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b)) }
 
-func TestCompare(t *testing.T) {
+func TestCompare(t *testing.T) { bothPaths(t, testCompare) }
+
+func testCompare(t *testing.T) {
 	r := newRand(11)
 	ref := normals(r, 10007, 1)
 	got := make([]float32, len(ref))
@@ -40,9 +42,10 @@ func TestCompare(t *testing.T) {
 		got[i] = ref[i] + float32(r.NormFloat64()*0.01)
 	}
 	s, w := Compare(ref, got), refStats(ref, got)
-	// Summation order differs (4 lanes vs sequential): relative 1e-12 is
-	// far above float64 rounding over 10^4 terms (~10^4·2^-53 ≈ 1e-12
-	// worst case, typically much less) and far below any real difference.
+	// Summation order differs (4 or 8 lanes vs sequential): relative 1e-12
+	// is far above float64 rounding over 10^4 terms (~10^4·2^-53 ≈ 1e-12
+	// worst case, typically much less) and far below any real difference
+	// (TestSumPairsPaths bounds the sums themselves).
 	if s.N != w.N || s.MaxAbs != w.MaxAbs || !near(s.SQNRdB, w.SQNRdB, 1e-11) || !near(s.Cosine, w.Cosine, 1e-12) || !near(s.RMSE, w.RMSE, 1e-11) {
 		t.Errorf("Compare = %+v, want %+v", s, w)
 	}
@@ -74,7 +77,9 @@ func TestCompare(t *testing.T) {
 	}
 }
 
-func TestCompareNonFinite(t *testing.T) {
+func TestCompareNonFinite(t *testing.T) { bothPaths(t, testCompareNonFinite) }
+
+func testCompareNonFinite(t *testing.T) {
 	ref := []float32{1, 2, 3, float32(math.NaN()), 5, 70000, 7}
 	got := []float32{1, 2, 3.5, 4, 5, float32(math.Inf(1)), 7}
 	s := Compare(ref, got)
@@ -102,7 +107,9 @@ func TestCompareNonFinite(t *testing.T) {
 // TestMergeContract checks the determinism contract: chunk accumulators
 // merged in chunk order give the same bits however the chunks were
 // scheduled, and agree with one pass to float64 rounding.
-func TestMergeContract(t *testing.T) {
+func TestMergeContract(t *testing.T) { bothPaths(t, testMergeContract) }
+
+func testMergeContract(t *testing.T) {
 	r := newRand(12)
 	n := 3*StatsChunk + 1234
 	ref := normals(r, n, 1)
