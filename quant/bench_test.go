@@ -138,13 +138,13 @@ func BenchmarkDequantizeNF4(b *testing.B) {
 		b.Fatal(err)
 	}
 	dst := make([]float32, len(benchSrc))
-	b.SetBytes(int64(len(benchSrc) * 4))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := DequantizeNF4(dst, packed, absmax, 64); err != nil {
-			b.Fatal(err)
+	benchPaths(b, func(b *testing.B) {
+		for b.Loop() {
+			if err := DequantizeNF4(dst, packed, absmax, 64); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
 }
 
 func BenchmarkCompare(b *testing.B) {

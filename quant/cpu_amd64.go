@@ -35,6 +35,9 @@ func quantizeInt8AVX2(dst *int8, src *float32, n int, scale float32)
 func sumPairsAVX2(ref, got *float32, n int, out *[5]float64)
 
 //go:noescape
+func dequantNF4AVX2(dst *float32, src *byte, n int, am float32, book *[16]float32)
+
+//go:noescape
 func nf4PairsAVX2(dst *byte, src *float32, pairs int, r float32, thr *[15][8]float32)
 
 func f32ToF16Asm(dst []uint16, src []float32) (done, overflow int) {
@@ -108,4 +111,15 @@ func sumPairsAsm(ref, got []float32) (ErrorAcc, int) {
 	var out [5]float64
 	sumPairsAVX2(&ref[0], &got[0], n, &out)
 	return ErrorAcc{n: int64(n), ref2: out[0], err2: out[1], dot: out[2], got2: out[3], maxAbs: out[4]}, n
+}
+
+// dequantNF4Asm decodes whole groups of 8 bytes of in into out
+// (len(out) == 2·len(in)) and returns how many bytes it did.
+func dequantNF4Asm(out []float32, in []byte, am float32) int {
+	n := len(in) &^ 7
+	if n > 0 {
+		out = out[:2*n]
+		dequantNF4AVX2(&out[0], &in[0], n, am, &NF4Codebook)
+	}
+	return n
 }

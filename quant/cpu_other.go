@@ -15,3 +15,4 @@ func absMaxBitsAsm([]float32) uint32                   { return 0 }
 func quantizeInt8Asm([]int8, []float32, float32) int   { return 0 }
 func nf4PairsAsm([]byte, []float32, float32) int       { return 0 }
 func sumPairsAsm([]float32, []float32) (ErrorAcc, int) { return ErrorAcc{}, 0 }
+func dequantNF4Asm([]float32, []byte, float32) int     { return 0 }

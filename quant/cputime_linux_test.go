@@ -78,8 +78,8 @@ func TestCPUThroughput(t *testing.T) {
 			_, _ = DoubleQuant(codes, nested, absmax, 256)
 		})
 		rate("Compare/"+path, func() { _ = Compare(benchSrc, f32) })
+		rate("DequantizeNF4/"+path, func() { _ = DequantizeNF4(f32, packed, absmax, 64) })
 	}
 	useAsm = old
 	rate("QuantizeInt4/sym32", func() { _ = QuantizeInt4(q4, sc4, nil, benchSrc, benchRows, benchCols, p4) })
-	rate("DequantizeNF4", func() { _ = DequantizeNF4(f32, packed, absmax, 64) })
 }

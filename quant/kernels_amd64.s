@@ -383,3 +383,47 @@ sploop:
 	RET
 
 #undef HSUM
+
+DATA nibbleMask<>+0(SB)/4, $15
+GLOBL nibbleMask<>(SB), RODATA|NOPTR, $4
+
+// func dequantNF4AVX2(dst *float32, src *byte, n int, am float32, book *[16]float32)
+// n (bytes) is a positive multiple of 8. The codebook is scaled by am once
+// (the same float32 products as book[c]·am per element); each code picks
+// from its lower or upper half by VPERMPS on bits 0-2 and a blend on bit 3.
+// Byte j gives dst[2j] = code(hi nibble), dst[2j+1] = code(lo nibble).
+TEXT ·dequantNF4AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS am+24(FP), Y13
+	MOVQ book+32(FP), R9
+	VMULPS (R9), Y13, Y14   // codes 0-7 · am
+	VMULPS 32(R9), Y13, Y15 // codes 8-15 · am
+	VPBROADCASTD nibbleMask<>(SB), Y12
+
+dnf4loop:
+	VPMOVZXBD (SI), Y0
+	VPSRLD $4, Y0, Y1        // hi nibbles of bytes 0-7
+	VPAND Y12, Y0, Y2        // lo nibbles
+	VPUNPCKLDQ Y2, Y1, Y3    // [h0 l0 h1 l1 | h4 l4 h5 l5]
+	VPUNPCKHDQ Y2, Y1, Y4    // [h2 l2 h3 l3 | h6 l6 h7 l7]
+	VPERM2I128 $0x20, Y4, Y3, Y5 // codes of elements 0-7
+	VPERM2I128 $0x31, Y4, Y3, Y6 // 8-15
+	VPERMPS Y14, Y5, Y7
+	VPERMPS Y15, Y5, Y8
+	VPSLLD $28, Y5, Y5       // bit 3 to the sign
+	VBLENDVPS Y5, Y8, Y7, Y7
+	VPERMPS Y14, Y6, Y9
+	VPERMPS Y15, Y6, Y10
+	VPSLLD $28, Y6, Y6
+	VBLENDVPS Y6, Y10, Y9, Y9
+	VMOVUPS Y7, (DI)
+	VMOVUPS Y9, 32(DI)
+	ADDQ $8, SI
+	ADDQ $64, DI
+	SUBQ $8, CX
+	JNZ dnf4loop
+
+	VZEROUPPER
+	RET

@@ -230,14 +230,23 @@ func DequantizeNF4(dst []float32, packed []byte, absmax []float32, blockSize int
 		in := packed[start/2:]
 		n := len(out) / 2
 		in = in[:n+len(out)%2]
-		for j := 0; j < n; j++ {
-			c := in[j]
-			out[2*j] = NF4Codebook[c>>4] * am
-			out[2*j+1] = NF4Codebook[c&0xF] * am
+		done := 0
+		if useAsm && hasAVX2 && n >= 8 {
+			done = dequantNF4Asm(out[:2*n], in[:n], am)
 		}
+		dequantNF4Go(out[2*done:2*n], in[done:n], am)
 		if len(out)%2 == 1 {
 			out[2*n] = NF4Codebook[in[n]>>4] * am
 		}
 	}
 	return nil
+}
+
+// dequantNF4Go decodes the bytes of in into out (len(out) == 2·len(in)).
+func dequantNF4Go(out []float32, in []byte, am float32) {
+	out = out[:2*len(in)]
+	for j, c := range in {
+		out[2*j] = NF4Codebook[c>>4] * am
+		out[2*j+1] = NF4Codebook[c&0xF] * am
+	}
 }

@@ -214,3 +214,42 @@ func TestNF4Errors(t *testing.T) {
 		}
 	}
 }
+
+// TestDequantizeNF4Paths checks every code byte, in every position of the
+// 8-byte groups and tails, on both paths, against the definition
+// ŵ = NF4Codebook[code]·absmax evaluated per element, bit for bit (the
+// kernel does the same float32 multiplications), for scales that are
+// normal, subnormal, huge, negative, zero, infinite and NaN.
+func TestDequantizeNF4Paths(t *testing.T) {
+	packedAll := make([]byte, 600)
+	for i := range packedAll {
+		packedAll[i] = byte(i*7 + i/256)
+	}
+	scales := []float32{0.37, 1e-42, 3e38, -2.5, 0, float32(math.Inf(1)), float32(math.NaN())}
+	bothPaths(t, func(t *testing.T) {
+		for _, bs := range []int{2, 16, 18, 64, 130, 1024} {
+			for _, n := range []int{1, 15, 16, 17, 31, 129, 1023, 1111} {
+				np, na := NF4Sizes(n, bs)
+				packed := packedAll[:np]
+				absmax := make([]float32, na)
+				for i := range absmax {
+					absmax[i] = scales[i%len(scales)]
+				}
+				dst := make([]float32, n)
+				if err := DequantizeNF4(dst, packed, absmax, bs); err != nil {
+					t.Fatal(err)
+				}
+				for i, x := range dst {
+					c := packed[i/2] >> 4
+					if i%2 == 1 {
+						c = packed[i/2] & 0xF
+					}
+					want := NF4Codebook[c] * absmax[i/bs]
+					if math.Float32bits(x) != math.Float32bits(want) {
+						t.Fatalf("bs %d n %d: element %d (code %d, absmax %g) = %g, want %g", bs, n, i, c, absmax[i/bs], x, want)
+					}
+				}
+			}
+		}
+	})
+}
