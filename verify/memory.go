@@ -81,6 +81,12 @@ type ChildMemory struct {
 	// RusageMaxBytes is ru_maxrss, an upper bound on Linux (see PeakRSS).
 	RusageMaxBytes int64 `json:"rusage_max_rss_bytes"`
 	SelfReported   bool  `json:"self_reported"`
+	// GPUBytes is the GPU memory the child held right after its runs
+	// (MeasureInChild); nil when it did not measure it, and GPUNote then
+	// says why (empty when it was not asked to, as on the CPU).
+	GPUBytes  *int64 `json:"gpu_bytes"`
+	GPUDevice string `json:"gpu_device,omitempty"`
+	GPUNote   string `json:"gpu_note,omitempty"`
 }
 
 // MeasureChild runs cmd (not yet started) with PeakRSSFileEnv pointing at

@@ -35,8 +35,8 @@ type Report struct {
 	Provenance RunProvenance   `json:"provenance"`
 }
 
-// ModelReport is one model's figures. LatencyMs, ThroughputSPS and
-// PeakRSSMB repeat the first batch size's entry of Batches, so that the
+// ModelReport is one model's figures. LatencyMs, ThroughputSPS, PeakRSSMB
+// and GPUMB repeat the first batch size's entry of Batches, so that the
 // contract's baseline.latency_ms.p50 reads without an index.
 type ModelReport struct {
 	Path          string          `json:"path"`
@@ -47,6 +47,7 @@ type ModelReport struct {
 	LatencyMs     LatencyStats    `json:"latency_ms"`
 	ThroughputSPS float64         `json:"throughput_sps"`
 	PeakRSSMB     *float64        `json:"peak_rss_mb"`
+	GPUMB         *float64        `json:"gpu_mb"`
 	Batches       []BatchReport   `json:"batches"`
 }
 
@@ -62,6 +63,11 @@ type BatchReport struct {
 	PeakRSSMB *float64 `json:"peak_rss_mb"`
 	// PeakRSSTotalMB is the child's whole peak, runtime included.
 	PeakRSSTotalMB *float64 `json:"peak_rss_total_mb"`
+	// GPUMB is the GPU memory the measuring child held right after its
+	// runs, its session still open (NVML; see MemoryReport.GPUMethod).
+	// Null on the CPU, without memory measurement, or when NVML could not
+	// tell (MemoryReport.GPUNote says why).
+	GPUMB *float64 `json:"gpu_mb"`
 }
 
 // MemoryReport says how memory was measured.
@@ -74,6 +80,11 @@ type MemoryReport struct {
 	// (ru_maxrss, an upper bound) or "" when not measured.
 	Method string `json:"method"`
 	Note   string `json:"note,omitempty"`
+	// GPUMethod is "nvml-process" when at least one model child's GPU
+	// memory was read through NVML, else "".
+	GPUMethod string `json:"gpu_method"`
+	// GPUNote says what the GPU figures are, or why there are none.
+	GPUNote string `json:"gpu_note"`
 }
 
 // InputsReport says what the models were compared on.

@@ -15,22 +15,35 @@ func (r *Report) Markdown(w io.Writer) error {
 	fmt.Fprintf(&b, "## quantpack verify: %s vs %s\n\n", r.Candidate.Path, r.Baseline.Path)
 	fmt.Fprintf(&b, "Device %s, ONNX Runtime %s, %d threads, %d warm-up + %d timed runs per batch size.\n\n",
 		r.Device, orDash(r.ORTVersion), r.Provenance.Threads, r.Provenance.Warmup, r.Provenance.Iters)
-	b.WriteString("| model | batch | p50 ms | p90 ms | p99 ms | mean ms | samples/s | peak RSS MiB | size MiB |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	gpu := r.Memory.GPUMethod != ""
+	if gpu {
+		b.WriteString("| model | batch | p50 ms | p90 ms | p99 ms | mean ms | samples/s | peak RSS MiB | GPU MiB | size MiB |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	} else {
+		b.WriteString("| model | batch | p50 ms | p90 ms | p99 ms | mean ms | samples/s | peak RSS MiB | size MiB |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	}
 	for _, m := range []struct {
 		name string
 		rep  *ModelReport
 	}{{"baseline", &r.Baseline}, {"candidate", &r.Candidate}} {
 		for _, x := range m.rep.Batches {
+			mem := optMB(x.PeakRSSMB)
+			if gpu {
+				mem += " | " + optMB(x.GPUMB)
+			}
 			fmt.Fprintf(&b, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %.1f | %s | %.2f |\n", m.name, x.Batch,
 				x.LatencyMs.P50, x.LatencyMs.P90, x.LatencyMs.P99, x.LatencyMs.Mean, x.ThroughputSPS,
-				optMB(x.PeakRSSMB), float64(m.rep.SizeBytes)/bytesPerMB)
+				mem, float64(m.rep.SizeBytes)/bytesPerMB)
 		}
 	}
 	fmt.Fprintf(&b, "\nSpeedup (baseline p50 / candidate p50 at batch %d): **%.2f×**. Size ratio (candidate / baseline): **%.3f**.\n",
 		r.Baseline.Batches[0].Batch, r.Speedup, r.SizeRatio)
 	if r.Memory.Measured {
 		fmt.Fprintf(&b, "Peak RSS is each model's child process minus the runtime's own %s MiB (%s).\n", optMB(r.Memory.RuntimeRSSMB), r.Memory.Method)
+	}
+	if r.Device == deviceCUDA && r.Memory.GPUNote != "" {
+		fmt.Fprintf(&b, "GPU memory: %s.\n", r.Memory.GPUNote)
 	}
 
 	a := r.Agreement

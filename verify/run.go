@@ -168,11 +168,12 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 	}
 	closeAll() // free both sessions before the memory children run
 	if opt.Memory != nil {
-		if err := measureMemory(ctx, opt.Memory, bModel, cModel, r); err != nil {
+		if err := measureMemory(ctx, opt.Memory, opt.Device, bModel, cModel, r); err != nil {
 			return nil, err
 		}
 	} else {
 		r.Memory.Note = "not measured"
+		r.Memory.GPUNote = "not measured: no memory children ran"
 	}
 	finish(r, opt)
 	if len(r.Gates.Failed) > 0 {
@@ -185,7 +186,7 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 func finish(r *Report, opt Options) {
 	for _, m := range []*ModelReport{&r.Baseline, &r.Candidate} {
 		first := m.Batches[0]
-		m.LatencyMs, m.ThroughputSPS, m.PeakRSSMB = first.LatencyMs, first.ThroughputSPS, first.PeakRSSMB
+		m.LatencyMs, m.ThroughputSPS, m.PeakRSSMB, m.GPUMB = first.LatencyMs, first.ThroughputSPS, first.PeakRSSMB, first.GPUMB
 	}
 	if c := r.Candidate.LatencyMs.P50; c > 0 {
 		r.Speedup = r.Baseline.LatencyMs.P50 / c
@@ -395,14 +396,16 @@ const bytesPerMB = 1 << 20
 func mb(v int64) *float64 { f := float64(v) / bytesPerMB; return &f }
 
 // measureMemory runs the memory probe for the runtime alone and for each
-// model at each batch size.
-func measureMemory(ctx context.Context, probe MemoryProbe, bModel, cModel string, r *Report) error {
+// model at each batch size. GPU memory comes from the model children on
+// device cuda (gpuSummary).
+func measureMemory(ctx context.Context, probe MemoryProbe, device, bModel, cModel string, r *Report) error {
 	rt, err := probe(ctx, "", 0)
 	if err != nil {
 		return fmt.Errorf("verify: measuring the runtime's own memory: %w", err)
 	}
 	r.Memory = MemoryReport{Measured: true, RuntimeRSSMB: mb(rt.PeakBytes), Method: "child-vmhwm"}
 	self := rt.SelfReported
+	var gpu gpuTally
 	for _, m := range []struct {
 		model string
 		rep   *ModelReport
@@ -416,8 +419,12 @@ func measureMemory(ctx context.Context, probe MemoryProbe, bModel, cModel string
 			self = self && cm.SelfReported
 			b.PeakRSSTotalMB = mb(cm.PeakBytes)
 			b.PeakRSSMB = mb(max(cm.PeakBytes-rt.PeakBytes, 0))
+			if device == deviceCUDA {
+				b.GPUMB = gpu.add(cm)
+			}
 		}
 	}
+	r.Memory.GPUMethod, r.Memory.GPUNote = gpu.summary(device)
 	if !self {
 		r.Memory.Method = "child-rusage"
 		r.Memory.Note = "a child did not report its own VmHWM; ru_maxrss is an upper bound"

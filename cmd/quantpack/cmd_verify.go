@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -55,8 +57,10 @@ so). Images that fail to decode are skipped and listed, never fatal.
 Timed runs use the same synthetic batch for both models, alternating between
 them; only the ONNX Runtime call is timed. Memory is the peak RSS of a child
 process that loads one model and runs it, minus that of a child that only
-initialises ONNX Runtime (reported separately). The full JSON schema of --json
-is in docs/verify.md.
+initialises ONNX Runtime (reported separately). With --device cuda each model
+child also reads its own GPU memory through NVML (libnvidia-ml.so.1) right
+after its runs; without NVML the GPU figures are null and the report says why.
+The full JSON schema of --json is in docs/verify.md.
 
 Gates fail the run with exit 5 and list what failed: --max-top1-drop
 (percentage points of labelled top-1 accuracy; without labels, of top-1
@@ -252,8 +256,8 @@ func (o *verifyOptions) memoryProbe() verify.MemoryProbe {
 		}
 		cmd := exec.CommandContext(ctx, exe, args...)
 		cmd.Env = append(os.Environ(), env...)
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &limitedBuffer{buf: &stdout, max: maxChildStdout}, &stderr
 		m, err := verify.MeasureChild(cmd)
 		if err != nil {
 			kind := ErrMemoryChild
@@ -263,21 +267,75 @@ func (o *verifyOptions) memoryProbe() verify.MemoryProbe {
 			}
 			return m, fmt.Errorf("%w: %v: %s", kind, err, strings.TrimSpace(stderr.String()))
 		}
+		if model != "" && o.device == ort.DeviceCUDA {
+			// GPU memory travels only in the child's report on stdout; a
+			// report that cannot be read costs the GPU figure, not the run.
+			if rep, perr := parseChildReport(stdout.Bytes()); perr != nil {
+				m.GPUNote = fmt.Sprintf("the memory child's report could not be read: %v", perr)
+			} else {
+				m.GPUBytes, m.GPUDevice, m.GPUNote = rep.GPUBytes, rep.GPUDevice, rep.GPUNote
+			}
+		}
 		return m, nil
 	}
 }
 
-// childReport is what a memory child prints on stdout.
+// maxChildStdout bounds what a memory child's stdout may hold: its report
+// is a few hundred bytes, anything far beyond is not ours.
+const maxChildStdout = 1 << 20
+
+// limitedBuffer keeps the first max bytes written to it and drops the rest
+// (without failing the writer, so the child never blocks on its stdout).
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (w *limitedBuffer) Write(p []byte) (int, error) {
+	if room := w.max - w.buf.Len(); room > 0 {
+		w.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// parseChildReport reads the childReport a memory child printed: the last
+// JSON object that starts at the beginning of a line (printJSON indents its
+// members), so that a line a library printed before it does no harm.
+func parseChildReport(out []byte) (childReport, error) {
+	out = bytes.TrimSpace(out)
+	start := bytes.LastIndex(out, []byte("\n{"))
+	if start >= 0 {
+		start++
+	} else if bytes.HasPrefix(out, []byte("{")) {
+		start = 0
+	} else {
+		return childReport{}, errors.New("no JSON object on stdout")
+	}
+	var r childReport
+	dec := json.NewDecoder(bytes.NewReader(out[start:]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return childReport{}, err
+	}
+	return r, nil
+}
+
+// childReport is what a memory child prints on stdout. GPUBytes is null
+// unless the device is cuda and NVML answered; GPUNote then says why.
 type childReport struct {
 	Model        string `json:"model,omitempty"`
 	Batch        int    `json:"batch,omitempty"`
 	PeakRSSBytes int64  `json:"peak_rss_bytes"`
 	RSSBytes     int64  `json:"rss_bytes"`
+	GPUBytes     *int64 `json:"gpu_bytes"`
+	GPUDevice    string `json:"gpu_device,omitempty"`
+	GPUNote      string `json:"gpu_note,omitempty"`
 }
 
 // runVerifyChild is the hidden child mode: load ONNX Runtime (and the
-// model, unless --child-runtime), run it, report the peak RSS in the file
-// the parent named and as JSON on stdout.
+// model, unless --child-runtime), run it, read its GPU memory through NVML
+// on --device cuda, and report the peak RSS in the file the parent named
+// and everything as JSON on stdout.
 func runVerifyChild(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	if err := o.initORT(); err != nil {
 		return err
@@ -286,12 +344,30 @@ func runVerifyChild(ctx context.Context, o verifyOptions, stdout io.Writer) erro
 	if o.childRuntime {
 		model = ""
 	}
-	rss, err := verify.MeasureInChild(ctx, o.opener(), model, o.childBatch, o.seed)
+	var gpu verify.GPUQuery
+	if o.device == ort.DeviceCUDA {
+		gpu = ownGPUMemory
+	}
+	m, err := verify.MeasureInChild(ctx, o.opener(), model, o.childBatch, o.seed, gpu)
 	if err != nil {
 		return err
 	}
 	if err := verify.ReportPeakRSS(); err != nil {
 		return err
 	}
-	return printJSON(stdout, childReport{Model: model, Batch: o.childBatch, PeakRSSBytes: rss.Peak, RSSBytes: rss.Current})
+	return printJSON(stdout, childReport{Model: model, Batch: o.childBatch, PeakRSSBytes: m.RSS.Peak, RSSBytes: m.RSS.Current,
+		GPUBytes: m.GPUBytes, GPUDevice: m.GPUDevice, GPUNote: m.GPUNote})
+}
+
+// ownGPUMemory is the GPUQuery of a memory child: its own process's GPU
+// memory, from NVML.
+func ownGPUMemory() (int64, string, error) {
+	used, dev, err := ort.GPUMemoryOfProcess(os.Getpid())
+	if err != nil {
+		return 0, "", err
+	}
+	if used > math.MaxInt64 {
+		return 0, "", fmt.Errorf("%w: NVML reports %d bytes", ort.ErrNVMLUnavailable, used)
+	}
+	return int64(used), dev, nil
 }

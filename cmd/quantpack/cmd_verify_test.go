@@ -120,6 +120,11 @@ func TestVerifySelf(t *testing.T) {
 		*r.Candidate.Batches[1].PeakRSSTotalMB < *r.Memory.RuntimeRSSMB {
 		t.Fatalf("memory %+v, baseline %+v", r.Memory, r.Baseline.Batches)
 	}
+	// On the CPU the GPU figures are null, and the note says why.
+	if r.Baseline.GPUMB != nil || r.Candidate.Batches[1].GPUMB != nil || r.Memory.GPUMethod != "" ||
+		!strings.Contains(r.Memory.GPUNote, "device cpu") {
+		t.Fatalf("GPU memory on the CPU: %+v, %v", r.Memory, r.Baseline.GPUMB)
+	}
 	if r.Placement.Baseline == nil || r.Placement.Baseline.Providers["CPUExecutionProvider"] == 0 {
 		t.Fatalf("placement %+v", r.Placement.Baseline)
 	}

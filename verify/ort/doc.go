@@ -53,4 +53,12 @@
 // ErrCUDAUnavailable. With Options.EPLibrary it registers a plugin execution
 // provider library instead and appends that library's GPU device.
 // Session.Placement reports where each node ran.
+//
+// # GPU memory
+//
+// GPUMemoryOfProcess reads a process's GPU memory through NVML
+// (github.com/NVIDIA/go-nvml, which dlopens libnvidia-ml.so.1 on first
+// use; API: https://docs.nvidia.com/deploy/nvml-api/). It lives here
+// because go-nvml needs cgo; without a driver, or without cgo, it fails
+// with ErrNVMLUnavailable.
 package ort

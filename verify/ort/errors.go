@@ -38,6 +38,16 @@ var (
 	ErrClosed = fault.New(fault.Other, "ort: session closed")
 	// ErrProfile means a profile file is malformed or not ONNX Runtime's.
 	ErrProfile = fault.New(fault.Invalid, "ort: malformed profile")
+	// ErrNVMLUnavailable means GPU memory cannot be read through NVML:
+	// libnvidia-ml.so.1 is missing or does not initialise (no NVIDIA
+	// driver), the binary was built without cgo, NVML failed on a device,
+	// or the driver does not report per-process memory.
+	ErrNVMLUnavailable = fault.New(fault.Runtime, "ort: NVML unavailable")
+	// ErrNoGPUProcess means NVML works but lists no GPU memory for the
+	// process: it holds no CUDA context (nothing ran on a GPU), or it runs
+	// in a PID namespace (a container) whose process ids are not the ones
+	// NVML reports.
+	ErrNoGPUProcess = fault.New(fault.Runtime, "ort: NVML lists no GPU memory for the process")
 )
 
 // Error is an ONNX Runtime failure with its place: the operation, the file

@@ -16,10 +16,14 @@ func TestWithoutCgo(t *testing.T) {
 	_, checks["Run"] = s.Run(context.Background(), nil)
 	_, checks["Placement"] = s.Placement()
 	_, checks["EndProfiling"] = s.EndProfiling()
+	_, _, nvmlErr := GPUMemoryOfProcess(1)
 	for name, err := range checks {
 		if !errors.Is(err, ErrUnavailable) {
 			t.Errorf("%s: %v, want ErrUnavailable", name, err)
 		}
+	}
+	if !errors.Is(nvmlErr, ErrNVMLUnavailable) {
+		t.Errorf("GPUMemoryOfProcess: %v, want ErrNVMLUnavailable", nvmlErr)
 	}
 	if Version() != "" {
 		t.Errorf("Version() = %q", Version())
