@@ -88,7 +88,9 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		len(r.Models), strings.Join(s.Precisions, ", "), s.Device, s.ORTVersion, s.Threads, r.Provenance.CPUModel,
 		s.BatchSizes, s.Warmup, s.Iters, s.Inputs)
 	fmt.Fprintf(w, "Speedup is FP32 p50 / candidate p50 at batch %d, both measured in the same run; sizes are the ONNX files; "+
-		"agreement and cosine are against the model's own FP32 export on the same inputs (measured, not simulated).\n\n", s.BatchSizes[0])
+		"agreement and cosine are against the model's own FP32 export on the same inputs (measured, not simulated). "+
+		"Each row's speedup uses the FP32 p50 of its own run; the FP32 row shows the first quantized cell's baseline, "+
+		"so compare speedups rather than milliseconds across rows.\n\n", s.BatchSizes[0])
 	fmt.Fprintf(w, "## Performance matrix\n\n")
 	writeTable(w, MarkdownColumns, func(row func([]string)) {
 		for _, c := range r.Cells {
