@@ -32,4 +32,4 @@ echo "== export: fp32 and int8 (dynamic) ONNX graphs, one inference each in ONNX
 
 echo
 echo "== study: export every precision and verify it against FP32 on ONNX Runtime (CPU)"
-"$bin" study "$out/deit-tiny" -o "$out/study" --batch 1,8 --warmup 2 --iters 10 --max-top1-drop 5
+"$bin" study "$out/deit-tiny" -o "$out/study" --batch 1,8 --warmup 2 --iters 10 --samples 32
