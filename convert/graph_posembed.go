@@ -59,19 +59,26 @@ const bicubicA = -0.75
 func bicubicResize(src []float64, channels, inH, inW, outH, outW int) []float64 {
 	ys, wy := cubicTaps(inH, outH)
 	xs, wx := cubicTaps(inW, outW)
+	return separableResize(src, channels, inH, inW, outH, outW, 4, ys, wy, xs, wx)
+}
+
+// separableResize applies k taps per axis (indices and weights per output
+// index, as cubicTaps and linearTaps return them): each output is
+// Σ_i wy·(Σ_j wx·src), summed in tap order.
+func separableResize(src []float64, channels, inH, inW, outH, outW, k int, ys []int, wy []float64, xs []int, wx []float64) []float64 {
 	out := make([]float64, channels*outH*outW)
 	for c := 0; c < channels; c++ {
 		plane := src[c*inH*inW : (c+1)*inH*inW]
 		for oy := 0; oy < outH; oy++ {
 			for ox := 0; ox < outW; ox++ {
 				var acc float64
-				for i := 0; i < 4; i++ {
-					row := plane[ys[oy*4+i]*inW:]
+				for i := 0; i < k; i++ {
+					row := plane[ys[oy*k+i]*inW:]
 					var r float64
-					for j := 0; j < 4; j++ {
-						r += row[xs[ox*4+j]] * wx[ox*4+j]
+					for j := 0; j < k; j++ {
+						r += wx[ox*k+j] * row[xs[ox*k+j]]
 					}
-					acc += r * wy[oy*4+i]
+					acc += wy[oy*k+i] * r
 				}
 				out[(c*outH+oy)*outW+ox] = acc
 			}
@@ -115,21 +122,7 @@ func cubicCoeffs(t float64) [4]float64 {
 func bilinearResize(src []float64, channels, inH, inW, outH, outW int) []float64 {
 	ys, wy := linearTaps(inH, outH)
 	xs, wx := linearTaps(inW, outW)
-	out := make([]float64, channels*outH*outW)
-	for c := 0; c < channels; c++ {
-		plane := src[c*inH*inW : (c+1)*inH*inW]
-		for oy := 0; oy < outH; oy++ {
-			for ox := 0; ox < outW; ox++ {
-				var acc float64
-				for i := 0; i < 2; i++ {
-					row := plane[ys[2*oy+i]*inW:]
-					acc += wy[2*oy+i] * (wx[2*ox]*row[xs[2*ox]] + wx[2*ox+1]*row[xs[2*ox+1]])
-				}
-				out[(c*outH+oy)*outW+ox] = acc
-			}
-		}
-	}
-	return out
+	return separableResize(src, channels, inH, inW, outH, outW, 2, ys, wy, xs, wx)
 }
 
 // linearTaps returns, per output index, the two input indices and weights.
