@@ -46,11 +46,12 @@ into FP16, BF16, INT8, INT4 or NF4 artifacts, exports ONNX graphs, and measures
 latency, throughput, memory and accuracy against the FP32 baseline.
 
 Typical flow:
-   quantpack synth --preset deit-tiny -o deit-tiny
+   quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
    quantpack convert deit-tiny -o deit-tiny-nf4 --precision nf4
    quantpack export deit-tiny -o onnx-fp32 --precision fp32
    quantpack export deit-tiny -o onnx-int8 --precision int8
    quantpack verify onnx-fp32 onnx-int8 --min-cosine 0.99
+   quantpack study deit-tiny -o report        # every precision at once
 
 ` + exitCodeHelp,
 		Commands:             cmds,
