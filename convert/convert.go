@@ -206,7 +206,7 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 		meta[k] = v
 	}
 	meta["format"] = "pt" // transformers refuses other formats
-	ws, shardFiles, err := createWriters(dir, items, meta, opt.ShardBytes)
+	ws, err := createWriters(dir, items, meta, opt.ShardBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	if err := writeConfig(s, dir, items, &opt); err != nil {
 		return nil, err
 	}
-	m, err := buildManifest(s, dir, items, &opt, shardFiles, srcHash)
+	m, err := buildManifest(s, dir, items, &opt, srcHash)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func specBytes(o safetensors.TensorSpec) int64 {
 
 // createWriters plans shards and opens one writer per shard; the returned map
 // sends each output tensor name to its writer.
-func createWriters(dir string, items []*item, meta map[string]string, shardBytes int64) (map[string]*safetensors.Writer, []string, error) {
+func createWriters(dir string, items []*item, meta map[string]string, shardBytes int64) (map[string]*safetensors.Writer, error) {
 	if shardBytes <= 0 {
 		shardBytes = DefaultShardBytes
 	}
@@ -301,7 +301,6 @@ func createWriters(dir string, items []*item, meta map[string]string, shardBytes
 		shards = safetensors.PlanShards(specs, shardBytes)
 	}
 	ws := map[string]*safetensors.Writer{}
-	var files []string
 	weightMap := map[string]string{}
 	for i, sh := range shards {
 		name := "model.safetensors"
@@ -313,9 +312,8 @@ func createWriters(dir string, items []*item, meta map[string]string, shardBytes
 			for _, w := range uniqueWriters(ws) {
 				w.Abort()
 			}
-			return nil, nil, err
+			return nil, err
 		}
-		files = append(files, name)
 		for _, sp := range sh {
 			ws[sp.Name] = w
 			weightMap[sp.Name] = name
@@ -323,10 +321,10 @@ func createWriters(dir string, items []*item, meta map[string]string, shardBytes
 	}
 	if len(shards) > 1 {
 		if err := safetensors.WriteIndex(filepath.Join(dir, "model.safetensors.index.json"), total, weightMap); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	return ws, files, nil
+	return ws, nil
 }
 
 func uniqueWriters(ws map[string]*safetensors.Writer) []*safetensors.Writer {
@@ -408,13 +406,13 @@ feed:
 }
 
 // buildManifest totals the records and hashes the written files.
-func buildManifest(s *Source, dir string, items []*item, opt *Options, shardFiles []string, srcHash func() ([]manifest.File, error)) (*Manifest, error) {
+func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash func() ([]manifest.File, error)) (*Manifest, error) {
 	m := &Manifest{Format: ManifestFormat, Kind: "safetensors", ToolVersion: version.Version,
 		Precision: opt.Precision, Architecture: s.ArchName()}
 	if s.Config != nil {
 		m.ModelType = s.Config.ModelType()
 	}
-	m.Scheme = SchemeParams{RestDType: strings.TrimPrefix(opt.rest(), ""), Keep: opt.Keep}
+	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep}
 	switch opt.Precision {
 	case Int8:
 		m.Scheme.Int8 = "rowwise absmax (bitsandbytes LLM.int8: w = q*SCB/127)"
@@ -474,7 +472,6 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, shardFile
 	if m.Totals.Params > 0 {
 		m.Totals.BitsPerParam = float64(m.Totals.BytesOut) * 8 / float64(m.Totals.Params)
 	}
-	_ = shardFiles
 	return m, nil
 }
 

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -124,7 +125,7 @@ func TestLookupArchListsSupported(t *testing.T) {
 	if err == nil {
 		t.Fatal("unknown architecture accepted")
 	}
-	if !errorsIs(err, ErrUnsupported) {
+	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("error class: %v", err)
 	}
 	for _, n := range []string{"ViTForImageClassification", "BeitForImageClassification", "Dinov2Model"} {

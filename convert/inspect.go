@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -116,7 +117,7 @@ func Inspect(path string) (*Inspection, error) {
 		}
 		q.Tensors++
 		q.Params += params
-		if detail != "" && !contains(q.Details, detail) {
+		if detail != "" && !slices.Contains(q.Details, detail) {
 			q.Details = append(q.Details, detail)
 		}
 	}
@@ -149,9 +150,9 @@ func Inspect(path string) (*Inspection, error) {
 					for _, d := range st.Shape {
 						params *= d
 					}
-					detail = "block " + itoa(st.BlockSize)
+					detail = "block " + strconv.Itoa(st.BlockSize)
 					if st.Nested > 0 {
-						detail += ", double quant (nested block " + itoa(st.Nested) + ")"
+						detail += ", double quant (nested block " + strconv.Itoa(st.Nested) + ")"
 					}
 				}
 			}
@@ -161,9 +162,9 @@ func Inspect(path string) (*Inspection, error) {
 			w, ok := byName[strings.TrimSuffix(n, "_scale")]
 			if ok && w.DType == safetensors.U8 && len(w.Shape) == 3 && len(e.Shape) == 2 {
 				k := w.Shape[1] * w.Shape[2] * 2
-				detail := "block " + itoa(int(w.Shape[2]*2)) + ", symmetric"
+				detail := "block " + strconv.Itoa(int(w.Shape[2]*2)) + ", symmetric"
 				if _, asym := byName[w.Name+"_zero_point"]; asym {
-					detail = "block " + itoa(int(w.Shape[2]*2)) + ", asymmetric"
+					detail = "block " + strconv.Itoa(int(w.Shape[2]*2)) + ", asymmetric"
 				}
 				add("quantpack-int4", "quantpack (MatMulNBits layout)", w.Shape[0]*k, detail)
 				quantWeights[w.Name] = true
@@ -205,14 +206,3 @@ func nonNil(s []int64) []int64 {
 	}
 	return s
 }
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
-	"github.com/quantpack/quantpack/quant"
 )
 
 // Default block sizes: 32 for int4 (MatMulNBits' default and its fastest CPU
@@ -164,6 +163,3 @@ func prefixOf(name string) string {
 	}
 	return name
 }
-
-// keep quant linked for the int4 size check in tests.
-var _ = quant.Int4Sizes

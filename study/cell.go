@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 
@@ -94,5 +93,3 @@ func saveCell(path string, c *Cell) error {
 	}
 	return atomicfile.WriteFile(path, append(b, '\n'))
 }
-
-var errNoBaseline = errors.New("study: no FP32 baseline")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -26,7 +27,7 @@ func interspersed(cmds []*cli.Command, args []string) []string {
 	}
 	var cmd *cli.Command
 	for _, c := range cmds {
-		if c.Name == args[i] || contains(c.Aliases, args[i]) {
+		if c.Name == args[i] || slices.Contains(c.Aliases, args[i]) {
 			cmd = c
 		}
 	}
@@ -68,13 +69,4 @@ func interspersed(cmds []*cli.Command, args []string) []string {
 		out = append(out, operands...)
 	}
 	return out
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
