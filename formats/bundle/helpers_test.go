@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quantpack/quantpack/internal/testenv"
+
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/quantpack/quantpack/internal/manifest"
@@ -223,33 +225,8 @@ func writeBundle(t testing.TB, b []byte) string {
 	return p
 }
 
-// fixturesDir finds ../shared/fixtures above the repository root (the
-// directory holding go.mod). It skips when absent, except under
-// QUANTPACK_CI=1, where a missing fixture is a failure.
-func fixturesDir(t testing.TB) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			fx := filepath.Join(d, "..", "shared", "fixtures")
-			if _, err := os.Stat(fx); err == nil {
-				return fx
-			}
-			break
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if os.Getenv("QUANTPACK_CI") == "1" {
-		t.Fatal("fixtures not found at ../shared/fixtures above the repository root (QUANTPACK_CI=1)")
-	}
-	t.Skip("fixtures not found at ../shared/fixtures above the repository root")
-	return ""
-}
+// fixturesDir returns ../shared/fixtures, skipping (failing in CI) when absent.
+func fixturesDir(t testing.TB) string { return testenv.Fixtures(t, "") }
 
 func hasPrefixAny(names []string, prefix string) bool {
 	for _, n := range names {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/quantpack/quantpack/internal/testenv"
+
 	"github.com/quantpack/quantpack/internal/fault"
 )
 
@@ -26,7 +28,7 @@ func FuzzOpen(f *testing.F) {
 			f.Add(c.data)
 		}
 	}
-	if dir, ok := fixturesRoot(); ok {
+	if dir, ok := testenv.Lookup("safetensors"); ok {
 		paths, _ := filepath.Glob(filepath.Join(dir, "*", "*.safetensors"))
 		for _, p := range paths {
 			if b, err := os.ReadFile(p); err == nil && len(b) < 1<<16 {

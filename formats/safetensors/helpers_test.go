@@ -7,42 +7,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
-// fixtureDir returns ../shared/fixtures/safetensors/<sub> beside the repository
-// root. It skips when absent, and fails instead in CI (QUANTPACK_CI=1).
+// fixtureDir returns ../shared/fixtures/safetensors/<sub>, skipping (failing in CI) when absent.
 func fixtureDir(t testing.TB, sub string) string {
-	t.Helper()
-	root, ok := fixturesRoot()
-	p := filepath.Join(root, sub)
-	if _, err := os.Stat(p); !ok || err != nil {
-		if os.Getenv("QUANTPACK_CI") == "1" {
-			t.Fatalf("fixtures missing in CI: %s", p)
-		}
-		t.Skipf("fixtures not found at %q (../shared/fixtures beside the repository); skipping", p)
-	}
-	return p
-}
-
-// fixturesRoot finds ../shared/fixtures/safetensors by walking up to go.mod;
-// ok is false when it is not there.
-func fixturesRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "fixtures", "safetensors")
-			_, err := os.Stat(p)
-			return p, err == nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	return testenv.Fixtures(t, filepath.Join("safetensors", sub))
 }
 
 // fixtureFiles lists every *.safetensors under the fixture folders, except

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,33 +22,44 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// RepoRoot returns the directory holding go.mod above the working directory
+// repoRoot returns the directory holding go.mod above the working directory
 // (a test's working directory is its package directory).
-func RepoRoot(t testing.TB) string {
-	t.Helper()
+func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("repository root (go.mod) not found above the test directory")
+			return "", errors.New("repository root (go.mod) not found above the test directory")
 		}
 		dir = parent
 	}
+}
+
+// Lookup returns ../shared/fixtures/<sub> beside the repository root and
+// whether it exists, for callers to whom fixtures are optional (fuzz seeds).
+func Lookup(sub string) (string, bool) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", false
+	}
+	p := filepath.Join(root, "..", "shared", "fixtures", sub)
+	_, err = os.Stat(p)
+	return p, err == nil
 }
 
 // Fixtures returns ../shared/fixtures/<sub> beside the repository root
 // (sub may be empty), skipping when it is absent.
 func Fixtures(t testing.TB, sub string) string {
 	t.Helper()
-	p := filepath.Join(RepoRoot(t), "..", "shared", "fixtures", sub)
-	if _, err := os.Stat(p); err != nil {
-		SkipOrFail(t, "fixtures not found (%v); they live in ../shared/fixtures", err)
+	p, ok := Lookup(sub)
+	if !ok {
+		SkipOrFail(t, "fixtures not found at %q; they live in ../shared/fixtures beside the repository", p)
 	}
 	return p
 }
