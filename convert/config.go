@@ -177,6 +177,20 @@ func (c *Config) ID2Label() []string {
 	return out
 }
 
+// NumLabels is the number of classes: id2label's size, else num_labels
+// (transformers' default 2).
+func (c *Config) NumLabels() int {
+	if n := len(c.ID2Label()); n > 0 {
+		return n
+	}
+	return c.Int("num_labels", 2)
+}
+
+// invalid returns an ErrConfig error naming the file.
+func (c *Config) invalid(format string, args ...any) error {
+	return fmt.Errorf("%s: %w: %s", c.Path, ErrConfig, fmt.Sprintf(format, args...))
+}
+
 // Err returns the first type error met by an accessor, so builders can read
 // many keys and check once.
 func (c *Config) Err() error { return c.firstErr }

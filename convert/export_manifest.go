@@ -177,7 +177,7 @@ func exportImageSize(dir string, cfg *Config, flag int) (h, w int, from string, 
 		return 0, 0, "", err
 	}
 	if img <= 0 || img > maxImage {
-		return 0, 0, "", fmt.Errorf("%s: %w: image_size %d out of range", cfg.Path, ErrConfig, img)
+		return 0, 0, "", cfg.invalid("image_size %d out of range", img)
 	}
 	return img, img, "config.json image_size", nil
 }

@@ -41,16 +41,11 @@ func readVitParams(c *Config) (vitParams, error) {
 		Act:      c.String("hidden_act", "gelu"),
 		QKVBias:  c.Bool("qkv_bias", true),
 	}
-	p.Labels = len(c.ID2Label())
-	if p.Labels == 0 {
-		p.Labels = c.Int("num_labels", 2)
-	}
+	p.Labels = c.NumLabels()
 	if err := c.Err(); err != nil {
 		return p, err
 	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %w: %s", c.Path, ErrConfig, fmt.Sprintf(format, args...))
-	}
+	bad := c.invalid
 	switch {
 	case p.Hidden <= 0 || p.Hidden > maxHidden:
 		return p, bad("hidden_size %d out of range", p.Hidden)

@@ -51,16 +51,11 @@ func readMobilevitParams(c *Config) (mobilevitParams, error) {
 		Act:          c.String("hidden_act", "silu"),
 		QKVBias:      c.Bool("qkv_bias", true),
 	}
-	p.Labels = len(c.ID2Label())
-	if p.Labels == 0 {
-		p.Labels = c.Int("num_labels", 2)
-	}
+	p.Labels = c.NumLabels()
 	if err := c.Err(); err != nil {
 		return p, err
 	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%s: %w: %s", c.Path, ErrConfig, fmt.Sprintf(format, args...))
-	}
+	bad := c.invalid
 	if len(p.Neck) != 7 {
 		return p, bad("neck_hidden_sizes has %d entries, want 7", len(p.Neck))
 	}

@@ -70,7 +70,7 @@ func readDinov2Params(c *Config) (dinov2Params, error) {
 		return d, err
 	}
 	if ratio <= 0 || ratio > 64 {
-		return d, fmt.Errorf("%s: %w: mlp_ratio %g out of range", c.Path, ErrConfig, ratio)
+		return d, c.invalid("mlp_ratio %g out of range", ratio)
 	}
 	d.MLPHidden = int(float64(d.Hidden) * ratio)
 	if d.SwiGLU {
