@@ -322,21 +322,7 @@ func listFiles(dir string) ([]packFile, error) {
 		dir = r // DIR itself may be a link; nothing below it may
 	}
 	var files []packFile
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == manifest.Name {
-			return nil
-		}
+	err := manifest.Walk(dir, func(rel, p string, d fs.DirEntry) error {
 		if !d.Type().IsRegular() {
 			return &FileError{Path: p, Err: ErrNotRegular, Detail: d.Type().String()}
 		}

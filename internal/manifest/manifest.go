@@ -54,7 +54,27 @@ func HashFile(path string) (File, error) {
 // error: artifacts hold plain files only.
 func Scan(dir string) ([]File, error) {
 	var out []File
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := Walk(dir, func(rel, p string, d fs.DirEntry) error {
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: %w: not a regular file", p, ErrInvalid)
+		}
+		f, err := HashFile(p)
+		if err != nil {
+			return err
+		}
+		f.Path = rel
+		out = append(out, f)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, err
+}
+
+// Walk calls fn for every entry under dir that is not a directory, except
+// the top-level manifest, with its slash-separated path relative to dir and
+// its path on disk. Symlinks are not followed (fn sees them as such).
+func Walk(dir string, fn func(rel, path string, d fs.DirEntry) error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -69,19 +89,8 @@ func Scan(dir string) ([]File, error) {
 		if rel == Name {
 			return nil
 		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s: %w: not a regular file", p, ErrInvalid)
-		}
-		f, err := HashFile(p)
-		if err != nil {
-			return err
-		}
-		f.Path = rel
-		out = append(out, f)
-		return nil
+		return fn(rel, p, d)
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, err
 }
 
 // ReadFiles returns the "files" list of dir/quantpack.json and the whole
