@@ -19,6 +19,7 @@ type scratch struct {
 	u8b  []byte
 	f32b []float32
 	f32c []float32
+	f32d []float32 // nf4: absmax restored from double quant, for the statistics
 }
 
 func grow[T any](s []T, n int) []T {
@@ -203,7 +204,8 @@ func processNF4(it *item, sc *scratch, x, deq []float32, opt *Options, write fun
 		it.rec.NestedOffset = &offset
 		if deq != nil {
 			// Reconstruct with the absmax a loader will see.
-			restored := make([]float32, blocks)
+			sc.f32d = grow(sc.f32d, blocks)
+			restored := sc.f32d
 			if err := quant.UndoDoubleQuant(restored, codes, sc.f32c, offset, nestedBlock); err != nil {
 				return err
 			}
