@@ -28,7 +28,7 @@ const DefaultShardBytes = 5_000_000_000
 type Options struct {
 	Precision   Precision
 	BlockSize   int      // 0: DefaultInt4Block or DefaultNF4Block
-	DoubleQuant bool     // nf4: quantize the absmax values too
+	DoubleQuant Switch   // nf4: quantize the absmax values too (default on)
 	Asymmetric  bool     // int4: min/max with zero points instead of symmetric
 	Keep        []string // globs of tensor names to keep float
 	RestDType   string   // fp32|fp16|bf16 for tensors that stay float; "" = fp16
@@ -105,7 +105,7 @@ func (o *Options) validate() error {
 			return usage(fmt.Errorf("--block-size applies to int4 and nf4 only"))
 		}
 	}
-	if o.DoubleQuant && o.Precision != NF4 {
+	if o.DoubleQuant == SwitchOn && o.Precision != NF4 {
 		return usage(fmt.Errorf("--double-quant applies to nf4 only"))
 	}
 	if o.Threads < 0 {
@@ -172,6 +172,7 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
+	opt = opt.withDefaults()
 	s, err := OpenSource(src, opt.Generic)
 	if err != nil {
 		return nil, err
@@ -197,6 +198,9 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	if err != nil {
 		return nil, err
 	}
+	// A failed worker returns from here: cancelling stops the hashing too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// Hash the source files while the workers quantize: the hash is one
 	// sequential pass over the whole checkpoint, and overlapping it with the
 	// workers' reads and writes hides most of its cost.
@@ -421,7 +425,7 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		m.Scheme.BlockSize, m.Scheme.Symmetric = opt.blockSize(), &sym
 		m.Scheme.NibbleOrder = "low nibble first (MatMulNBits)"
 	case NF4:
-		m.Scheme.BlockSize, m.Scheme.DoubleQuant = opt.blockSize(), opt.DoubleQuant
+		m.Scheme.BlockSize, m.Scheme.DoubleQuant = opt.blockSize(), opt.doubleQuant()
 		m.Scheme.NibbleOrder = "high nibble first (bitsandbytes)"
 	}
 	hs, err := srcHash()
@@ -490,8 +494,9 @@ func IsUsage(err error) bool {
 	return errors.As(err, &u)
 }
 
-// hashSources starts hashing files in the background and returns a function
-// that waits for the result.
+// hashSources hashes the source files in the background and returns a
+// function that waits for the result. Hashing stops within a chunk of ctx
+// being cancelled; callers cancel it when the work it overlaps fails.
 func hashSources(ctx context.Context, files []string) func() ([]manifest.File, error) {
 	type result struct {
 		hs  []manifest.File
@@ -499,20 +504,8 @@ func hashSources(ctx context.Context, files []string) func() ([]manifest.File, e
 	}
 	ch := make(chan result, 1)
 	go func() {
-		var r result
-		for _, f := range files {
-			if ctx.Err() != nil {
-				r.err = ctx.Err()
-				break
-			}
-			h, err := manifest.HashFile(f)
-			if err != nil {
-				r.err = err
-				break
-			}
-			r.hs = append(r.hs, h)
-		}
-		ch <- r
+		hs, err := manifest.HashFiles(ctx, files)
+		ch <- result{hs, err}
 	}()
 	return func() ([]manifest.File, error) {
 		r := <-ch

@@ -30,7 +30,7 @@ func BenchmarkConvert(b *testing.B) {
 					b.ReportAllocs()
 					for i := 0; i < b.N; i++ {
 						out := filepath.Join(dir, "out")
-						if _, err := Convert(context.Background(), src, out, Options{Precision: p, DoubleQuant: p == NF4,
+						if _, err := Convert(context.Background(), src, out, Options{Precision: p,
 							Threads: threads, NoStats: !stats}); err != nil {
 							b.Fatal(err)
 						}

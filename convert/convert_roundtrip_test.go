@@ -62,7 +62,7 @@ func TestConvertFixturesEveryPrecision(t *testing.T) {
 			t.Run(model+"/"+string(p), func(t *testing.T) {
 				src := filepath.Join(fx, "reference", model)
 				out := filepath.Join(t.TempDir(), "out")
-				m, err := Convert(context.Background(), src, out, Options{Precision: p, DoubleQuant: p == NF4, Threads: 2})
+				m, err := Convert(context.Background(), src, out, Options{Precision: p, Threads: 2})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -263,7 +263,7 @@ func TestConvertDeterministic(t *testing.T) {
 		var sums []string
 		for i, threads := range []int{1, 2, 2} {
 			out := filepath.Join(t.TempDir(), "o")
-			if _, err := Convert(context.Background(), src, out, Options{Precision: p, DoubleQuant: p == NF4, Threads: threads}); err != nil {
+			if _, err := Convert(context.Background(), src, out, Options{Precision: p, Threads: threads}); err != nil {
 				t.Fatal(err)
 			}
 			h := sha256.New()

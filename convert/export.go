@@ -296,9 +296,6 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	if s.artifact == nil && prec != ExportFP32 {
 		copt := opt.Convert
 		copt.Precision = Precision(prec)
-		if prec == ExportNF4 && opt.Convert.Precision == "" {
-			copt.DoubleQuant = true // convert's default
-		}
 		copt.NoStats = true
 		tmp := dir.Join("convert.tmp")
 		if _, err := Convert(ctx, src, tmp, copt); err != nil {
@@ -375,10 +372,14 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 		return nil, err
 	}
 	// Hash the source files while the graph is written: both are bound by
-	// reading gigabytes, and they use different cores.
-	var hashes <-chan hashResult
+	// reading gigabytes, and they use different cores. (An artifact's
+	// manifest has its checkpoint's hashes already.) Returning early
+	// cancels the hashing.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var srcHash func() ([]manifest.File, error)
 	if s.artifact == nil {
-		hashes = hashFilesAsync(origin)
+		srcHash = hashSources(ctx, origin.ckpt.Files())
 	}
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
 		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w}
@@ -412,30 +413,5 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 			return nil, err
 		}
 	}
-	return newExportManifest(s, origin, b, prec, from, hashes)
-}
-
-type hashResult struct {
-	files []manifest.File
-	err   error
-}
-
-// hashFilesAsync hashes a checkpoint's files in the background. (An
-// artifact's manifest has its checkpoint's hashes already.)
-func hashFilesAsync(origin *exportSource) <-chan hashResult {
-	ch := make(chan hashResult, 1)
-	files := origin.ckpt.Files()
-	go func() {
-		var r hashResult
-		for _, f := range files {
-			h, err := manifest.HashFile(f)
-			if err != nil {
-				r.err = err
-				break
-			}
-			r.files = append(r.files, h)
-		}
-		ch <- r
-	}()
-	return ch
+	return newExportManifest(s, origin, b, prec, from, srcHash)
 }

@@ -73,7 +73,7 @@ type ExportOrigin struct {
 	Files     []manifest.File `json:"files"`
 }
 
-func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision, from string, hashes <-chan hashResult) (*ExportManifest, error) {
+func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision, from string, srcHash func() ([]manifest.File, error)) (*ExportManifest, error) {
 	m := &ExportManifest{Format: ExportFormat, Kind: "onnx", ToolVersion: version.Version, Precision: prec,
 		Opset: b.opt.Opset, IRVersion: irVersion(b.opt.Opset), Graph: "fused", Architecture: s.arch.Name,
 		ModelType: s.cfg.ModelType(), Ops: b.opsUsed(),
@@ -111,12 +111,12 @@ func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision
 		m.Source.Scheme = &sc
 		m.Source.Files = s.artifact.Sources
 	}
-	if hashes != nil {
-		r := <-hashes
-		if r.err != nil {
-			return nil, r.err
+	if srcHash != nil {
+		files, err := srcHash()
+		if err != nil {
+			return nil, err
 		}
-		m.Source.Files = r.files
+		m.Source.Files = files
 	}
 	return m, nil
 }

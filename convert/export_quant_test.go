@@ -134,7 +134,7 @@ func TestQuantizedExports(t *testing.T) {
 				art, ok := arts[key]
 				if !ok {
 					art = filepath.Join(t.TempDir(), key)
-					copt := Options{Precision: v.conv, DoubleQuant: v.conv == NF4, Asymmetric: v.asym, NoStats: true}
+					copt := Options{Precision: v.conv, Asymmetric: v.asym, NoStats: true}
 					if _, err := Convert(context.Background(), dir, art, copt); err != nil {
 						t.Fatal(err)
 					}

@@ -174,7 +174,7 @@ func TestExportFromCheckpointEqualsArtifact(t *testing.T) {
 	for _, p := range []Precision{FP16, Int8, Int4, NF4} {
 		direct, _ := exportTo(t, src, ExportOptions{Precision: ExportPrecision(p)})
 		art := filepath.Join(t.TempDir(), "art")
-		if _, err := Convert(context.Background(), src, art, Options{Precision: p, DoubleQuant: p == NF4}); err != nil {
+		if _, err := Convert(context.Background(), src, art, Options{Precision: p}); err != nil {
 			t.Fatal(err)
 		}
 		via, m := exportTo(t, art, ExportOptions{})
@@ -226,7 +226,7 @@ func TestExportReusesArtifactBytes(t *testing.T) {
 	const p = "vit.encoder.layer.1.intermediate.dense.weight"
 	for _, prec := range []Precision{Int8, Int4, NF4} {
 		art := filepath.Join(t.TempDir(), "art")
-		if _, err := Convert(context.Background(), src, art, Options{Precision: prec, DoubleQuant: prec == NF4}); err != nil {
+		if _, err := Convert(context.Background(), src, art, Options{Precision: prec}); err != nil {
 			t.Fatal(err)
 		}
 		out, _ := exportTo(t, art, ExportOptions{})

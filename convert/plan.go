@@ -73,13 +73,13 @@ func planItem(it *item, opt *Options) error {
 	case SchemeNF4:
 		bs := int64(opt.blockSize())
 		blocks := (n + bs - 1) / bs
-		it.quantDQ = opt.DoubleQuant
+		it.quantDQ = opt.doubleQuant()
 		it.outs = []safetensors.TensorSpec{
 			{Name: t.Name, DType: safetensors.U8, Shape: []int64{(n + 1) / 2, 1}},
 			{Name: t.Name + ".quant_map", DType: safetensors.F32, Shape: []int64{16}},
 		}
 		state := nf4State{QuantType: "nf4", BlockSize: int(bs), DType: opt.restTorchDType(), Shape: t.Shape}
-		if opt.DoubleQuant {
+		if opt.doubleQuant() {
 			it.outs = append(it.outs,
 				safetensors.TensorSpec{Name: t.Name + ".absmax", DType: safetensors.U8, Shape: []int64{blocks}},
 				safetensors.TensorSpec{Name: t.Name + ".nested_absmax", DType: safetensors.F32, Shape: []int64{(blocks + nestedBlock - 1) / nestedBlock}},

@@ -85,7 +85,7 @@ func writeConfig(s *Source, dir string, items []*item, opt *Options) error {
 		} else {
 			q.LoadIn4Bit, q.PrivLoadIn4Bit = true, true
 			q.BnB4BitQuantType = "nf4"
-			q.BnB4BitUseDoubleQuant = opt.DoubleQuant
+			q.BnB4BitUseDoubleQuant = opt.doubleQuant()
 			q.BnB4BitComputeDType = torch
 		}
 		if err := cfg.Set("quantization_config", q); err != nil {

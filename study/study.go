@@ -282,7 +282,7 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 			return nil, nil, err
 		}
 	}
-	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), DoubleQuant: p == "nf4"})
+	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("convert %s: %w", p, err)
 	}

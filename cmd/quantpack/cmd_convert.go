@@ -52,7 +52,7 @@ Example:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact directory to create", Required: true},
 			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp16, bf16, int8, int4 or nf4", Required: true},
 			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 32) and nf4 (default 64)"},
-			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant)"},
+			&cli.BoolFlag{Name: "double-quant", Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant; on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this glob (or module prefix) float; repeatable"},
 			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
@@ -72,7 +72,7 @@ Example:
 			}
 			opt := convert.Options{
 				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"),
-				DoubleQuant: p == convert.NF4 && c.Bool("double-quant"),
+				DoubleQuant: switchFlag(c, "double-quant"),
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
 			}

@@ -62,7 +62,7 @@ Example:
 			&cli.BoolFlag{Name: "plain", Usage: "standard ONNX attention instead of com.microsoft MultiHeadAttention (debugging)"},
 			&cli.IntFlag{Name: "int4-accuracy", Value: convert.DefaultInt4Accuracy, Usage: "MatMulNBits accuracy_level: 1 fp32 math, 4 int8 activations (fast)"},
 			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 (default 32) or nf4 (default 64) block size"},
-			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "when converting to nf4: bitsandbytes double quant"},
+			&cli.BoolFlag{Name: "double-quant", Usage: "when converting to nf4: bitsandbytes double quant (on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "when converting to int4: zero points"},
 			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "when converting: dtype of tensors that stay float (fp32, fp16, bf16)"},
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
@@ -76,7 +76,7 @@ Example:
 			opt := convert.ExportOptions{
 				Int8Mode: c.String("int8-mode"), ImageSize: c.Int("image-size"), Opset: c.Int("opset"),
 				Plain: c.Bool("plain"), Int4Accuracy: c.Int("int4-accuracy"),
-				Convert: convert.Options{BlockSize: c.Int("block-size"), DoubleQuant: c.Bool("double-quant"),
+				Convert: convert.Options{BlockSize: c.Int("block-size"), DoubleQuant: switchFlag(c, "double-quant"),
 					Asymmetric: c.Bool("asymmetric"), RestDType: c.String("rest-dtype")},
 			}
 			if p := c.String("precision"); p != "" {
@@ -85,9 +85,6 @@ Example:
 					return usagef("%v", err)
 				}
 				opt.Precision = ep
-			}
-			if opt.Precision != convert.ExportNF4 {
-				opt.Convert.DoubleQuant = false
 			}
 			if c.Bool("check") {
 				// Find the runtime before writing anything.

@@ -7,6 +7,7 @@
 package manifest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -35,18 +36,61 @@ type File struct {
 var ErrInvalid = fault.New(fault.Invalid, "manifest: invalid quantpack.json")
 
 // HashFile returns the size and hex sha256 of the file at path.
-func HashFile(path string) (File, error) {
+func HashFile(path string) (File, error) { return HashFileContext(context.Background(), path) }
+
+// hashChunk is how much HashFileContext reads between looks at its
+// context: large enough that the look costs nothing next to hashing it,
+// small enough (a few milliseconds of sha256) that cancellation is prompt.
+const hashChunk = 1 << 20
+
+// HashFileContext is HashFile that stops, with ctx.Err(), within one chunk of
+// ctx being cancelled: a multi-gigabyte checkpoint is not read to its end
+// after the work it was hashed for has failed.
+func HashFileContext(ctx context.Context, path string) (File, error) {
+	if err := ctx.Err(); err != nil {
+		return File{}, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return File{}, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, hashChunk))
 	if err != nil {
+		if ctx.Err() != nil {
+			return File{}, ctx.Err()
+		}
 		return File{}, fmt.Errorf("hash %s: %w", path, err)
 	}
 	return File{Path: filepath.Base(path), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// HashFiles hashes paths in order with HashFileContext.
+func HashFiles(ctx context.Context, paths []string) ([]File, error) {
+	out := make([]File, 0, len(paths))
+	for _, p := range paths {
+		f, err := HashFileContext(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// ctxReader fails reads once its context is done. (It also hides
+// *os.File's WriteTo, so io.CopyBuffer reads in the chunks it is given.)
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // Scan hashes every regular file under dir except the manifest itself and
