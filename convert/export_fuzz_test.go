@@ -57,7 +57,7 @@ func FuzzExportImageSize(f *testing.F) {
 	f.Add([]byte(`{"size": 224, "crop_size": 224, "do_center_crop": false}`))
 	f.Add([]byte(`{"size": -1}`))
 	f.Add([]byte(`{"crop_size": {"height": 1e99}}`))
-	cfg, err := ParseConfig("config.json", []byte(`{"image_size": 32}`))
+	cfg, err := ParseConfig("config.json", []byte(`{"image_size": 32, "model_type": "deit"}`))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,13 +1,10 @@
 package convert
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/internal/hfconfig"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
 )
@@ -136,40 +133,33 @@ func ioSpec(v *onnx.ValueInfo) IOSpec {
 	return s
 }
 
-// maxPreprocessorBytes caps preprocessor_config.json (a few hundred bytes).
-const maxPreprocessorBytes = 1 << 20
-
-// exportImageSize picks the input size: the flag, else the size
-// preprocessor_config.json produces (crop_size when do_center_crop, else a
-// height/width or integer size), else config.json image_size.
+// exportImageSize picks the input size: the flag, else the size the model's
+// image processor produces (its crop when it center-crops, else a
+// height×width resize) as hfconfig reads preprocessor_config.json, class
+// defaults included, so that verify prepares images at the same size; else
+// config.json image_size.
 func exportImageSize(dir string, cfg *Config, flag int) (h, w int, from string, err error) {
 	if flag > 0 {
 		return flag, flag, "--image-size", nil
 	}
-	p := filepath.Join(dir, "preprocessor_config.json")
-	raw, err := os.ReadFile(p)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return 0, 0, "", err
-	case len(raw) > maxPreprocessorBytes:
-		return 0, 0, "", fmt.Errorf("%s: %w: larger than %d bytes", p, ErrConfig, maxPreprocessorBytes)
-	default:
-		var pc struct {
-			DoCenterCrop *bool           `json:"do_center_crop"`
-			CropSize     json.RawMessage `json:"crop_size"`
-			Size         json.RawMessage `json:"size"`
+	pc, ok, err := hfconfig.ReadPreprocessorConfig(dir, cfg.ModelType())
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("%w (or pass --image-size)", err)
+	}
+	if ok {
+		var sz hfconfig.Size
+		switch {
+		case pc.DoCenterCrop:
+			sz, from = pc.CropSize, "preprocessor_config.json crop_size"
+		case pc.DoResize && pc.Size.ShortestEdge == 0:
+			sz, from = pc.Size, "preprocessor_config.json size"
 		}
-		if err := json.Unmarshal(raw, &pc); err != nil {
-			return 0, 0, "", fmt.Errorf("%s: %w: %v", p, ErrConfig, err)
+		if sz.Height > maxImage || sz.Width > maxImage {
+			return 0, 0, "", &hfconfig.ConfigError{Path: pc.Source, Kind: ErrExportUnsupported,
+				Err: fmt.Errorf("%dx%d is larger than export's limit %d (pass --image-size)", sz.Height, sz.Width, maxImage)}
 		}
-		if pc.DoCenterCrop != nil && *pc.DoCenterCrop {
-			if h, w, ok := parseHW(pc.CropSize); ok {
-				return h, w, "preprocessor_config.json crop_size", nil
-			}
-		}
-		if h, w, ok := parseHW(pc.Size); ok {
-			return h, w, "preprocessor_config.json size", nil
+		if sz.Height > 0 && sz.Width > 0 {
+			return sz.Height, sz.Width, from, nil
 		}
 	}
 	img := cfg.Int("image_size", 224)
@@ -177,24 +167,7 @@ func exportImageSize(dir string, cfg *Config, flag int) (h, w int, from string, 
 		return 0, 0, "", err
 	}
 	if img <= 0 || img > maxImage {
-		return 0, 0, "", cfg.invalid("image_size %d out of range", img)
+		return 0, 0, "", cfg.Invalid("image_size %d out of range", img)
 	}
 	return img, img, "config.json image_size", nil
-}
-
-// parseHW reads a transformers size: an integer or {"height": h, "width": w}
-// ({"shortest_edge": n} alone does not fix the size).
-func parseHW(raw json.RawMessage) (int, int, bool) {
-	if len(raw) == 0 {
-		return 0, 0, false
-	}
-	var n int
-	if json.Unmarshal(raw, &n) == nil && n > 0 && n <= maxImage {
-		return n, n, true
-	}
-	var hw struct{ Height, Width int }
-	if json.Unmarshal(raw, &hw) == nil && hw.Height > 0 && hw.Width > 0 && hw.Height <= maxImage && hw.Width <= maxImage {
-		return hw.Height, hw.Width, true
-	}
-	return 0, 0, false
 }

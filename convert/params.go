@@ -45,7 +45,7 @@ func readVitParams(c *Config) (vitParams, error) {
 	if err := c.Err(); err != nil {
 		return p, err
 	}
-	bad := c.invalid
+	bad := c.Invalid
 	switch {
 	case p.Hidden <= 0 || p.Hidden > maxHidden:
 		return p, bad("hidden_size %d out of range", p.Hidden)

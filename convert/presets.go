@@ -3,6 +3,8 @@ package convert
 import (
 	"fmt"
 	"sort"
+
+	"github.com/quantpack/quantpack/internal/hfconfig"
 )
 
 // Preset is a real model's configuration, for `quantpack synth`: the seed
@@ -48,11 +50,12 @@ func LookupPreset(name string) (*Preset, error) {
 	return nil, usage(fmt.Errorf("unknown preset %q; `quantpack synth --list` shows them: %v", name, names))
 }
 
-// Image processor settings of the model cards.
+// Image processor settings of the model cards (transformers' constants, as
+// hfconfig keeps them).
 var (
-	imagenetMean = []float64{0.485, 0.456, 0.406}
-	imagenetStd  = []float64{0.229, 0.224, 0.225}
-	halfMean     = []float64{0.5, 0.5, 0.5}
+	imagenetMean = hfconfig.ImageNetDefaultMean[:]
+	imagenetStd  = hfconfig.ImageNetDefaultStd[:]
+	halfMean     = hfconfig.ImageNetStandardMean[:]
 )
 
 func vitProcessor(size int, mean, std []float64) map[string]any {

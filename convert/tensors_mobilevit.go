@@ -55,7 +55,7 @@ func readMobilevitParams(c *Config) (mobilevitParams, error) {
 	if err := c.Err(); err != nil {
 		return p, err
 	}
-	bad := c.invalid
+	bad := c.Invalid
 	if len(p.Neck) != 7 {
 		return p, bad("neck_hidden_sizes has %d entries, want 7", len(p.Neck))
 	}

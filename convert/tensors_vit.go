@@ -70,7 +70,7 @@ func readDinov2Params(c *Config) (dinov2Params, error) {
 		return d, err
 	}
 	if ratio <= 0 || ratio > 64 {
-		return d, c.invalid("mlp_ratio %g out of range", ratio)
+		return d, c.Invalid("mlp_ratio %g out of range", ratio)
 	}
 	d.MLPHidden = int(float64(d.Hidden) * ratio)
 	if d.SwiGLU {

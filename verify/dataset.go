@@ -3,6 +3,7 @@ package verify
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/quantpack/quantpack/internal/hfconfig"
 )
 
 // Sample is one image of a dataset.
@@ -217,7 +220,7 @@ const maxLabelsBytes = 16 << 20
 // empty line before the last name is an error, since it would shift every
 // index after it.
 func ReadLabelsFile(path string) ([]string, error) {
-	data, err := readCapped(path, maxLabelsBytes)
+	data, err := hfconfig.ReadCapped(path, maxLabelsBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -253,11 +256,17 @@ func parseLabels(path string, data []byte) ([]string, error) {
 // LoadID2Label reads config.json's id2label as a slice indexed by class.
 // The keys must be exactly 0..n-1.
 func LoadID2Label(configPath string) ([]string, error) {
-	mc, err := readModelConfig(configPath)
+	mc, err := hfconfig.LoadFile(configPath)
 	if err != nil {
 		return nil, err
 	}
-	return id2labelSlice(configPath, mc.ID2Label)
+	var m map[string]string
+	if raw, ok := mc.Raw["id2label"]; ok {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, &ConfigError{Path: configPath, Key: "id2label", Kind: ErrBadDataset, Err: err}
+		}
+	}
+	return id2labelSlice(configPath, m)
 }
 
 func id2labelSlice(path string, m map[string]string) ([]string, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/hfconfig"
 )
 
 // Sentinels of this package's pure-Go half. Typed errors below wrap them so
@@ -20,11 +21,11 @@ var (
 	ErrImageTooLarge = fault.New(fault.Invalid, "verify: image too large")
 	// ErrBadPreprocessor is a preprocessor_config.json that is not valid
 	// JSON or holds a value out of range.
-	ErrBadPreprocessor = fault.New(fault.Invalid, "verify: invalid preprocessor config")
+	ErrBadPreprocessor = hfconfig.ErrBadPreprocessor
 	// ErrUnsupportedPreprocessor is a valid config that asks for something
 	// quantpack does not reproduce (an unknown processor class, a
 	// longest_edge size).
-	ErrUnsupportedPreprocessor = fault.New(fault.Unsupported, "verify: unsupported preprocessor")
+	ErrUnsupportedPreprocessor = hfconfig.ErrUnsupportedPreprocessor
 	// ErrBadDataset is an image folder or labels file that cannot be used:
 	// no class folders, a folder name that matches no label or several.
 	ErrBadDataset = fault.New(fault.Invalid, "verify: invalid dataset")
@@ -76,31 +77,5 @@ func (e *ImageError) Unwrap() []error {
 }
 
 // ConfigError names a preprocessor or labels file and the key or line at
-// fault.
-type ConfigError struct {
-	Path string
-	// Key is the JSON key, or "line N" for a text file; empty when the
-	// whole file is at fault.
-	Key  string
-	Kind error
-	Err  error
-}
-
-func (e *ConfigError) Error() string {
-	s := fmt.Sprintf("%v: %s", e.Kind, e.Path)
-	if e.Key != "" {
-		s += ": " + e.Key
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-// Unwrap returns the sentinel and the cause.
-func (e *ConfigError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{e.Kind}
-	}
-	return []error{e.Kind, e.Err}
-}
+// fault (hfconfig.ConfigError).
+type ConfigError = hfconfig.ConfigError

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/quantpack/quantpack/internal/hfconfig"
 	"image"
 	"image/gif"
 	"image/jpeg"
@@ -96,7 +97,7 @@ func FuzzDecodeImageBytes(f *testing.F) {
 	encodedSeeds(f)
 	p, err := NewPreprocessor(PreprocessorConfig{Class: "BitImageProcessor", DoResize: true, Size: Size{ShortestEdge: 6},
 		Resample: ResampleBicubic, DoCenterCrop: true, CropSize: Size{Height: 5, Width: 5}, DoRescale: true,
-		RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: imagenetDefaultMean, ImageStd: imagenetDefaultStd})
+		RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: hfconfig.ImageNetDefaultMean, ImageStd: hfconfig.ImageNetDefaultStd})
 	if err != nil {
 		f.Fatal(err)
 	}

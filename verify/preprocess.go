@@ -38,11 +38,7 @@ type preprocessScratch struct {
 
 // NewPreprocessor checks cfg and prepares it for Apply.
 func NewPreprocessor(cfg PreprocessorConfig) (*Preprocessor, error) {
-	cls, ok := processorClasses[cfg.Class]
-	if !ok {
-		cls = processorClass{} // a hand-made config: accept both size forms
-	}
-	if err := cfg.validate(cls); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	p := &Preprocessor{cfg: cfg}

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"errors"
+	"github.com/quantpack/quantpack/internal/hfconfig"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,7 +21,7 @@ func TestParsePreprocessorConfigForms(t *testing.T) {
 			"rescale_factor":0.00392156862745098,"size":{"shortest_edge":256}}`, "", func(t *testing.T, c PreprocessorConfig) {
 			want := PreprocessorConfig{Class: "BitImageProcessor", DoResize: true, Size: Size{ShortestEdge: 256}, Resample: ResampleBicubic,
 				DoCenterCrop: true, CropSize: Size{Height: 224, Width: 224}, DoRescale: true, RescaleFactor: 0.00392156862745098,
-				DoNormalize: true, ImageMean: imagenetDefaultMean, ImageStd: imagenetDefaultStd}
+				DoNormalize: true, ImageMean: hfconfig.ImageNetDefaultMean, ImageStd: hfconfig.ImageNetDefaultStd}
 			c.Source = ""
 			if c != want {
 				t.Errorf("got %+v\nwant %+v", c, want)
@@ -30,7 +31,7 @@ func TestParsePreprocessorConfigForms(t *testing.T) {
 			if c.Class != "DeiTImageProcessor" || c.Size != (Size{Height: 256, Width: 256}) || c.CropSize != (Size{Height: 224, Width: 224}) {
 				t.Errorf("%+v", c)
 			}
-			if c.Resample != ResampleBicubic || c.ImageMean != imagenetStandardMean { // class defaults
+			if c.Resample != ResampleBicubic || c.ImageMean != hfconfig.ImageNetStandardMean { // class defaults
 				t.Errorf("defaults not applied: %+v", c)
 			}
 		}},
@@ -122,7 +123,7 @@ func TestDefaultPreprocessorConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Size != (Size{Height: 256, Width: 256}) || c.CropSize != (Size{Height: 224, Width: 224}) || c.ImageMean != imagenetDefaultMean {
+	if c.Size != (Size{Height: 256, Width: 256}) || c.CropSize != (Size{Height: 224, Width: 224}) || c.ImageMean != hfconfig.ImageNetDefaultMean {
 		t.Errorf("deit 224: %+v", c)
 	}
 	c, _ = DefaultPreprocessorConfig("dinov2", 224)

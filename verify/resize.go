@@ -1,46 +1,23 @@
 package verify
 
 import (
-	"fmt"
 	"math"
+
+	"github.com/quantpack/quantpack/internal/hfconfig"
 )
 
-// Resample is a resampling filter by its Pillow code, the number that
-// preprocessor_config.json stores under "resample".
-type Resample int
+// Resample is a resampling filter by its Pillow code (hfconfig.Resample).
+type Resample = hfconfig.Resample
 
 // Pillow's filter codes (PIL.Image.Resampling).
 const (
-	ResampleNearest  Resample = 0
-	ResampleLanczos  Resample = 1
-	ResampleBilinear Resample = 2
-	ResampleBicubic  Resample = 3
-	ResampleBox      Resample = 4
-	ResampleHamming  Resample = 5
+	ResampleNearest  = hfconfig.ResampleNearest
+	ResampleLanczos  = hfconfig.ResampleLanczos
+	ResampleBilinear = hfconfig.ResampleBilinear
+	ResampleBicubic  = hfconfig.ResampleBicubic
+	ResampleBox      = hfconfig.ResampleBox
+	ResampleHamming  = hfconfig.ResampleHamming
 )
-
-func (r Resample) String() string {
-	switch r {
-	case ResampleNearest:
-		return "nearest"
-	case ResampleLanczos:
-		return "lanczos"
-	case ResampleBilinear:
-		return "bilinear"
-	case ResampleBicubic:
-		return "bicubic"
-	case ResampleBox:
-		return "box"
-	case ResampleHamming:
-		return "hamming"
-	}
-	return fmt.Sprintf("resample(%d)", int(r))
-}
-
-// MarshalText writes the filter's name, so JSON reports read "bicubic".
-func (r Resample) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-func (r Resample) valid() bool { return r >= ResampleNearest && r <= ResampleHamming }
 
 // The resampler below reproduces Pillow's Image.resize for 8-bit images
 // (libImaging/Resample.c, the code path transformers' image processors take):

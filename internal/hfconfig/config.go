@@ -1,4 +1,4 @@
-package convert
+package hfconfig
 
 import (
 	"bytes"
@@ -6,23 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/quantpack/quantpack/internal/fault"
 )
 
-// Sentinels of this package.
-var (
-	ErrConfig       = fault.New(fault.Invalid, "convert: invalid config.json")
-	ErrUnsupported  = fault.New(fault.Unsupported, "convert: unsupported architecture")
-	ErrMissing      = fault.New(fault.Invalid, "convert: tensor missing from checkpoint")
-	ErrTensorShape  = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
-	ErrTensorDType  = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
-	ErrOutputExists = fault.New(fault.Usage, "convert: output directory is occupied")
-)
-
-// maxConfigBytes caps config.json: real ones are a few kilobytes, label maps
+// MaxConfigBytes caps config.json: real ones are a few kilobytes, label maps
 // of 22k classes reach about 1 MB.
-const maxConfigBytes = 16 << 20
+const MaxConfigBytes = 16 << 20
 
 // Config is a Hugging Face config.json: the raw members (kept so the artifact's
 // config.json carries every key through) and typed accessors for the keys the
@@ -34,25 +22,27 @@ type Config struct {
 	firstErr error
 }
 
-// LoadConfig reads dir/config.json.
-func LoadConfig(dir string) (*Config, error) {
-	p := filepath.Join(dir, "config.json")
+// Load reads dir/config.json.
+func Load(dir string) (*Config, error) { return LoadFile(filepath.Join(dir, "config.json")) }
+
+// LoadFile reads a config.json at path.
+func LoadFile(p string) (*Config, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() > maxConfigBytes {
-		return nil, fmt.Errorf("%s: %w: %d bytes (limit %d)", p, ErrConfig, fi.Size(), maxConfigBytes)
+	if fi.Size() > MaxConfigBytes {
+		return nil, fmt.Errorf("%s: %w: %d bytes (limit %d)", p, ErrConfig, fi.Size(), MaxConfigBytes)
 	}
-	b, err := os.ReadFile(p)
+	b, err := ReadCapped(p, MaxConfigBytes)
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(p, b)
+	return Parse(p, b)
 }
 
-// ParseConfig parses config.json bytes; path names the file in errors.
-func ParseConfig(path string, b []byte) (*Config, error) {
+// Parse parses config.json bytes; path names the file in errors.
+func Parse(path string, b []byte) (*Config, error) {
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&raw); err != nil {
@@ -186,8 +176,8 @@ func (c *Config) NumLabels() int {
 	return c.Int("num_labels", 2)
 }
 
-// invalid returns an ErrConfig error naming the file.
-func (c *Config) invalid(format string, args ...any) error {
+// Invalid returns an ErrConfig error naming the file.
+func (c *Config) Invalid(format string, args ...any) error {
 	return fmt.Errorf("%s: %w: %s", c.Path, ErrConfig, fmt.Sprintf(format, args...))
 }
 

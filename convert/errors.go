@@ -1,0 +1,27 @@
+package convert
+
+import (
+	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/hfconfig"
+)
+
+// Sentinels of this package.
+var (
+	// ErrConfig is an invalid config.json (hfconfig.ErrConfig).
+	ErrConfig       = hfconfig.ErrConfig
+	ErrUnsupported  = fault.New(fault.Unsupported, "convert: unsupported architecture")
+	ErrMissing      = fault.New(fault.Invalid, "convert: tensor missing from checkpoint")
+	ErrTensorShape  = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
+	ErrTensorDType  = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
+	ErrOutputExists = fault.New(fault.Usage, "convert: output directory is occupied")
+)
+
+// Config is a Hugging Face config.json (hfconfig.Config, the reader convert
+// and verify share).
+type Config = hfconfig.Config
+
+// LoadConfig reads dir/config.json.
+func LoadConfig(dir string) (*Config, error) { return hfconfig.Load(dir) }
+
+// ParseConfig parses config.json bytes; path names the file in errors.
+func ParseConfig(path string, b []byte) (*Config, error) { return hfconfig.Parse(path, b) }
