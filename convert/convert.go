@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -20,18 +19,14 @@ import (
 	"github.com/quantpack/quantpack/internal/version"
 )
 
-// DefaultShardBytes matches transformers' save_pretrained default
-// max_shard_size of 5 GB.
-const DefaultShardBytes = 5_000_000_000
-
 // Options are convert's flags.
 type Options struct {
 	Precision   Precision
-	BlockSize   int      // 0: DefaultInt4Block or DefaultNF4Block
+	BlockSize   int      // 0: DefaultInt4Block or DefaultNF4Block (see withDefaults)
 	DoubleQuant Switch   // nf4: quantize the absmax values too (default on)
 	Asymmetric  bool     // int4: min/max with zero points instead of symmetric
 	Keep        []string // globs of tensor names to keep float
-	RestDType   string   // fp32|fp16|bf16 for tensors that stay float; "" = fp16
+	RestDType   string   // fp32|fp16|bf16 for tensors that stay float; "" = DefaultRestDType
 	Threads     int      // 0: runtime.NumCPU()
 	Generic     bool     // allow an architecture quantpack does not know
 	ShardBytes  int64    // 0: DefaultShardBytes
@@ -39,16 +34,6 @@ type Options struct {
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
-}
-
-func (o *Options) blockSize() int {
-	if o.BlockSize > 0 {
-		return o.BlockSize
-	}
-	if o.Precision == NF4 {
-		return DefaultNF4Block
-	}
-	return DefaultInt4Block
 }
 
 func (o *Options) rest() string {
@@ -91,15 +76,12 @@ func (o *Options) validate() error {
 		bs := o.BlockSize
 		switch o.Precision {
 		case Int4:
-			// MatMulNBits accepts powers of two ≥ 16.
-			if bs < 16 || bs > 256 || bs&(bs-1) != 0 {
-				return usage(fmt.Errorf("--block-size %d: int4 wants a power of two from 16 to 256", bs))
+			if !validInt4Block(int64(bs)) {
+				return usage(fmt.Errorf("--block-size %d: int4 wants a power of two from %d to %d", bs, minInt4Block, maxInt4Block))
 			}
 		case NF4:
-			// bitsandbytes supports 64..4096 (powers of two); MatMulBnb4
-			// any power of two ≥ 16.
-			if bs < 16 || bs > 4096 || bs&(bs-1) != 0 {
-				return usage(fmt.Errorf("--block-size %d: nf4 wants a power of two from 16 to 4096", bs))
+			if !validNF4Block(int64(bs)) {
+				return usage(fmt.Errorf("--block-size %d: nf4 wants a power of two from %d to %d", bs, minNF4Block, maxNF4Block))
 			}
 		default:
 			return usage(fmt.Errorf("--block-size applies to int4 and nf4 only"))
@@ -288,9 +270,6 @@ func specBytes(o safetensors.TensorSpec) int64 {
 // createWriters plans shards and opens one writer per shard; the returned map
 // sends each output tensor name to its writer.
 func createWriters(dir string, items []*item, meta map[string]string, shardBytes int64) (map[string]*safetensors.Writer, error) {
-	if shardBytes <= 0 {
-		shardBytes = DefaultShardBytes
-	}
 	var specs []safetensors.TensorSpec
 	var total int64
 	for _, it := range items {
@@ -348,9 +327,6 @@ func uniqueWriters(ws map[string]*safetensors.Writer) []*safetensors.Writer {
 // so the output bytes do not depend on the thread count or the schedule.
 func runItems(ctx context.Context, items []*item, ws map[string]*safetensors.Writer, opt *Options) error {
 	threads := opt.Threads
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
 	var total int64
 	for _, it := range items {
 		total += it.src.Size

@@ -30,27 +30,21 @@ var (
 	ErrExportUnsupported = fault.New(fault.Unsupported, "convert: not supported by export")
 )
 
-// ExportPrecision is export's --precision.
-type ExportPrecision string
+// ExportPrecision is Precision: export and convert share one precision type.
+// The name and the Export* constants remain for callers written before.
+type ExportPrecision = Precision
 
-// Export precisions.
+// Export's names for the precisions (the same values as FP32, FP16, ...).
 const (
-	ExportFP32 ExportPrecision = "fp32"
-	ExportFP16 ExportPrecision = "fp16"
-	ExportInt8 ExportPrecision = "int8"
-	ExportInt4 ExportPrecision = "int4"
-	ExportNF4  ExportPrecision = "nf4"
+	ExportFP32 = FP32
+	ExportFP16 = FP16
+	ExportInt8 = Int8
+	ExportInt4 = Int4
+	ExportNF4  = NF4
 )
 
-// ExportPrecisions lists export's precisions.
-var ExportPrecisions = []ExportPrecision{ExportFP32, ExportFP16, ExportInt8, ExportInt4, ExportNF4}
-
-// Export defaults.
+// Export constants.
 const (
-	DefaultOpset = 17
-	// DefaultInt4Accuracy is MatMulNBits' accuracy_level 4: activations
-	// quantized to int8 per block inside the kernel, the fast CPU path.
-	DefaultInt4Accuracy = 4
 	// ExportFormat identifies quantpack.json documents written by export.
 	ExportFormat = "quantpack-onnx/1"
 	// exportThreshold: initializers of at least this many bytes go to
@@ -63,7 +57,7 @@ const (
 // ExportOptions are export's flags.
 type ExportOptions struct {
 	// Precision: "" means the artifact's precision, or fp32 for a checkpoint.
-	Precision ExportPrecision
+	Precision Precision
 	// Int8Mode is Int8Dynamic (default) or Int8QDQ.
 	Int8Mode string
 	// ImageSize overrides the input size (square); 0 takes
@@ -82,16 +76,6 @@ type ExportOptions struct {
 	Convert Options
 }
 
-// ParseExportPrecision validates a precision name.
-func ParseExportPrecision(s string) (ExportPrecision, error) {
-	for _, p := range ExportPrecisions {
-		if string(p) == s {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("unknown precision %q (want fp32, fp16, int8, int4 or nf4)", s)
-}
-
 func (o *ExportOptions) validate() error {
 	if o.Precision != "" {
 		if _, err := ParseExportPrecision(string(o.Precision)); err != nil {
@@ -99,23 +83,15 @@ func (o *ExportOptions) validate() error {
 		}
 	}
 	switch o.Int8Mode {
-	case "":
-		o.Int8Mode = Int8Dynamic
-	case Int8Dynamic, Int8QDQ:
+	case "", Int8Dynamic, Int8QDQ:
 	default:
 		return usage(fmt.Errorf("--int8-mode %q: want dynamic or qdq", o.Int8Mode))
 	}
-	if o.Opset == 0 {
-		o.Opset = DefaultOpset
-	}
-	if o.Opset < 17 || o.Opset > 21 {
+	if o.Opset != 0 && (o.Opset < 17 || o.Opset > 21) {
 		return usage(fmt.Errorf("--opset %d: want 17 to 21", o.Opset))
 	}
 	if o.ImageSize < 0 || o.ImageSize > maxImage {
 		return usage(fmt.Errorf("--image-size %d: want 1 to %d", o.ImageSize, maxImage))
-	}
-	if o.Int4Accuracy == 0 {
-		o.Int4Accuracy = DefaultInt4Accuracy
 	}
 	if o.Int4Accuracy < 0 || o.Int4Accuracy > 4 {
 		return usage(fmt.Errorf("int4 accuracy level %d: want 1 to 4", o.Int4Accuracy))
@@ -145,11 +121,11 @@ type exportSource struct {
 	w        *weights
 }
 
-func (s *exportSource) precision() ExportPrecision {
+func (s *exportSource) precision() Precision {
 	if s.artifact == nil {
 		return ExportFP32
 	}
-	return ExportPrecision(s.artifact.Precision)
+	return s.artifact.Precision
 }
 
 // readArtifactManifest returns dir's quantpack.json when it is a convert
@@ -264,6 +240,7 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
+	opt = opt.withDefaults()
 	s, err := openExportSource(src)
 	if err != nil {
 		return nil, err
@@ -295,7 +272,7 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	defer dir.Abort()
 	if s.artifact == nil && prec != ExportFP32 {
 		copt := opt.Convert
-		copt.Precision = Precision(prec)
+		copt.Precision = prec
 		copt.NoStats = true
 		tmp := dir.Join("convert.tmp")
 		if _, err := Convert(ctx, src, tmp, copt); err != nil {
@@ -363,7 +340,7 @@ func (s *exportSource) imageSize(flag int) (h, w int, from string, err error) {
 
 // exportInto builds and writes the graph of s into dir; origin is what the
 // user named (the checkpoint when s is export's own conversion of it).
-func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec ExportPrecision, opt *ExportOptions) (*ExportManifest, error) {
+func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec Precision, opt *ExportOptions) (*ExportManifest, error) {
 	if err := s.checkTensors(); err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ type ExportManifest struct {
 	Format       string          `json:"format"` // ExportFormat
 	Kind         string          `json:"kind"`   // "onnx"
 	ToolVersion  string          `json:"tool_version"`
-	Precision    ExportPrecision `json:"precision"`
+	Precision    Precision `json:"precision"`
 	Int8Mode     string          `json:"int8_mode,omitempty"`
 	Int4Accuracy int             `json:"int4_accuracy_level,omitempty"`
 	Opset        int             `json:"opset"`
@@ -70,7 +70,7 @@ type ExportOrigin struct {
 	Files     []manifest.File `json:"files"`
 }
 
-func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision, from string, srcHash func() ([]manifest.File, error)) (*ExportManifest, error) {
+func newExportManifest(s, origin *exportSource, b *builder, prec Precision, from string, srcHash func() ([]manifest.File, error)) (*ExportManifest, error) {
 	m := &ExportManifest{Format: ExportFormat, Kind: "onnx", ToolVersion: version.Version, Precision: prec,
 		Opset: b.opt.Opset, IRVersion: irVersion(b.opt.Opset), Graph: "fused", Architecture: s.arch.Name,
 		ModelType: s.cfg.ModelType(), Ops: b.opsUsed(),

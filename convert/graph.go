@@ -46,7 +46,7 @@ type builder struct {
 
 // graphOptions are the export choices that shape the graph.
 type graphOptions struct {
-	Precision     ExportPrecision
+	Precision     Precision
 	Int8Mode      string // Int8Dynamic or Int8QDQ
 	Opset         int
 	Plain         bool // only standard ONNX ops (no com.microsoft fusions)

@@ -252,7 +252,7 @@ func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
 	switch {
 	case st.QuantType != "nf4":
 		return st, tensorErr(e.File.Name(), name, ErrUnsupported, "quant_type %q (export supports nf4)", st.QuantType)
-	case bs < 16 || bs > 4096 || bs&(bs-1) != 0:
+	case !validNF4Block(bs):
 		return st, tensorErr(e.File.Name(), name, ErrTensorShape, "blocksize %d", bs)
 	case !slices.Equal(st.Shape, []int64{n, k}):
 		return st, tensorErr(e.File.Name(), name, ErrTensorShape, "shape %v, want [%d %d]", st.Shape, n, k)

@@ -7,14 +7,6 @@ import (
 	"github.com/quantpack/quantpack/formats/safetensors"
 )
 
-// Default block sizes: 32 for int4 (MatMulNBits' default and its fastest CPU
-// kernel), 64 for nf4 (bitsandbytes' default).
-const (
-	DefaultInt4Block = 32
-	DefaultNF4Block  = 64
-	nestedBlock      = 256 // bitsandbytes double-quant block
-)
-
 // item is one source tensor and what it becomes.
 type item struct {
 	src     safetensors.Entry

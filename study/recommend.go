@@ -181,7 +181,7 @@ func summarize(r *Report) []FamilySummary {
 
 func precisionRank(p string) int {
 	for i, q := range DefaultPrecisions {
-		if q == p {
+		if string(q) == p {
 			return i
 		}
 	}

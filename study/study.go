@@ -25,8 +25,8 @@ var ErrOption = fault.New(fault.Usage, "study: invalid option")
 type Options struct {
 	Sources    []string
 	Out        string
-	Precisions []string // default fp32,fp16,int8,int4,nf4
-	Int8Mode   string   // export's --int8-mode
+	Precisions []convert.Precision // default DefaultPrecisions
+	Int8Mode   string              // export's --int8-mode
 	// Verify settings, passed to every verify.Compare.
 	Open       verify.Opener
 	Memory     verify.MemoryProbe
@@ -48,7 +48,7 @@ type Options struct {
 }
 
 // DefaultPrecisions are the study's columns.
-var DefaultPrecisions = []string{"fp32", "fp16", "int8", "int4", "nf4"}
+var DefaultPrecisions = convert.ExportPrecisions
 
 // Report is report.json.
 type Report struct {
@@ -87,6 +87,14 @@ type ModelInfo struct {
 	Sources []manifest.File `json:"sources"`
 }
 
+func precisionNames(ps []convert.Precision) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
+}
+
 func (o *Options) normalize() error {
 	if len(o.Sources) == 0 {
 		return fmt.Errorf("%w: no models given", ErrOption)
@@ -98,7 +106,7 @@ func (o *Options) normalize() error {
 		o.Precisions = DefaultPrecisions
 	}
 	for _, p := range o.Precisions {
-		if _, err := convert.ParseExportPrecision(p); err != nil {
+		if _, err := convert.ParseExportPrecision(string(p)); err != nil {
 			return fmt.Errorf("%w: %v", ErrOption, err)
 		}
 	}
@@ -121,7 +129,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	r := &Report{Format: ReportFormat, ToolVersion: version.Version, Created: time.Now().UTC().Format(time.RFC3339),
 		Provenance: verify.CollectProvenance(), Constraints: opt.Constraints,
-		Settings: Settings{Precisions: opt.Precisions, Int8Mode: opt.Int8Mode, Device: opt.Device, ORTVersion: opt.ORTVersion,
+		Settings: Settings{Precisions: precisionNames(opt.Precisions), Int8Mode: opt.Int8Mode, Device: opt.Device, ORTVersion: opt.ORTVersion,
 			Threads: opt.Threads, BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters, Inputs: inputsKind(opt)}}
 	names := map[string]int{}
 	for _, src := range opt.Sources {
@@ -196,11 +204,11 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo) ([]*Cell, error) 
 	var firstReport *verify.Report
 	var fp32Wanted bool
 	for _, p := range opt.Precisions {
-		if p == "fp32" {
+		if p == convert.FP32 {
 			fp32Wanted = true
 			continue
 		}
-		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, cellKey(append(settings, p)...))
+		c, rep, err := runCell(ctx, opt, mi, string(p), work, fp32Dir, cellKey(append(settings, string(p))...))
 		if err != nil {
 			return nil, err
 		}
@@ -286,7 +294,7 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("convert %s: %w", p, err)
 	}
-	em, err := convert.Export(ctx, artDir, outDir, convert.ExportOptions{Precision: convert.ExportPrecision(p), Int8Mode: opt.Int8Mode})
+	em, err := convert.Export(ctx, artDir, outDir, convert.ExportOptions{Precision: convert.Precision(p), Int8Mode: opt.Int8Mode})
 	if err != nil {
 		return nil, nil, fmt.Errorf("export %s: %w", p, err)
 	}
@@ -315,7 +323,7 @@ func ensureExport(ctx context.Context, opt *Options, mi ModelInfo, p, dir, work 
 		return err
 	}
 	os.RemoveAll(dir)
-	_, err := convert.Export(ctx, mi.Path, dir, convert.ExportOptions{Precision: convert.ExportPrecision(p)})
+	_, err := convert.Export(ctx, mi.Path, dir, convert.ExportOptions{Precision: convert.Precision(p)})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", p, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quantpack/quantpack/internal/testenv"
 
+	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
@@ -133,7 +134,7 @@ func markdownRows(md string, cols []string) [][]string {
 func TestStudyResume(t *testing.T) {
 	out := t.TempDir()
 	opt := quickOptions(t, out)
-	opt.Precisions = []string{"fp32", "int8", "nf4"}
+	opt.Precisions = []convert.Precision{convert.FP32, convert.Int8, convert.NF4}
 	ctx, cancel := context.WithCancel(context.Background())
 	var first []string
 	opt.Log = func(l string) {

@@ -55,7 +55,7 @@ Example:
 			&cli.BoolFlag{Name: "double-quant", Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant; on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this glob (or module prefix) float; repeatable"},
-			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
+			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
 			&cli.IntFlag{Name: "threads", Usage: "worker threads (default: all cores)"},
 			&cli.BoolFlag{Name: "generic", Usage: "convert an architecture quantpack does not know, Linear-only policy"},
 			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},

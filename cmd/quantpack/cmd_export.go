@@ -64,7 +64,7 @@ Example:
 			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 (default 32) or nf4 (default 64) block size"},
 			&cli.BoolFlag{Name: "double-quant", Usage: "when converting to nf4: bitsandbytes double quant (on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "when converting to int4: zero points"},
-			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "when converting: dtype of tensors that stay float (fp32, fp16, bf16)"},
+			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "when converting: dtype of tensors that stay float (fp32, fp16, bf16)"},
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library for --check (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},

@@ -11,6 +11,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/study"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -53,7 +54,7 @@ Example:
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory", Required: true},
-			&cli.StringFlag{Name: "precisions", Value: strings.Join(study.DefaultPrecisions, ","), Usage: "comma-separated precisions"},
+			&cli.StringFlag{Name: "precisions", Value: joinPrecisions(study.DefaultPrecisions), Usage: "comma-separated precisions"},
 			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form: dynamic or qdq"},
 			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "cpu or cuda"},
 			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library (with --device cuda)"},
@@ -86,6 +87,10 @@ Example:
 			if err != nil {
 				return err
 			}
+			precs, err := convert.ParseExportPrecisions(c.String("precisions"))
+			if err != nil {
+				return usagef("--precisions: %v", err)
+			}
 			vo := verifyOptions{device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
 				threads: c.Int("threads"), seed: verify.DefaultSeed}
 			if vo.device != ort.DeviceCPU && vo.device != ort.DeviceCUDA {
@@ -95,7 +100,7 @@ Example:
 				return err
 			}
 			opt := study.Options{Sources: c.Args().Slice(), Out: c.String("output"),
-				Precisions: splitList(c.String("precisions")), Int8Mode: c.String("int8-mode"),
+				Precisions: precs, Int8Mode: c.String("int8-mode"),
 				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
 				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: c.String("images"),
 				Labels: c.String("labels"), Samples: c.Int("samples"), Force: c.Bool("force"),
@@ -144,14 +149,12 @@ func printStudySummary(w io.Writer, r *study.Report, dir string) {
 	fmt.Fprintf(w, "\n\nreport: %s\n", filepath.Join(dir, study.FileMarkdown))
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
+func joinPrecisions(ps []convert.Precision) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = string(p)
 	}
-	return out
+	return strings.Join(s, ",")
 }
 
 func optFloat(c *cli.Context, name string) *float64 {
