@@ -205,70 +205,71 @@ func TestMobileViTArtifactSize(t *testing.T) {
 	}
 }
 
-// TestMobileViTSpeed measures p50 latency of every export form of both
+// BenchmarkMobileViTSpeed measures p50 latency of every export form of both
 // presets on ONNX Runtime CPU with 2 intra-op threads, batch 1 and 8 (the
-// figures of docs/mobilevit.md). Sessions are measured in interleaved rounds
-// so machine noise spreads evenly over the variants. Opt-in: it takes
-// minutes. QUANTPACK_BENCH=1 go test ./convert -run TestMobileViTSpeed -v
-func TestMobileViTSpeed(t *testing.T) {
+// figures of docs/mobilevit.md), reported as "<form>-p50-ms" and
+// "<form>-size-x" per preset and batch. Each iteration is one round over
+// every session, interleaved so machine noise spreads evenly over the
+// variants. Opt-in (it synthesizes mobilevit-small and exports 20 graphs):
+//
+//	QUANTPACK_BENCH=1 go test ./convert -run '^$' -bench MobileViTSpeed -benchtime 10x -timeout 20m
+func BenchmarkMobileViTSpeed(b *testing.B) {
 	if os.Getenv("QUANTPACK_BENCH") == "" {
-		t.Skip("set QUANTPACK_BENCH=1 to measure")
+		b.Skip("set QUANTPACK_BENCH=1 to measure")
 	}
-	needORT(t)
+	needORT(b)
 	type variant struct {
-		prec ExportPrecision
+		prec Precision
 		mode string
 		dw   bool
 		form string
 	}
-	vs := []variant{{ExportFP32, "", false, ""}, {ExportFP16, "", false, ""},
-		{ExportInt8, Int8Dynamic, false, ""}, {ExportInt8, Int8Dynamic, true, ""}, {ExportInt8, Int8Dynamic, false, convInteger}, {ExportInt8, Int8Dynamic, false, convQDQ},
-		{ExportInt8, Int8QDQ, false, ""}, {ExportInt8, Int8QDQ, true, ""},
-		{ExportInt4, "", false, ""}, {ExportNF4, "", false, ""}}
+	vs := []variant{{FP32, "", false, ""}, {FP16, "", false, ""},
+		{Int8, Int8Dynamic, false, ""}, {Int8, Int8Dynamic, true, ""}, {Int8, Int8Dynamic, false, convInteger}, {Int8, Int8Dynamic, false, convQDQ},
+		{Int8, Int8QDQ, false, ""}, {Int8, Int8QDQ, true, ""},
+		{Int4, "", false, ""}, {NF4, "", false, ""}}
 	for _, preset := range []string{"mobilevit-xx-small", "mobilevit-small"} {
-		src := synthPreset(t, preset)
+		src := synthPreset(b, preset)
 		for _, batch := range []int{1, 8} {
-			x, shape := mobilevitInput(batch, 256)
-			in := []verify.Tensor{{Name: "pixel_values", DType: verify.Float32, Shape: shape, F32: x}}
-			sess := make([]*ort.Session, len(vs))
-			names := make([]string, len(vs))
-			times := make([][]time.Duration, len(vs))
-			var fp32Bytes int64
-			for i, v := range vs {
-				int8Depthwise, int8ConvForm = v.dw, v.form
-				out, m := exportTo(t, src, ExportOptions{Precision: v.prec, Int8Mode: v.mode})
-				int8Depthwise, int8ConvForm = false, ""
-				if i == 0 {
-					fp32Bytes = m.Sizes.TotalBytes
-				}
-				names[i] = fmt.Sprintf("%s b%d %s %s dw=%v convs=%s size %.3f×", preset, batch, v.prec, v.mode, v.dw, v.form, float64(m.Sizes.TotalBytes)/float64(fp32Bytes))
-				s, err := ort.Open(filepath.Join(out, "model.onnx"), ort.Options{IntraOpThreads: 2})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				sess[i] = s
-				if _, err := verify.Measure(context.Background(), func() error { _, err := s.Run(context.Background(), in); return err }, 2, 1); err != nil {
-					t.Fatal(err)
-				}
-			}
-			rounds := 10
-			if batch == 8 {
-				rounds = 4
-			}
-			for r := 0; r < rounds; r++ {
-				for i, s := range sess {
-					d, err := verify.Measure(context.Background(), func() error { _, err := s.Run(context.Background(), in); return err }, 0, 3)
+			b.Run(fmt.Sprintf("%s/batch=%d", preset, batch), func(b *testing.B) {
+				x, shape := mobilevitInput(batch, 256)
+				in := []verify.Tensor{{Name: "pixel_values", DType: verify.Float32, Shape: shape, F32: x}}
+				sess := make([]*ort.Session, len(vs))
+				names := make([]string, len(vs))
+				sizes := make([]int64, len(vs))
+				times := make([][]time.Duration, len(vs))
+				for i, v := range vs {
+					int8Depthwise, int8ConvForm = v.dw, v.form
+					out, m := exportTo(b, src, ExportOptions{Precision: v.prec, Int8Mode: v.mode})
+					int8Depthwise, int8ConvForm = false, ""
+					sizes[i] = m.Sizes.TotalBytes
+					names[i] = fmt.Sprintf("%s-%s-dw=%v-convs=%s", v.prec, v.mode, v.dw, v.form)
+					s, err := ort.Open(filepath.Join(out, "model.onnx"), ort.Options{IntraOpThreads: 2})
 					if err != nil {
-						t.Fatal(err)
+						b.Fatal(err)
 					}
-					times[i] = append(times[i], d...)
+					defer s.Close()
+					sess[i] = s
+					if _, err := verify.Measure(context.Background(), func() error { _, err := s.Run(context.Background(), in); return err }, 2, 1); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			for i := range vs {
-				st := verify.NewLatencyStats(times[i])
-				t.Logf("%s p50 %.2fms p90 %.2fms", names[i], st.P50, st.P90)
-			}
+				b.ResetTimer()
+				for r := 0; r < b.N; r++ {
+					for i, s := range sess {
+						d, err := verify.Measure(context.Background(), func() error { _, err := s.Run(context.Background(), in); return err }, 0, 3)
+						if err != nil {
+							b.Fatal(err)
+						}
+						times[i] = append(times[i], d...)
+					}
+				}
+				b.StopTimer()
+				for i := range vs {
+					b.ReportMetric(verify.NewLatencyStats(times[i]).P50, names[i]+"-p50-ms")
+					b.ReportMetric(float64(sizes[i])/float64(sizes[0]), names[i]+"-size-x")
+				}
+			})
 		}
 	}
 }

@@ -141,76 +141,67 @@ func BenchmarkExport(b *testing.B) {
 	}
 }
 
-// TestProfileExportedGraph (QUANTPACK_PROFILE=1) runs each graph form of the
-// benchmark preset under ONNX Runtime's profiler and logs the time per
-// operator type after ORT's own fusions: the evidence behind the fused-op
-// choices in docs/export.md.
-func TestProfileExportedGraph(t *testing.T) {
-	if os.Getenv("QUANTPACK_PROFILE") != "1" {
-		t.Skip("set QUANTPACK_PROFILE=1 (and QUANTPACK_BENCH_PRESET) to profile the exported graphs")
-	}
-	needORT(t)
-	src := benchCheckpointT(t)
+// BenchmarkProfileExportedGraph runs each graph form of the benchmark
+// preset at batch 8 under ONNX Runtime's profiler and reports the share of
+// kernel time per operator type after ORT's own fusions (metrics
+// "<Op>-%"): the evidence behind the fused-op choices in docs/export.md.
+//
+//	QUANTPACK_BENCH_PRESET=vit-base-patch16-224 go test ./convert -run '^$' \
+//	    -bench ProfileExportedGraph -benchtime 4x
+func BenchmarkProfileExportedGraph(b *testing.B) {
+	needORT(b)
+	src := benchCheckpoint(b)
 	for _, v := range []struct {
 		name string
 		opt  ExportOptions
 	}{
-		{"fp32", ExportOptions{Precision: ExportFP32}},
-		{"fp32-plain", ExportOptions{Precision: ExportFP32, Plain: true}},
-		{"fp16", ExportOptions{Precision: ExportFP16}},
-		{"int8-dynamic", ExportOptions{Precision: ExportInt8}},
-		{"int8-qdq", ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}},
-		{"int4", ExportOptions{Precision: ExportInt4}},
-		{"nf4", ExportOptions{Precision: ExportNF4}},
+		{"fp32", ExportOptions{Precision: FP32}},
+		{"fp32-plain", ExportOptions{Precision: FP32, Plain: true}},
+		{"fp16", ExportOptions{Precision: FP16}},
+		{"int8-dynamic", ExportOptions{Precision: Int8}},
+		{"int8-qdq", ExportOptions{Precision: Int8, Int8Mode: Int8QDQ}},
+		{"int4", ExportOptions{Precision: Int4}},
+		{"nf4", ExportOptions{Precision: NF4}},
 	} {
-		out, m := exportTo(t, src, v.opt)
-		prefix := filepath.Join(t.TempDir(), "prof")
-		s, err := ort.Open(filepath.Join(out, "model.onnx"), ort.Options{IntraOpThreads: benchThreads(), ProfilePrefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := m.Inputs[0]
-		shape := append([]int64{8}, in.Shape[1:]...)
-		x := make([]float32, shape[0]*shape[1]*shape[2]*shape[3])
-		for i := range x {
-			x[i] = float32(i%251)/125 - 1
-		}
-		for i := 0; i < 4; i++ {
-			if _, err := s.Run(context.Background(), []verify.Tensor{{Name: in.Name, DType: verify.Float32, Shape: shape, F32: x}}); err != nil {
-				t.Fatal(err)
+		b.Run(v.name, func(b *testing.B) {
+			out, m := exportTo(b, src, v.opt)
+			prefix := filepath.Join(b.TempDir(), "prof")
+			s, err := ort.Open(filepath.Join(out, "model.onnx"), ort.Options{IntraOpThreads: benchThreads(), ProfilePrefix: prefix})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-		file, err := s.EndProfiling()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Close()
-		byOp, total := profileByOp(t, file)
-		var ops []string
-		for k := range byOp {
-			ops = append(ops, k)
-		}
-		sort.Slice(ops, func(i, j int) bool { return byOp[ops[i]] > byOp[ops[j]] })
-		line := fmt.Sprintf("%s batch 8, 4 runs, %.0f ms in kernels:", v.name, float64(total)/1000)
-		for _, k := range ops {
-			line += fmt.Sprintf(" %s %.1f%%", k, 100*float64(byOp[k])/float64(total))
-		}
-		t.Log(line)
+			defer s.Close()
+			in := m.Inputs[0]
+			shape := append([]int64{8}, in.Shape[1:]...)
+			x := make([]float32, shape[0]*shape[1]*shape[2]*shape[3])
+			for i := range x {
+				x[i] = float32(i%251)/125 - 1
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := s.Run(context.Background(), []verify.Tensor{{Name: in.Name, DType: verify.Float32, Shape: shape, F32: x}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			file, err := s.EndProfiling()
+			if err != nil {
+				b.Fatal(err)
+			}
+			byOp, total := profileByOp(b, file)
+			if total == 0 {
+				return
+			}
+			for op, d := range byOp {
+				b.ReportMetric(100*float64(d)/float64(total), op+"-%")
+			}
+			b.ReportMetric(float64(total)/1000/float64(b.N), "kernel-ms/op")
+		})
 	}
-}
-
-func benchCheckpointT(t *testing.T) string {
-	t.Helper()
-	var dir string
-	testing.Benchmark(func(b *testing.B) { dir = benchCheckpoint(b) })
-	if dir == "" {
-		t.Fatal(benchModel.err)
-	}
-	return dir
 }
 
 // profileByOp sums kernel time (µs) per operator type in an ORT profile.
-func profileByOp(t *testing.T, file string) (map[string]int64, int64) {
+func profileByOp(t testing.TB, file string) (map[string]int64, int64) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -237,24 +228,19 @@ func profileByOp(t *testing.T, file string) (map[string]int64, int64) {
 	return out, total
 }
 
-// TestLatencyTable (QUANTPACK_PERF=1) measures the p50 latency of every
-// graph form of the benchmark preset at batch 1 and 8 with interleaved
-// runs: each round runs every variant once, so load from other processes
+// BenchmarkLatencyTable measures the p50 latency of every graph form of the
+// benchmark preset at batch 1 and 8 with interleaved runs: each iteration
+// is one round that runs every variant once, so load from other processes
 // falls on all variants alike and the speedups stay comparable on a busy
-// machine. It logs a Markdown table (docs/perf.md "Export / ORT CPU").
+// machine. It reports "<variant>/b<batch>-p50-ms" and "-speedup" (against
+// fp32 in the same rounds) and logs the Markdown table of docs/perf.md
+// "Export / ORT CPU":
 //
-//	QUANTPACK_PERF=1 QUANTPACK_BENCH_PRESET=vit-base-patch16-224 \
-//	    go test ./convert -run TestLatencyTable -v -timeout 60m
-func TestLatencyTable(t *testing.T) {
-	if os.Getenv("QUANTPACK_PERF") != "1" {
-		t.Skip("set QUANTPACK_PERF=1 (and QUANTPACK_BENCH_PRESET) to measure")
-	}
-	needORT(t)
-	src := benchCheckpointT(t)
-	rounds := 15
-	if n, err := strconv.Atoi(os.Getenv("QUANTPACK_PERF_ROUNDS")); err == nil && n > 0 {
-		rounds = n
-	}
+//	QUANTPACK_BENCH_PRESET=vit-base-patch16-224 go test ./convert -run '^$' \
+//	    -bench LatencyTable -benchtime 15x -timeout 60m -v
+func BenchmarkLatencyTable(b *testing.B) {
+	needORT(b)
+	src := benchCheckpoint(b)
 	type variant struct {
 		name string
 		opt  ExportOptions
@@ -263,57 +249,71 @@ func TestLatencyTable(t *testing.T) {
 		in   IOSpec
 	}
 	vs := []*variant{
-		{name: "fp32", opt: ExportOptions{Precision: ExportFP32}},
-		{name: "fp32 plain", opt: ExportOptions{Precision: ExportFP32, Plain: true}},
-		{name: "fp16", opt: ExportOptions{Precision: ExportFP16}},
-		{name: "int8 dynamic", opt: ExportOptions{Precision: ExportInt8}},
-		{name: "int8 qdq", opt: ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}},
-		{name: "int4", opt: ExportOptions{Precision: ExportInt4}},
-		{name: "int4 acc1", opt: ExportOptions{Precision: ExportInt4, Int4Accuracy: 1}},
-		{name: "int4 block 128", opt: ExportOptions{Precision: ExportInt4, Convert: Options{BlockSize: 128}}},
-		{name: "nf4", opt: ExportOptions{Precision: ExportNF4}},
+		{name: "fp32", opt: ExportOptions{Precision: FP32}},
+		{name: "fp32-plain", opt: ExportOptions{Precision: FP32, Plain: true}},
+		{name: "fp16", opt: ExportOptions{Precision: FP16}},
+		{name: "int8-dynamic", opt: ExportOptions{Precision: Int8}},
+		{name: "int8-qdq", opt: ExportOptions{Precision: Int8, Int8Mode: Int8QDQ}},
+		{name: "int4", opt: ExportOptions{Precision: Int4}},
+		{name: "int4-acc1", opt: ExportOptions{Precision: Int4, Int4Accuracy: 1}},
+		{name: "int4-block128", opt: ExportOptions{Precision: Int4, Convert: Options{BlockSize: 128}}},
+		{name: "nf4", opt: ExportOptions{Precision: NF4}},
 	}
 	for _, v := range vs {
-		out, m := exportTo(t, src, v.opt)
+		out, m := exportTo(b, src, v.opt)
 		s, err := ort.Open(filepath.Join(out, "model.onnx"), ort.Options{IntraOpThreads: benchThreads()})
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		defer s.Close()
 		v.s, v.size, v.in = s, m.Sizes.TotalBytes, m.Inputs[0]
 	}
-	p50 := map[string]map[int64]float64{}
-	for _, batch := range []int64{1, 8} {
+	batches := []int64{1, 8}
+	inputs := make([][]verify.Tensor, len(batches))
+	for j, batch := range batches {
 		shape := append([]int64{batch}, vs[0].in.Shape[1:]...)
 		x := make([]float32, shape[0]*shape[1]*shape[2]*shape[3])
 		for i := range x {
 			x[i] = float32(i%251)/125 - 1
 		}
-		in := []verify.Tensor{{Name: vs[0].in.Name, DType: verify.Float32, Shape: shape, F32: x}}
-		times := make([][]time.Duration, len(vs))
-		for r := -2; r < rounds; r++ { // two warm-up rounds
+		inputs[j] = []verify.Tensor{{Name: vs[0].in.Name, DType: verify.Float32, Shape: shape, F32: x}}
+	}
+	times := make([][][]time.Duration, len(batches))
+	for j := range batches {
+		times[j] = make([][]time.Duration, len(vs))
+	}
+	round := func(record bool) {
+		for j := range batches {
 			for i, v := range vs {
 				t0 := time.Now()
-				if _, err := v.s.Run(context.Background(), in); err != nil {
-					t.Fatalf("%s: %v", v.name, err)
+				if _, err := v.s.Run(context.Background(), inputs[j]); err != nil {
+					b.Fatalf("%s: %v", v.name, err)
 				}
-				if r >= 0 {
-					times[i] = append(times[i], time.Since(t0))
+				if record {
+					times[j][i] = append(times[j][i], time.Since(t0))
 				}
 			}
 		}
+	}
+	round(false) // warm-up: allocations, prepacking
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		round(true)
+	}
+	b.StopTimer()
+	p50 := make([][]float64, len(batches))
+	for j, batch := range batches {
+		p50[j] = make([]float64, len(vs))
 		for i, v := range vs {
-			st := verify.NewLatencyStats(times[i])
-			if p50[v.name] == nil {
-				p50[v.name] = map[int64]float64{}
-			}
-			p50[v.name][batch] = st.P50
+			p50[j][i] = verify.NewLatencyStats(times[j][i]).P50
+			b.ReportMetric(p50[j][i], fmt.Sprintf("%s/b%d-p50-ms", v.name, batch))
+			b.ReportMetric(p50[j][0]/p50[j][i], fmt.Sprintf("%s/b%d-speedup", v.name, batch))
 		}
 	}
 	tab := "\n| graph | size MiB | p50 ms b1 | speedup b1 | p50 ms b8 | speedup b8 |\n|---|---|---|---|---|---|\n"
-	for _, v := range vs {
+	for i, v := range vs {
 		tab += fmt.Sprintf("| %s | %.1f | %.1f | %.2f× | %.1f | %.2f× |\n", v.name, float64(v.size)/(1<<20),
-			p50[v.name][1], p50["fp32"][1]/p50[v.name][1], p50[v.name][8], p50["fp32"][8]/p50[v.name][8])
+			p50[0][i], p50[0][0]/p50[0][i], p50[1][i], p50[1][0]/p50[1][i])
 	}
-	t.Logf("%d threads, %d interleaved rounds after 2 warm-up rounds, ORT %s%s", benchThreads(), rounds, ort.Version(), tab)
+	b.Logf("%d threads, %d interleaved rounds after 1 warm-up round, ORT %s%s", benchThreads(), b.N, ort.Version(), tab)
 }

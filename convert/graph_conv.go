@@ -204,7 +204,7 @@ const (
 // int8ConvForm overrides the form of int8 convolutions; "" chooses by
 // --int8-mode. int8Depthwise lets depthwise convolutions take the chosen
 // form too instead of convFloat. Both exist for the measurements in
-// docs/mobilevit.md (TestMobileViTSpeed).
+// docs/mobilevit.md (BenchmarkMobileViTSpeed).
 var (
 	int8ConvForm  = ""
 	int8Depthwise = false

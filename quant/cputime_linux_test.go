@@ -3,8 +3,6 @@
 package quant
 
 import (
-	"fmt"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -12,43 +10,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestCPUThroughput prints per-thread throughput measured in CPU time
+// BenchmarkCPUThroughput measures per-thread throughput in CPU time
 // (CLOCK_THREAD_CPUTIME_ID) rather than wall time, for a machine shared with
-// other work, where wall-clock benchmarks mostly measure the neighbours. It
-// runs only when asked:
+// other work, where wall-clock benchmarks mostly measure the neighbours:
 //
-//	QUANT_CPUTIME=1 go test ./quant -run CPUThroughput -v
+//	go test ./quant -run '^$' -bench CPUThroughput -benchtime 10x
 //
-// Each line is the best of 5 rounds on the benchmark weight ([3072, 768]
-// float32, 9.4 MB), in GB/s of float32 input, next to memcpy of the same
-// bytes. Memory bandwidth is still shared, so treat the numbers as
-// provisional.
-func TestCPUThroughput(t *testing.T) {
-	if os.Getenv("QUANT_CPUTIME") == "" {
-		t.Skip("set QUANT_CPUTIME=1 to measure")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+// Each sub-benchmark runs one kernel on the benchmark weight ([3072, 768]
+// float32, 9.4 MB) and reports cpu-GB/s of float32 input and cpu-ns/op;
+// memcpy of the same bytes is the yardstick. Memory bandwidth is still
+// shared, so treat the numbers as provisional.
+func BenchmarkCPUThroughput(b *testing.B) {
 	threadCPU := func() time.Duration {
 		var ts unix.Timespec
 		if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		return time.Duration(ts.Nano())
 	}
 	n := len(benchSrc) * 4
 	rate := func(name string, f func()) {
-		f()
-		best := time.Duration(1 << 62)
-		for r := 0; r < 5; r++ {
+		b.Run(name, func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			f() // warm-up: page faults, caches
+			b.SetBytes(int64(n))
+			b.ResetTimer()
 			t0 := threadCPU()
-			const iters = 10
-			for i := 0; i < iters; i++ {
+			for i := 0; i < b.N; i++ {
 				f()
 			}
-			best = min(best, (threadCPU()-t0)/iters)
-		}
-		fmt.Printf("%-26s %6.2f GB/s  %9v/op\n", name, float64(n)/best.Seconds()/1e9, best)
+			cpu := (threadCPU() - t0) / time.Duration(b.N)
+			b.ReportMetric(float64(n)/cpu.Seconds()/1e9, "cpu-GB/s")
+			b.ReportMetric(float64(cpu.Nanoseconds()), "cpu-ns/op")
+		})
 	}
 	f32 := make([]float32, len(benchSrc))
 	u16 := make([]uint16, len(benchSrc))
