@@ -15,7 +15,7 @@ type ExportManifest struct {
 	Format       string          `json:"format"` // ExportFormat
 	Kind         string          `json:"kind"`   // "onnx"
 	ToolVersion  string          `json:"tool_version"`
-	Precision    Precision `json:"precision"`
+	Precision    Precision       `json:"precision"`
 	Int8Mode     string          `json:"int8_mode,omitempty"`
 	Int4Accuracy int             `json:"int4_accuracy_level,omitempty"`
 	Opset        int             `json:"opset"`
