@@ -33,7 +33,7 @@ func sampleModel() *Model {
 		Outputs:   []*ValueInfo{TensorValue("logits", Float, Symbolic("batch"), Fixed(1000))},
 		ValueInfo: []*ValueInfo{{Name: "hidden", ElemType: Float, DocString: "between"}},
 		Initializers: []*Tensor{
-			TensorF32("w_f32", []int64{2, 3}, []float32{1, -2, 3.5, float32(math.Inf(1)), 0, -0.0}),
+			TensorF32("w_f32", []int64{2, 3}, []float32{1, -2, 3.5, float32(math.Inf(1)), 0, negZero32}),
 			TensorF16("w_f16", []int64{3}, []uint16{0x3c00, 0xc000, 0x7e00}),
 			TensorBF16("w_bf16", []int64{2}, []uint16{0x3f80, 0xbf80}),
 			TensorF64("w_f64", []int64{1}, []float64{math.Pi}),
@@ -66,7 +66,7 @@ func sampleModel() *Model {
 		AttrInt("group", 0),
 		AttrFloat("alpha", 0),
 		AttrFloat("beta", float32(math.Inf(-1))),
-		AttrFloats("scales", 1, 0.5, -0.0),
+		AttrFloats("scales", 1, 0.5, negZero32),
 		AttrString("auto_pad", "NOTSET"),
 		AttrString("empty", ""),
 		AttrStrings("names", "a", "", "ç"),
@@ -222,3 +222,7 @@ func mustUnmarshal(t testing.TB, b []byte) *Model {
 	}
 	return m
 }
+
+// negZero32 is float32 -0. (The literal -0.0 is +0 in Go: constant
+// arithmetic has no signed zero.)
+var negZero32 = float32(math.Copysign(0, -1))
