@@ -63,6 +63,10 @@ func TestMeasureChildPeakRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	lo, hi := int64(mib)<<20, int64(mib+64)<<20
+	if raceEnabled {
+		// Shadow memory: 422 MiB measured for 200 MiB touched.
+		hi = int64(3*mib+64) << 20
+	}
 	if !m.SelfReported || m.PeakBytes < lo || m.PeakBytes > hi {
 		t.Errorf("self-reported peak %d MiB (reported %v), want %d..%d MiB", m.PeakBytes>>20, m.SelfReported, lo>>20, hi>>20)
 	}
