@@ -245,7 +245,7 @@ func planAll(s *Source, opt *Options) ([]*item, error) {
 		for _, o := range it.outs {
 			if prev, dup := seen[o.Name]; dup {
 				return nil, fmt.Errorf("%w: output tensor %q of %q collides with one made from %q",
-					ErrUnsupported, o.Name, e.Name, prev)
+					ErrUnsupportedLayout, o.Name, e.Name, prev)
 			}
 			seen[o.Name] = e.Name
 			it.rec.Outputs = append(it.rec.Outputs, o.Name)

@@ -8,12 +8,22 @@ import (
 // Sentinels of this package.
 var (
 	// ErrConfig is an invalid config.json (hfconfig.ErrConfig).
-	ErrConfig       = hfconfig.ErrConfig
-	ErrUnsupported  = fault.New(fault.Unsupported, "convert: unsupported architecture")
-	ErrMissing      = fault.New(fault.Invalid, "convert: tensor missing from checkpoint")
-	ErrTensorShape  = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
-	ErrTensorDType  = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
-	ErrOutputExists = fault.New(fault.Usage, "convert: output directory is occupied")
+	ErrConfig = hfconfig.ErrConfig
+	// ErrUnsupported is an architecture quantpack has no policy or graph
+	// for (LookupArch lists the supported ones), or a directory without
+	// the config.json that names it.
+	ErrUnsupported = fault.New(fault.Unsupported, "convert: unsupported architecture")
+	// ErrUnsupportedSetting is a known architecture with a config.json
+	// setting quantpack does not implement (hidden_act, output_stride).
+	ErrUnsupportedSetting = fault.New(fault.Unsupported, "convert: unsupported model setting")
+	// ErrUnsupportedLayout is a stored tensor layout export cannot read
+	// (a scheme where another is needed, a quant_state or map other than
+	// the ones convert writes) or an output name clash.
+	ErrUnsupportedLayout = fault.New(fault.Unsupported, "convert: unsupported tensor layout")
+	ErrMissing           = fault.New(fault.Invalid, "convert: tensor missing from checkpoint")
+	ErrTensorShape       = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
+	ErrTensorDType       = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
+	ErrOutputExists      = fault.New(fault.Usage, "convert: output directory is occupied")
 )
 
 // Config is a Hugging Face config.json (hfconfig.Config, the reader convert

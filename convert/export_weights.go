@@ -124,7 +124,7 @@ func (w *weights) floatEntry(name string) (safetensors.Entry, error) {
 	switch scheme {
 	case SchemeFP32, SchemeFP16, SchemeBF16:
 	default:
-		return safetensors.Entry{}, tensorErr(w.path, name, ErrUnsupported, "is stored as %s where a float tensor is needed", scheme)
+		return safetensors.Entry{}, tensorErr(w.path, name, ErrUnsupportedLayout, "is stored as %s where a float tensor is needed", scheme)
 	}
 	return w.stored(name, floatDTypes, shape)
 }

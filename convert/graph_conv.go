@@ -103,7 +103,7 @@ func (b *builder) conv2d(x, wname string, cs convSpec, bn *batchNorm) string {
 		case SchemeInt8Ch:
 			y = b.convInt8(x, wname, shape, bn, attrs, cs.Groups)
 		default:
-			b.errf(fmt.Errorf("%s: %w: convolution weight %q stored as %s", b.w.path, ErrUnsupported, wname, scheme))
+			b.errf(fmt.Errorf("%s: %w: convolution weight %q stored as %s", b.w.path, ErrUnsupportedLayout, wname, scheme))
 			y = x
 		}
 	})

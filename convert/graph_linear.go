@@ -66,7 +66,7 @@ func (b *builder) linear(x, prefix string) string {
 		case SchemeNF4:
 			y = b.linearNF4(x, wname, n, k, bias)
 		default:
-			b.errf(fmt.Errorf("%s: %w: Linear weight %q stored as %s", b.w.path, ErrUnsupported, wname, scheme))
+			b.errf(fmt.Errorf("%s: %w: Linear weight %q stored as %s", b.w.path, ErrUnsupportedLayout, wname, scheme))
 			y = x
 		}
 	})
@@ -75,7 +75,7 @@ func (b *builder) linear(x, prefix string) string {
 
 func (b *builder) requireFP32(wname string) bool {
 	if b.dt != onnx.Float {
-		b.errf(fmt.Errorf("%w: quantized Linear %q in a %s graph", ErrUnsupported, wname, b.dt))
+		b.errf(fmt.Errorf("%w: quantized Linear %q in a %s graph", ErrUnsupportedLayout, wname, b.dt))
 		return false
 	}
 	return true
@@ -251,7 +251,7 @@ func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
 	bs := int64(st.BlockSize)
 	switch {
 	case st.QuantType != "nf4":
-		return st, tensorErr(e.File.Name(), name, ErrUnsupported, "quant_type %q (export supports nf4)", st.QuantType)
+		return st, tensorErr(e.File.Name(), name, ErrUnsupportedLayout, "quant_type %q (export supports nf4)", st.QuantType)
 	case !validNF4Block(bs):
 		return st, tensorErr(e.File.Name(), name, ErrTensorShape, "blocksize %d", bs)
 	case !slices.Equal(st.Shape, []int64{n, k}):
@@ -262,7 +262,7 @@ func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
 		return st, b.err
 	}
 	if !slices.Equal(qm, quant.NF4Codebook[:]) {
-		return st, tensorErr(e.File.Name(), wname+".quant_map", ErrUnsupported, "is not the NF4 codebook")
+		return st, tensorErr(e.File.Name(), wname+".quant_map", ErrUnsupportedLayout, "is not the NF4 codebook")
 	}
 	return st, nil
 }
@@ -285,7 +285,7 @@ func (b *builder) nf4Absmax(wname string, st nf4State, numel int64) ([]float32, 
 		return v, err
 	}
 	if st.NestedOffset == nil || st.NestedBlockSize != nestedBlock {
-		return nil, tensorErr(e.File.Name(), name, ErrUnsupported, "is double-quantized but quant_state has no nested_offset or a nested_blocksize other than %d", nestedBlock)
+		return nil, tensorErr(e.File.Name(), name, ErrUnsupportedLayout, "is double-quantized but quant_state has no nested_offset or a nested_blocksize other than %d", nestedBlock)
 	}
 	nb := (blocks + nestedBlock - 1) / nestedBlock
 	nested := b.storedFloats(wname+".nested_absmax", nb)
@@ -295,7 +295,7 @@ func (b *builder) nf4Absmax(wname string, st nf4State, numel int64) ([]float32, 
 	}
 	dm := quant.DynamicMap(true)
 	if !slices.Equal(qmap, dm[:]) {
-		return nil, tensorErr(e.File.Name(), wname+".nested_quant_map", ErrUnsupported, "is not bitsandbytes' signed dynamic map")
+		return nil, tensorErr(e.File.Name(), wname+".nested_quant_map", ErrUnsupportedLayout, "is not bitsandbytes' signed dynamic map")
 	}
 	codes, err := readRaw(e)
 	if err != nil {

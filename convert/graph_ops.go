@@ -102,7 +102,7 @@ func (b *builder) activation(x, name string) string {
 	case "silu", "swish":
 		return b.mul(x, b.sigmoid(x))
 	}
-	b.errf(fmt.Errorf("%w: hidden_act %q", ErrUnsupported, name))
+	b.errf(fmt.Errorf("%w: hidden_act %q", ErrUnsupportedSetting, name))
 	return x
 }
 

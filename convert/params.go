@@ -69,7 +69,7 @@ func readVitParams(c *Config) (vitParams, error) {
 	switch p.Act {
 	case "gelu", "gelu_new", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu", "swish", "gelu_fast":
 	default:
-		return p, fmt.Errorf("%s: %w: hidden_act %q", c.Path, ErrUnsupported, p.Act)
+		return p, fmt.Errorf("%s: %w: hidden_act %q", c.Path, ErrUnsupportedSetting, p.Act)
 	}
 	return p, nil
 }

@@ -89,12 +89,12 @@ func readMobilevitParams(c *Config) (mobilevitParams, error) {
 	switch p.Act {
 	case "gelu", "gelu_new", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu", "swish", "gelu_fast":
 	default:
-		return p, fmt.Errorf("%s: %w: hidden_act %q", c.Path, ErrUnsupported, p.Act)
+		return p, fmt.Errorf("%s: %w: hidden_act %q", c.Path, ErrUnsupportedSetting, p.Act)
 	}
 	if p.OutputStride != 32 {
 		// 8 and 16 dilate layers 4/5 (DeepLabV3 backbones); the
 		// classification checkpoints all use 32.
-		return p, fmt.Errorf("%s: %w: output_stride %d (only 32, the classification setting)", c.Path, ErrUnsupported, p.OutputStride)
+		return p, fmt.Errorf("%s: %w: output_stride %d (only 32, the classification setting)", c.Path, ErrUnsupportedSetting, p.OutputStride)
 	}
 	return p, nil
 }

@@ -30,8 +30,9 @@ var (
 	// no class folders, a folder name that matches no label or several.
 	ErrBadDataset = fault.New(fault.Invalid, "verify: invalid dataset")
 	// ErrShape is a caller's buffer or output whose length does not match
-	// the shape it is used with.
-	ErrShape = fault.New(fault.Usage, "verify: length does not match shape")
+	// the shape it is used with: a bug in the program, not the user's
+	// mistake, so class Other (exit 1).
+	ErrShape = fault.New(fault.Other, "verify: length does not match shape")
 	// ErrNoImages is a dataset in which every image failed to decode.
 	ErrNoImages = fault.New(fault.Invalid, "verify: no image could be decoded")
 )

@@ -51,8 +51,9 @@ var (
 	ErrUnsupported = fault.New(fault.Unsupported, "onnx: unsupported")
 	// ErrWrite: a model that cannot be written as given (a Source that
 	// writes the wrong number of bytes, a model over 2 GiB inline, bad
-	// options).
-	ErrWrite = fault.New(fault.Invalid, "onnx: cannot write model")
+	// options). The model is the program's own, so this is a bug, class
+	// Other (exit 1), not invalid input.
+	ErrWrite = fault.New(fault.Other, "onnx: cannot write model")
 )
 
 // FormatError says where in which file a model is malformed. Offset is the
