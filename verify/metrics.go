@@ -262,7 +262,9 @@ func (a *Accuracy) Add(logits []float32, dim int, labels []int) error {
 			continue
 		}
 		if l >= dim {
-			return fmt.Errorf("%w: label %d with %d classes", ErrShape, l, dim)
+			// A dataset's label past the model's classes is the input's
+			// fault (a labels file for another model), not a program bug.
+			return fmt.Errorf("%w: label %d but the model outputs %d classes", ErrBadDataset, l, dim)
 		}
 		row := logits[i*dim : (i+1)*dim]
 		a.Samples++
