@@ -464,12 +464,6 @@ func (u usageErr) Unwrap() error { return u.error }
 // FaultClass makes option mistakes exit 2.
 func (u usageErr) FaultClass() fault.Class { return fault.Usage }
 
-// IsUsage reports whether err is an options mistake (exit 2).
-func IsUsage(err error) bool {
-	var u usageErr
-	return errors.As(err, &u)
-}
-
 // hashSources hashes the source files in the background and returns a
 // function that waits for the result. Hashing stops within a chunk of ctx
 // being cancelled; callers cancel it when the work it overlaps fails.

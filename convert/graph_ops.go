@@ -11,7 +11,6 @@ import (
 // returns the output value's name.
 
 func (b *builder) add(x, y string) string    { return b.node("Add", []string{x, y}) }
-func (b *builder) sub(x, y string) string    { return b.node("Sub", []string{x, y}) }
 func (b *builder) mul(x, y string) string    { return b.node("Mul", []string{x, y}) }
 func (b *builder) div(x, y string) string    { return b.node("Div", []string{x, y}) }
 func (b *builder) matmul(x, y string) string { return b.node("MatMul", []string{x, y}) }

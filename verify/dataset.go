@@ -120,16 +120,6 @@ func ImageFolder(dir string, labels []string) (*Dataset, error) {
 	return ds, nil
 }
 
-// Labelled reports whether any sample has a class.
-func (d *Dataset) Labelled() bool {
-	for _, s := range d.Samples {
-		if s.Label >= 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // NormalizeLabel is the form in which folder names and class names are
 // compared: lower case, '_' and '-' read as spaces, runs of spaces as one,
 // no leading or trailing space. "Tabby_Cat" and "tabby cat" are equal.

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 
 	"github.com/quantpack/quantpack/internal/testenv"
@@ -228,11 +227,3 @@ func writeBundle(t testing.TB, b []byte) string {
 // fixturesDir returns ../shared/fixtures, skipping (failing in CI) when absent.
 func fixturesDir(t testing.TB) string { return testenv.Fixtures(t, "") }
 
-func hasPrefixAny(names []string, prefix string) bool {
-	for _, n := range names {
-		if strings.HasPrefix(n, prefix) {
-			return true
-		}
-	}
-	return false
-}

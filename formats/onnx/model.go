@@ -289,15 +289,6 @@ func Fixed(v int64) Dim {
 // Symbolic returns a dimension named param.
 func Symbolic(param string) Dim { return Dim{Param: param} }
 
-// Dims returns fixed dimensions.
-func Dims(values ...int64) []Dim {
-	out := make([]Dim, len(values))
-	for i, v := range values {
-		out[i] = Fixed(v)
-	}
-	return out
-}
-
 // IsKnown reports whether d has a size or a name.
 func (d Dim) IsKnown() bool { return d.Param != "" || d.Value != 0 || d.zero(fDimValue) }
 

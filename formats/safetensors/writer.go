@@ -197,15 +197,6 @@ func (w *Writer) Specs() []TensorSpec { return slices.Clone(w.specs) }
 // Size returns the final file size in bytes.
 func (w *Writer) Size() int64 { return w.size }
 
-// Info returns where tensor name will lie in the file.
-func (w *Writer) Info(name string) (TensorInfo, bool) {
-	i, ok := w.index[name]
-	if !ok {
-		return TensorInfo{}, false
-	}
-	return w.infos[i], true
-}
-
 // WriteTensor writes the data of one tensor; len(data) must be its size.
 // Each tensor is written exactly once, in any order, from any goroutine.
 func (w *Writer) WriteTensor(name string, data []byte) error {

@@ -186,9 +186,6 @@ func CreateDir(path string) (*Dir, error) {
 	return &Dir{path: path, tmp: tmp}, nil
 }
 
-// Path is the final destination.
-func (d *Dir) Path() string { return d.path }
-
 // Tmp is the temporary directory to write into.
 func (d *Dir) Tmp() string { return d.tmp }
 

@@ -79,12 +79,6 @@ func (c *Config) get(key string, v any) error {
 
 var errNoKey = fmt.Errorf("no such key")
 
-// Has reports whether key is present and not null.
-func (c *Config) Has(key string) bool {
-	raw, ok := c.Raw[key]
-	return ok && string(raw) != "null"
-}
-
 // Int returns an integer key or def when absent. A present key of the wrong
 // type is an error recorded by Err.
 func (c *Config) Int(key string, def int) int {
@@ -133,16 +127,6 @@ func (c *Config) String(key, def string) string {
 // Ints returns an integer list key or def.
 func (c *Config) Ints(key string, def []int) []int {
 	var v []int
-	if err := c.get(key, &v); err != nil {
-		c.note(err)
-		return def
-	}
-	return v
-}
-
-// Floats returns a number list key or def.
-func (c *Config) Floats(key string, def []float64) []float64 {
-	var v []float64
 	if err := c.get(key, &v); err != nil {
 		c.note(err)
 		return def
