@@ -103,25 +103,3 @@ func Measure(ctx context.Context, fn func() error, warmup, iters int) ([]time.Du
 	}
 	return durs, nil
 }
-
-// Sustained runs fn back to back until at least minIters calls and minTime
-// have passed, and returns samples per second over the whole stretch
-// (batch × calls / elapsed): the figure for large batches, where queueing
-// and thermal effects that a median hides show up.
-func Sustained(ctx context.Context, fn func() error, batch int, minTime time.Duration, minIters int) (float64, error) {
-	if batch < 1 || minIters < 1 {
-		return 0, fmt.Errorf("%w: batch %d, min iters %d", ErrShape, batch, minIters)
-	}
-	start := time.Now()
-	calls := 0
-	for calls < minIters || time.Since(start) < minTime {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		if err := fn(); err != nil {
-			return 0, fmt.Errorf("sustained run %d: %w", calls, err)
-		}
-		calls++
-	}
-	return float64(batch*calls) / time.Since(start).Seconds(), nil
-}

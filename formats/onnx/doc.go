@@ -30,4 +30,11 @@
 // errors.go), external paths may not leave the model's directory, and errors
 // are *FormatError values that name the file, byte offset and field and wrap
 // a sentinel of class fault.Invalid.
+//
+// Who reads: today the decoder's callers are tests. It is the oracle that
+// checks what convert's export wrote (the writer's round trip, graph
+// structure, external data) independently of ONNX Runtime, and it is kept
+// hardened and fuzzed because it will be the reader of a quantize pass that
+// rewrites an existing model.onnx (docs/design.md). Until then the product
+// path is write-only.
 package onnx

@@ -1,6 +1,26 @@
 // Package testenv finds what tests need from outside the repository: the
 // third-party fixtures in ../shared/fixtures. Absent fixtures skip a test,
 // except in CI (QUANTPACK_CI=1, set by .ci/run), where they fail it.
+//
+// The environment variables the tests read, all in one list:
+//
+//	QUANTPACK_CI              1 in CI: missing fixtures or runtime fail instead of skip;
+//	                          also runs the 2 GiB external-data test
+//	QUANTPACK_LONG            1: run the slow tests CI runs (formats/onnx 2 GiB write)
+//	QUANTPACK_BIG             1: export every synth preset, not only the small ones (convert)
+//	QUANTPACK_BENCH           1: run BenchmarkMobileViTSpeed (minutes; convert)
+//	QUANTPACK_BENCH_PRESET    synth preset of convert's graph benchmarks (default deit-tiny-patch16-224)
+//	QUANTPACK_BENCH_THREADS   ONNX Runtime intra-op threads of those benchmarks (default 2)
+//	ONNXRUNTIME_SHARED_LIBRARY_PATH  the ONNX Runtime library (set by the Makefile to the `make ort` copy)
+//
+// and three a test sets for the child process it starts (not for people):
+//
+//	QUANTPACK_TEST_AS_MAIN      cmd/quantpack: the test binary runs as quantpack (verify's memory children)
+//	QUANTPACK_ORT_INIT_CHILD    verify/ort: the child that initializes the runtime once per process
+//	QUANTPACK_VERIFY_TOUCH_MIB  verify: the helper child that touches N MiB for the peak-RSS tests
+//
+// QUANTPACK_PEAK_RSS_FILE (verify.PeakRSSFileEnv) is not a test knob: it is
+// the product's memory-child protocol.
 package testenv
 
 import (
