@@ -226,4 +226,3 @@ func writeBundle(t testing.TB, b []byte) string {
 
 // fixturesDir returns ../shared/fixtures, skipping (failing in CI) when absent.
 func fixturesDir(t testing.TB) string { return testenv.Fixtures(t, "") }
-
