@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/quantpack/quantpack/verify"
-	"github.com/quantpack/quantpack/verify/ort"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quantpack/quantpack/verify"
+	"github.com/quantpack/quantpack/verify/ort"
 )
 
 // TestMobileViTExportMatchesTransformers exports the MobileViT reference
@@ -31,7 +34,7 @@ func TestMobileViTExportMatchesTransformers(t *testing.T) {
 			for name, o := range c.Outputs {
 				g, ok := got[name]
 				if !ok {
-					t.Fatalf("no output %q (have %v; ops %v)", name, keys(got), sortedOps(m.Ops))
+					t.Fatalf("no output %q (have %v; ops %v)", name, slices.Sorted(maps.Keys(got)), sortedOps(m.Ops))
 				}
 				a := compare(g.F32, readBin(t, filepath.Join(dir, o.File)))
 				t.Logf("plain=%v case %s %s: cosine %.9f max-abs %.3g", plain, c.Name, name, a.Cosine, a.MaxAbs)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
@@ -174,7 +175,7 @@ func dequantArtifact(t *testing.T, ck *safetensors.Checkpoint, r *TensorRecord, 
 		if err := json.Unmarshal(js, &st); err != nil {
 			t.Fatalf("quant_state JSON: %v: %q", err, js)
 		}
-		if st.QuantType != "nf4" || st.BlockSize != m.Scheme.BlockSize || !equalShape(st.Shape, r.Shape) {
+		if st.QuantType != "nf4" || st.BlockSize != m.Scheme.BlockSize || !slices.Equal(st.Shape, r.Shape) {
 			t.Fatalf("quant_state %+v", st)
 		}
 		qm, _ := artRaw(t, ck, r.Name+".quant_map")

@@ -3,6 +3,7 @@ package convert
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/quantpack/quantpack/internal/testenv"
@@ -55,7 +56,7 @@ func TestTensorListsMatchFixtures(t *testing.T) {
 					t.Errorf("expected tensor %s missing from fixture", w.Name)
 					continue
 				}
-				if !equalShape(g, w.Shape) {
+				if !slices.Equal(g, w.Shape) {
 					t.Errorf("%s: fixture shape %v, expected %v", w.Name, g, w.Shape)
 				}
 				delete(got, w.Name)
@@ -65,18 +66,6 @@ func TestTensorListsMatchFixtures(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestPolicyTable(t *testing.T) {

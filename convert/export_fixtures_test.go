@@ -2,6 +2,7 @@ package convert
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -39,12 +40,12 @@ func TestExportMatchesTransformers(t *testing.T) {
 					out, m := exportTo(t, dir, ExportOptions{Precision: ExportFP32, ImageSize: size, Plain: plain})
 					got := runONNX(t, out, readBin(t, filepath.Join(dir, c.Input.File)), c.Input.Shape)
 					if len(got) != len(c.Outputs) {
-						t.Errorf("case %s: outputs %v, reference has %d (ops %v)", c.Name, keys(got), len(c.Outputs), sortedOps(m.Ops))
+						t.Errorf("case %s: outputs %v, reference has %d (ops %v)", c.Name, slices.Sorted(maps.Keys(got)), len(c.Outputs), sortedOps(m.Ops))
 					}
 					for oname, o := range c.Outputs {
 						g, ok := got[oname]
 						if !ok {
-							t.Errorf("case %s: no output %q (have %v)", c.Name, oname, keys(got))
+							t.Errorf("case %s: no output %q (have %v)", c.Name, oname, slices.Sorted(maps.Keys(got)))
 							continue
 						}
 						if !slices.Equal(g.Shape, o.Shape) {
@@ -61,13 +62,4 @@ func TestExportMatchesTransformers(t *testing.T) {
 			})
 		}
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

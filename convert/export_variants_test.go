@@ -2,10 +2,12 @@ package convert
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -137,7 +139,7 @@ func TestExportConfigVariants(t *testing.T) {
 			got := runONNX(t, out, x, shape)
 			ref := loadRefNet(t, dir).forwardBatch(x, shape)
 			if len(got) != len(ref) {
-				t.Fatalf("outputs %v, reference %v", keys(got), keys(ref))
+				t.Fatalf("outputs %v, reference %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(ref)))
 			}
 			for name, want := range ref {
 				a := compare64(got[name].F32, want)

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -133,20 +134,11 @@ func optG(v *float64) string {
 
 func providers(p *Placement) string {
 	var parts []string
-	for _, name := range sortedKeys(p.Providers) {
+	for _, name := range slices.Sorted(maps.Keys(p.Providers)) {
 		parts = append(parts, fmt.Sprintf("%s %d nodes", name, p.Providers[name]))
 	}
 	if len(parts) == 0 {
 		return "no nodes reported"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

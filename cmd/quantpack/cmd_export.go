@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -161,17 +162,8 @@ func printExport(w io.Writer, m *convert.ExportManifest, out string) {
 	}
 	fmt.Fprintf(w, "  outputs    %s\n", strings.Join(ios, ", "))
 	var ops []string
-	for _, k := range sortedKeys(m.Ops) {
+	for _, k := range slices.Sorted(maps.Keys(m.Ops)) {
 		ops = append(ops, fmt.Sprintf("%s×%d", k, m.Ops[k]))
 	}
 	fmt.Fprintf(w, "  ops        %s\n", strings.Join(ops, " "))
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

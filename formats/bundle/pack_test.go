@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -142,21 +143,9 @@ func TestPackLayout(t *testing.T) {
 		names = append(names, h.Name)
 	}
 	want := []string{manifest.Name, "config.json", "model.safetensors", "onnx/model.onnx.data", "preprocessor_config.json"}
-	if !equalStrings(names, want) {
+	if !slices.Equal(names, want) {
 		t.Errorf("entries %q, want %q", names, want)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // A file added after convert (verify.json) makes pack regenerate the
@@ -181,7 +170,7 @@ func TestPackRewritesManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wantList := fileList(files); !equalFiles(list, wantList) {
+	if wantList := fileList(files); !slices.Equal(list, wantList) {
 		t.Errorf("files %+v, want %+v", list, wantList)
 	}
 	var by, prec string
@@ -190,18 +179,6 @@ func TestPackRewritesManifest(t *testing.T) {
 	if by != "pack" || prec != "bf16" || doc["scheme"] == nil || doc["tool_version"] == nil {
 		t.Errorf("regenerated manifest lost or lacks members: %v", doc)
 	}
-}
-
-func equalFiles(a, b []manifest.File) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // A file edited after convert without changing its size: the manifest's

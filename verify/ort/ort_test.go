@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/quantpack/quantpack/internal/testenv"
@@ -150,7 +151,7 @@ func TestDataDependentOutputShape(t *testing.T) {
 				t.Fatal(err)
 			}
 			y := res[0]
-			if !equalShape(y.Shape, shape) {
+			if !slices.Equal(y.Shape, shape) {
 				t.Fatalf("type %d: Y shape %v, want %v", to, y.Shape, shape)
 			}
 			if s.plans[0].out[0] != nil {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/quantpack/quantpack/verify"
@@ -202,7 +203,7 @@ func (s *Session) planFor(in []verify.Tensor) (*plan, error) {
 next:
 	for _, p := range s.plans {
 		for i, shape := range p.shapes {
-			if !equalShape(shape, in[s.order[i]].Shape) {
+			if !slices.Equal(shape, in[s.order[i]].Shape) {
 				continue next
 			}
 		}
@@ -218,18 +219,6 @@ next:
 	}
 	s.plans = append(s.plans, p)
 	return p, nil
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Session) newPlan(in []verify.Tensor) (*plan, error) {
