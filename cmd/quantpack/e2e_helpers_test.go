@@ -37,9 +37,11 @@ var e2eBuild struct {
 func e2eBinary(t testing.TB) string {
 	t.Helper()
 	e2eBuild.once.Do(func() {
+		// go test puts its own GOROOT/bin first on PATH.
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			e2eBuild.err = err
+			return
 		}
 		dir, err := os.MkdirTemp("", "quantpack-e2e-")
 		if err != nil {
