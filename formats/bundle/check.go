@@ -138,12 +138,12 @@ func verifyState(ctx context.Context, r io.Reader, name string, opts UnpackOptio
 	if sigs != nil {
 		res.Signatures = sigs
 	}
-	if serr != nil {
-		note("signature: "+serr.Error(), serr)
-	} else {
-		res.Trusted = opts.Trust != nil
-	}
+	res.Trusted = serr == nil && opts.Trust != nil
 	res, err = finishCheck(res, first)
+	if err == nil && serr != nil {
+		// Files intact, signature refused: the error is the signature's.
+		res.OK, err = false, serr
+	}
 	return res, &signState{prov: rd.prov, sigs: rd.sigs, sigLen: rd.sigLen}, err
 }
 

@@ -127,6 +127,9 @@ type SignatureInfo struct {
 	// the reason it was refused.
 	Status    string   `json:"status"`
 	Principal []string `json:"principals,omitempty"` // the allowed-signers line that matched
+	// SSHSIG is the signature, armored as ssh-keygen writes it: save it as
+	// FILE.sig to check it with `ssh-keygen -Y verify` over the provenance.
+	SSHSIG string `json:"sshsig,omitempty"`
 }
 
 // signedMessage parses an SSHSIG blob and checks it over msg with its own
@@ -139,6 +142,7 @@ func checkSignature(blob, msg []byte) (*sshsig.Signature, SignatureInfo, error) 
 	}
 	info.KeyType, info.Fingerprint = sig.PublicKey.Type(), ssh.FingerprintSHA256(sig.PublicKey)
 	info.Namespace, info.Hash = sig.Namespace, string(sig.HashAlgorithm)
+	info.SSHSIG = string(sshsig.Armor(sig))
 	if !supportedKeyType(sig.PublicKey.Type()) {
 		return sig, info, fmt.Errorf("key type %s is not supported (ed25519, ecdsa, rsa, sk-ed25519, sk-ecdsa are)", sig.PublicKey.Type())
 	}
