@@ -206,7 +206,11 @@ func TestSignatureRefusals(t *testing.T) {
 	}{
 		{"unsigned", unsigned, policyFor(t, "*", "", key), "not signed"},
 		{"key not listed", signed, policyFor(t, "*", "", other), "is not in allowed_signers"},
-		{"identity mismatch", signed, func() *TrustPolicy { p := policyFor(t, "ci@example.com", "", key); p.Identity = "eve@example.com"; return p }(), "not for identity"},
+		{"identity mismatch", signed, func() *TrustPolicy {
+			p := policyFor(t, "ci@example.com", "", key)
+			p.Identity = "eve@example.com"
+			return p
+		}(), "not for identity"},
 		{"namespaces option", signed, policyFor(t, "*", `namespaces="git,file"`, key), "allows namespaces"},
 		{"expired", signed, func() *TrustPolicy { p := policyFor(t, "*", `valid-before="20260101Z"`, key); p.Now = now; return p }(), "expired"},
 		{"not yet valid", signed, func() *TrustPolicy { p := policyFor(t, "*", `valid-after="20270101Z"`, key); p.Now = now; return p }(), "valid only after"},
@@ -254,8 +258,11 @@ func TestSignRefuses(t *testing.T) {
 	raw := mustRead(t, b)
 	for name, sig := range map[string][]byte{
 		"other namespace": sigOf(t, raw, key, "file"),
-		"other bytes":     func() []byte { s, _ := sshsig.Sign(strings.NewReader("x"), key, sshsig.HashSHA512, SignNamespace); return s.Marshal() }(),
-		"garbage":         []byte("not a signature"),
+		"other bytes": func() []byte {
+			s, _ := sshsig.Sign(strings.NewReader("x"), key, sshsig.HashSHA512, SignNamespace)
+			return s.Marshal()
+		}(),
+		"garbage": []byte("not a signature"),
 	} {
 		if _, err := Sign(context.Background(), b, Attach(sig), UnpackOptions{}); !errors.Is(err, ErrSignature) {
 			t.Errorf("%s: Sign = %v, want ErrSignature", name, err)
