@@ -1,11 +1,16 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/quantpack/quantpack/internal/testenv"
 )
@@ -105,4 +110,48 @@ func TestSignInteropWithSSHKeygen(t *testing.T) {
 	// Usage errors.
 	qp(t, "sign", b).wantCode(t, 2)
 	qp(t, "check", b, "--identity", "x").wantCode(t, 2)
+}
+
+// --sign-key with a .pub whose key ssh-agent holds signs through the agent
+// (an in-process agent speaking the real protocol on a unix socket).
+func TestPackSignsWithAgent(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	ring := agent.NewKeyring()
+	if err := ring.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "s")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { agent.ServeAgent(ring, c); c.Close() }()
+		}
+	}()
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(dir, "id.pub")
+	os.WriteFile(pubFile, ssh.MarshalAuthorizedKey(pub), 0o644)
+	allowed := filepath.Join(dir, "allowed")
+	os.WriteFile(allowed, append([]byte("ci@example.com "), ssh.MarshalAuthorizedKey(pub)...), 0o644)
+
+	b := filepath.Join(t.TempDir(), "b.tar.zst")
+	qpEnv(t, []string{"SSH_AUTH_SOCK=" + sock}, "pack", bundleArtifact(t), "-o", b, "--sign-key", pubFile).ok(t)
+	qp(t, "check", b, "--allowed-signers", allowed).ok(t)
+	// Without an agent the .pub cannot sign: a usage error saying why.
+	qpEnv(t, []string{"SSH_AUTH_SOCK="}, "sign", b, "--key", pubFile).wantCode(t, 2, "SSH_AUTH_SOCK")
 }
