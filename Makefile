@@ -13,7 +13,7 @@ DEMO_DIR  ?= demo-out
 
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build test test-short demo bench fuzz fuzz-short ort vet clean
+.PHONY: all build test test-short demo bench fuzz fuzz-short ort vet clean ssh-keygen
 
 all: build
 
@@ -34,13 +34,23 @@ $(ORT_LIB):
 	mv $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ORT_LIB)
 	rm -rf $(ORT_DIR)/tmp
 
+# ssh-keygen (Debian's openssh-client) is what the bundle-signature interop
+# test checks quantpack's SSHSIG against, both ways. Installed when missing
+# and we may (root, or sudo without a password); otherwise the test skips
+# locally and fails in CI.
+ssh-keygen:
+	@command -v ssh-keygen >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q openssh-client >/dev/null; \
+	    else sudo -n apt-get install -y -q openssh-client >/dev/null; fi; } || \
+	  echo "warning: ssh-keygen not installed; the SSHSIG interop test will skip"
+
 vet:
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build ./...
 
 # test runs every test against the real ONNX Runtime, a short fuzz of every
 # parser, and each benchmark once so none of them rots.
-test: ort vet
+test: ort vet ssh-keygen
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null

@@ -27,12 +27,23 @@ A bundle: it is read as a stream and verified without extracting anything,
 with the same checks as unpack; unsafe or corrupt archives stop the check
 with that error, content differences are all collected and reported.
 
-Any difference exits with status 3.
+Signatures (bundles): every signature is checked over the bundle's
+provenance and listed. With --allowed-signers FILE (OpenSSH allowed_signers
+format, as for "ssh-keygen -Y verify" and git's gpg.ssh.allowedSignersFile)
+the check also requires at least one valid signature, namespace "quantpack",
+by a key listed there (whose principals match --identity when given, whose
+namespaces= option allows "quantpack" and whose valid-after/valid-before
+hold now); a bundle that is unsigned, signed by another key, or whose
+signature was made over other bytes fails.
+
+Any difference or refused signature exits with status 3.
 
 With --json, prints one object (also when differences are found):
    {"path": PATH, "kind": "bundle"|"dir", "ok": bool,
     "files": files the manifest lists, "bytes": bytes hashed,
-    "format_version": 1 (bundles only),
+    "format_version": 2 (bundles only), "provenance": bool,
+    "signatures": [{key_type, fingerprint, namespace, hash, status, principals}],
+    "trusted": true when --allowed-signers was met,
     "differences": ["P: missing" | "P: not in manifest" |
                     "P: size N, manifest says M" | "P: sha256 X, manifest says Y", ...],
     "error": message when the check stopped early (omitted otherwise)}
@@ -40,12 +51,13 @@ With --json, prints one object (also when differences are found):
 Example:
    quantpack check vit-int8.tar.zst
    quantpack check vit-int8/ --json
+   quantpack check vit-int8.tar.zst --allowed-signers allowed_signers --identity ci@example.com
 
 ` + exitCodeHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked bytes than this"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
-		},
+		}, trustFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("check takes one PATH, got %d arguments", c.NArg())
@@ -54,7 +66,11 @@ Example:
 			if err != nil {
 				return usagef("--max-bytes: %v", err)
 			}
-			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, JSON: c.Bool("json")}, os.Stdout)
+			trust, err := trustFromFlags(c)
+			if err != nil {
+				return err
+			}
+			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, Trust: trust, JSON: c.Bool("json")}, os.Stdout)
 		},
 	}
 }
@@ -62,6 +78,7 @@ Example:
 type checkOptions struct {
 	Path     string
 	MaxBytes int64
+	Trust    *bundle.TrustPolicy // require a signature by an allowed signer (nil: report only)
 	JSON     bool
 }
 
@@ -75,7 +92,7 @@ type checkJSON struct {
 // is nil only when everything matches.
 func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
 	bar := newProgress("check")
-	res, err := bundle.Check(ctx, o.Path, bundle.UnpackOptions{MaxBytes: o.MaxBytes, Progress: bar.Set})
+	res, err := bundle.Check(ctx, o.Path, bundle.UnpackOptions{MaxBytes: o.MaxBytes, Progress: bar.Set, Trust: o.Trust})
 	bar.Done()
 	if res == nil {
 		return err
@@ -92,6 +109,9 @@ func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
 	}
 	for _, d := range res.Differences {
 		fmt.Fprintf(w, "%s: %s\n", res.Path, d)
+	}
+	for _, l := range signatureLines(res.Path, res.Signatures) {
+		fmt.Fprintln(w, l)
 	}
 	if err == nil {
 		fmt.Fprintf(w, "%s: ok, %d files, %s verified\n", res.Path, res.Files, humanBytes(res.Bytes))

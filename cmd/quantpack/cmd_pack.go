@@ -29,6 +29,14 @@ every file in byte order of its path. The same DIR always gives the same bytes
 skippable frame holding the sha256 of the bytes before it. Any tar with zstd
 support extracts it; "quantpack unpack" also verifies it.
 
+Every bundle carries quantpack.provenance.json (second entry): an in-toto
+Statement v1 with a SLSA provenance v1 predicate listing quantpack.json and
+every file with its sha256, the source checkpoint's files, the recipe (every
+option in quantpack.json), quantpack's version and commit, and the gates and
+measured values of any verify/study report packed with the artifact.
+--sign-key signs it (OpenSSH SSHSIG, namespace "quantpack"); "quantpack sign"
+adds signatures later. See docs/bundle.md for the trust model.
+
 The manifest: when DIR/quantpack.json lists exactly the files present, with
 their sizes and sha256, it is stored byte-for-byte. Otherwise (a file added
 after convert, such as verify.json, a file changed, or no manifest at all)
@@ -51,17 +59,20 @@ With --json, prints one object:
    {"bundle": FILE, "sha256": hex of FILE, "bytes": size of FILE,
     "raw_bytes": files + manifest uncompressed, "ratio": bytes/raw_bytes,
     "files": entries incl. the manifest, "level": name used,
-    "manifest": "stored"|"rewritten", "format_version": 1}
+    "manifest": "stored"|"rewritten", "format_version": 2,
+    "signatures": [{key_type, fingerprint, namespace, hash, status}]}
 
 Example:
    quantpack convert vit -o vit-int8 --precision int8
    quantpack pack vit-int8 -o vit-int8.tar.zst
    quantpack pack vit-int8 -o vit-int8.tar.zst --level best --json
+   quantpack pack vit-int8 -o vit-int8.tar.zst --sign-key ~/.ssh/id_ed25519
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle file to write", Required: true},
 			&cli.StringFlag{Name: "level", Value: string(bundle.LevelAuto), Usage: "zstd level: " + strings.Join(levels, ", ")},
+			&cli.StringFlag{Name: "sign-key", Usage: "sign the provenance with this OpenSSH private key `FILE` (or a .pub whose key ssh-agent holds)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -70,6 +81,7 @@ Example:
 			}
 			return runPack(c.Context, packOptions{
 				Dir: c.Args().First(), Output: c.String("output"), Level: c.String("level"), JSON: c.Bool("json"),
+				SignKey: c.String("sign-key"),
 			}, os.Stdout)
 		},
 	}
@@ -77,6 +89,7 @@ Example:
 
 type packOptions struct {
 	Dir, Output, Level string
+	SignKey            string // OpenSSH key to sign with ("" : unsigned)
 	JSON               bool
 }
 
@@ -91,8 +104,15 @@ func runPack(ctx context.Context, o packOptions, w io.Writer) error {
 	} else if !fi.IsDir() {
 		return usagef("pack: %s is not a directory", o.Dir)
 	}
+	popts := bundle.PackOptions{Level: level}
+	if o.SignKey != "" {
+		if popts.Signer, err = loadSigner(o.SignKey); err != nil {
+			return err
+		}
+	}
 	bar := newProgress("pack")
-	res, err := bundle.Pack(ctx, o.Dir, o.Output, bundle.PackOptions{Level: level, Progress: bar.Set})
+	popts.Progress = bar.Set
+	res, err := bundle.Pack(ctx, o.Dir, o.Output, popts)
 	bar.Done()
 	if err != nil {
 		return err
@@ -103,5 +123,8 @@ func runPack(ctx context.Context, o packOptions, w io.Writer) error {
 	_, err = fmt.Fprintf(w, "%s → %s: %d files, %s → %s (%.3f×), level %s, manifest %s\nsha256 %s\n",
 		o.Dir, res.Bundle, res.Files, humanBytes(res.RawBytes), humanBytes(res.Bytes), res.Ratio,
 		res.Level, res.Manifest, res.SHA256)
+	for _, s := range res.Signatures {
+		fmt.Fprintf(w, "signed: %s %s (namespace %s)\n", s.KeyType, s.Fingerprint, s.Namespace)
+	}
 	return err
 }

@@ -8,10 +8,13 @@ import (
 	"github.com/quantpack/quantpack/internal/fault"
 )
 
-// FormatVersion is the bundle layout this package writes and reads. It is
-// stored as the PAX record VersionRecord on the first entry, so that the
-// manifest itself can be kept byte-for-byte.
-const FormatVersion = 1
+// FormatVersion is the bundle layout this package writes; it reads every
+// version up to it. It is stored as the PAX record VersionRecord on the first
+// entry, so that the manifest itself can be kept byte-for-byte. Version 2
+// added the provenance entry (ProvenanceName) second and the optional
+// signature frame before the trailer; version 1 bundles still unpack, but
+// cannot satisfy a signature policy.
+const FormatVersion = 2
 
 // VersionRecord is the PAX record key that carries FormatVersion. PAX wants
 // user keys as VENDOR.keyword (POSIX.1-2008, pax "extended header").

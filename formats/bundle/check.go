@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -22,6 +23,13 @@ type CheckResult struct {
 	Files         int    `json:"files"`                    // files the manifest lists
 	Bytes         int64  `json:"bytes"`                    // bytes hashed
 	FormatVersion int    `json:"format_version,omitempty"` // bundles only
+	// Provenance: the bundle (or directory) carries a provenance statement
+	// that matches its manifest and files.
+	Provenance bool `json:"provenance"`
+	// Signatures lists a bundle's signatures and what was found of each;
+	// Trusted is true when an allowed signer's valid signature was found.
+	Signatures []SignatureInfo `json:"signatures"`
+	Trusted    bool            `json:"trusted"`
 	// Differences has one line per file that differs, worded as
 	// manifest.Diff words them: "P: missing", "P: not in manifest",
 	// "P: size N, manifest says M", "P: sha256 X, manifest says Y".
@@ -61,15 +69,28 @@ func Verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (
 	return verify(ctx, r, name, opts)
 }
 
+// signState is what Sign needs of a verified bundle.
+type signState struct {
+	prov   []byte
+	sigs   [][]byte
+	sigLen int
+}
+
 func verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (*CheckResult, error) {
-	res := &CheckResult{Path: name, Kind: "bundle", Differences: []string{}}
+	res, _, err := verifyState(ctx, r, name, opts)
+	return res, err
+}
+
+func verifyState(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (*CheckResult, *signState, error) {
+	res := &CheckResult{Path: name, Kind: "bundle", Differences: []string{}, Signatures: []SignatureInfo{}}
 	rd, err := openReader(ctx, r, name, opts.MaxBytes, &progress{fn: opts.Progress})
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	defer rd.close()
-	res.FormatVersion = FormatVersion
+	res.FormatVersion = rd.version
 	res.Files = len(rd.man.files)
+	res.Provenance = rd.prov != nil
 	var first error // the first difference, as a located error
 	note := func(line string, err error) {
 		res.Differences = append(res.Differences, line)
@@ -84,7 +105,7 @@ func verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (
 			break
 		}
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		want, listed := rd.man.byPath[hdr.Name]
 		if !listed {
@@ -92,7 +113,7 @@ func verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (
 		}
 		h.Reset()
 		if err := rd.copyEntry(h, hdr.Size); err != nil {
-			return res, err
+			return res, nil, err
 		}
 		res.Bytes += hdr.Size
 		if !listed {
@@ -113,12 +134,22 @@ func verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (
 			note(f.Path+": missing", &EntryError{Bundle: name, Index: -1, Name: f.Path, Offset: rd.raw.n, Err: ErrMissing})
 		}
 	}
-	return finishCheck(res, first)
+	sigs, serr := rd.judge(opts.Trust)
+	if sigs != nil {
+		res.Signatures = sigs
+	}
+	res.Trusted = serr == nil && opts.Trust != nil
+	res, err = finishCheck(res, first)
+	if err == nil && serr != nil {
+		// Files intact, signature refused: the error is the signature's.
+		res.OK, err = false, serr
+	}
+	return res, &signState{prov: rd.prov, sigs: rd.sigs, sigLen: rd.sigLen}, err
 }
 
 // checkDir compares an artifact directory with its quantpack.json.
 func checkDir(dir string) (*CheckResult, error) {
-	res := &CheckResult{Path: dir, Kind: "dir", Differences: []string{}}
+	res := &CheckResult{Path: dir, Kind: "dir", Differences: []string{}, Signatures: []SignatureInfo{}}
 	raw, want, _, err := readDirManifest(dir)
 	if err != nil {
 		return res, err
@@ -135,6 +166,18 @@ func checkDir(dir string) (*CheckResult, error) {
 		res.Bytes += f.Size
 	}
 	res.Differences = append(res.Differences, manifest.Diff(want, have)...)
+	if prov, err := readProvenanceFile(dir); err != nil {
+		return res, err
+	} else if prov != nil {
+		m, _ := parseManifest(raw)
+		if m == nil {
+			res.Differences = append(res.Differences, manifest.ProvenanceName+": manifest does not parse")
+		} else if why := checkProvenance(prov, raw, m); why != "" {
+			res.Differences = append(res.Differences, manifest.ProvenanceName+": "+why)
+		} else {
+			res.Provenance = true
+		}
+	}
 	var first error
 	if len(res.Differences) > 0 {
 		first = &FileError{Path: dir, Err: ErrMismatch, Detail: res.Differences[0]}
@@ -162,3 +205,28 @@ func (e *mismatchError) Error() string {
 }
 
 func (e *mismatchError) Unwrap() []error { return []error{ErrMismatch, e.first} }
+
+// readProvenanceFile returns dir's quantpack.provenance.json (left there by
+// unpack), or nil when there is none.
+func readProvenanceFile(dir string) ([]byte, error) {
+	p := filepath.Join(dir, ProvenanceName)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &FileError{Path: p, Err: ErrNotRegular, Detail: fi.Mode().Type().String()}
+	}
+	if fi.Size() > maxProvenanceSize {
+		return nil, &FileError{Path: p, Err: ErrTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", fi.Size(), maxProvenanceSize)}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxProvenanceSize))
+}

@@ -41,7 +41,7 @@ func TestFixtureRoundTrip(t *testing.T) {
 					t.Errorf("%s differs after the round trip", p)
 				}
 			}
-			if len(got) != len(want)+1 || got[manifest.Name] == nil {
+			if len(got) != len(want)+2 || got[manifest.Name] == nil || got[ProvenanceName] == nil {
 				t.Errorf("unpacked %d files, want %d and %s", len(got), len(want), manifest.Name)
 			}
 		})

@@ -46,6 +46,9 @@ func parseManifest(b []byte) (*bundleManifest, string) {
 		if f.Path == manifest.Name {
 			return nil, fmt.Sprintf("files[%d] lists the manifest itself", i)
 		}
+		if f.Path == manifest.ProvenanceName {
+			return nil, fmt.Sprintf("files[%d] lists the provenance, which is not a file of the artifact", i)
+		}
 		if _, dup := m.byPath[f.Path]; dup {
 			return nil, fmt.Sprintf("files[%d] %q listed twice", i, f.Path)
 		}

@@ -15,9 +15,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/manifest"
@@ -38,6 +40,9 @@ type PackOptions struct {
 	// Progress, when set, is called after each chunk with the bytes read
 	// so far and the bytes this pass will read in all.
 	Progress func(done, total int64)
+	// Signer, when set, signs the provenance (SSHSIG, namespace
+	// SignNamespace) and the signature is stored in the bundle.
+	Signer ssh.Signer
 
 	workers int // zstd goroutines (0: GOMAXPROCS); output does not depend on it
 }
@@ -54,6 +59,8 @@ type PackResult struct {
 	Level         Level   `json:"level"`
 	Manifest      string  `json:"manifest"` // "stored" (byte-for-byte) or "rewritten"
 	FormatVersion int     `json:"format_version"`
+	// Signatures lists the signature made with PackOptions.Signer.
+	Signatures []SignatureInfo `json:"signatures"`
 }
 
 // packFile is one file to pack.
@@ -149,6 +156,31 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 		}
 	}
 
+	list := make([]manifest.File, len(files))
+	for i, f := range files {
+		list[i] = f.File
+	}
+	reports, err := readReports(files)
+	if err != nil {
+		return nil, err
+	}
+	prov, err := buildProvenance(man, list, reports)
+	if err != nil {
+		return nil, err
+	}
+	var sigFrame []byte
+	res := &PackResult{Signatures: []SignatureInfo{}}
+	if opts.Signer != nil {
+		blob, err := signProvenance(prov, opts.Signer)
+		if err != nil {
+			return nil, err
+		}
+		sigFrame = encodeSigFrame([][]byte{blob})
+		_, info, _ := checkSignature(blob, prov)
+		info.Status = "valid"
+		res.Signatures = append(res.Signatures, info)
+	}
+
 	level := opts.Level
 	if level == "" || level == LevelAuto {
 		m, _ := parseManifest(man)
@@ -184,6 +216,12 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 	if err := writeManifestEntry(tw, man); err != nil {
 		return nil, err
 	}
+	if err := tw.WriteHeader(entryHeader(ProvenanceName, int64(len(prov)))); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(prov); err != nil {
+		return nil, err
+	}
 	for i := range files {
 		if err := packFileEntry(ctx, tw, &files[i], buf, &prog); err != nil {
 			if errors.Is(err, errStale) && !trust {
@@ -199,17 +237,18 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
+	if _, err := cw.Write(sigFrame); err != nil {
+		return nil, err
+	}
 	if _, err := io.MultiWriter(af, sum).Write(trailer(sum.Sum(nil))); err != nil {
 		return nil, err
 	}
 	if err := af.Commit(); err != nil {
 		return nil, err
 	}
-	raw := fileBytes + int64(len(man))
-	res := &PackResult{
-		Bundle: out, SHA256: hex.EncodeToString(sum.Sum(nil)), Bytes: cw.n + int64(trailerLen), RawBytes: raw,
-		Files: len(files) + 1, Level: level, Manifest: "stored", FormatVersion: FormatVersion,
-	}
+	raw := fileBytes + int64(len(man)) + int64(len(prov))
+	res.Bundle, res.SHA256, res.Bytes, res.RawBytes = out, hex.EncodeToString(sum.Sum(nil)), cw.n+int64(trailerLen), raw
+	res.Files, res.Level, res.Manifest, res.FormatVersion = len(files)+2, level, "stored", FormatVersion
 	if raw > 0 {
 		res.Ratio = float64(res.Bytes) / float64(raw)
 	}
@@ -432,4 +471,38 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// reportFormats are the "format" members of the JSON reports whose gates
+// and measured values pack records in the provenance when they are packed
+// with the artifact (verify --json, study's report.json).
+var reportFormats = []string{"quantpack-verify/", "quantpack-study/"}
+
+// readReports reads the top-level .json files that are quantpack reports.
+// They are small; one larger than the manifest limit is not a report.
+func readReports(files []packFile) ([]reportFile, error) {
+	var out []reportFile
+	for _, f := range files {
+		if strings.Contains(f.Path, "/") || !strings.HasSuffix(f.Path, ".json") || f.Size > MaxManifestSize {
+			continue
+		}
+		b, err := os.ReadFile(f.abs)
+		if err != nil {
+			return nil, err
+		}
+		var doc map[string]json.RawMessage
+		if json.Unmarshal(b, &doc) != nil {
+			continue
+		}
+		var format string
+		json.Unmarshal(doc["format"], &format)
+		for _, p := range reportFormats {
+			if strings.HasPrefix(format, p) {
+				sum := sha256.Sum256(b)
+				out = append(out, reportFile{path: f.Path, sha256: hex.EncodeToString(sum[:]), doc: doc})
+				break
+			}
+		}
+	}
+	return out, nil
 }

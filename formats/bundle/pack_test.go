@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -42,8 +43,8 @@ func TestRoundTrip(t *testing.T) {
 					t.Errorf("%s: %d bytes back, want %d identical bytes", p, len(got[p]), len(b))
 				}
 			}
-			if len(got) != len(files)+1 {
-				t.Errorf("unpacked %d files, want %d and the manifest", len(got), len(files))
+			if len(got) != len(files)+2 || got[ProvenanceName] == nil {
+				t.Errorf("unpacked %d files, want %d, the manifest and the provenance", len(got), len(files))
 			}
 			if withManifest {
 				orig, _ := os.ReadFile(filepath.Join(src, manifest.Name))
@@ -55,8 +56,8 @@ func TestRoundTrip(t *testing.T) {
 			if pres.Manifest != want || ures.ManifestRewritten != !withManifest {
 				t.Errorf("manifest %q / rewritten %v, want %q", pres.Manifest, ures.ManifestRewritten, want)
 			}
-			if ures.Files != len(files)+1 || pres.Files != ures.Files {
-				t.Errorf("files: pack %d, unpack %d, want %d", pres.Files, ures.Files, len(files)+1)
+			if ures.Files != len(files)+2 || pres.Files != ures.Files {
+				t.Errorf("files: pack %d, unpack %d, want %d", pres.Files, ures.Files, len(files)+2)
 			}
 			// The unpacked directory checks clean, and so does the bundle.
 			for _, p := range []string{out, bundle} {
@@ -134,7 +135,7 @@ func TestPackLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(names) == 0 && h.PAXRecords[VersionRecord] != "1" {
+		if len(names) == 0 && h.PAXRecords[VersionRecord] != strconv.Itoa(FormatVersion) {
 			t.Errorf("first entry has no %s record: %v", VersionRecord, h.PAXRecords)
 		}
 		if h.Typeflag != tar.TypeReg || h.Mode != 0o644 || h.Uid != 0 || h.Gid != 0 || h.Uname != "" || h.Gname != "" || h.ModTime.Unix() != 0 {
@@ -142,7 +143,7 @@ func TestPackLayout(t *testing.T) {
 		}
 		names = append(names, h.Name)
 	}
-	want := []string{manifest.Name, "config.json", "model.safetensors", "onnx/model.onnx.data", "preprocessor_config.json"}
+	want := []string{manifest.Name, ProvenanceName, "config.json", "model.safetensors", "onnx/model.onnx.data", "preprocessor_config.json"}
 	if !slices.Equal(names, want) {
 		t.Errorf("entries %q, want %q", names, want)
 	}

@@ -34,6 +34,12 @@ type reader struct {
 	man    *bundleManifest
 	manRaw []byte
 	buf    []byte
+
+	version int    // bundle format version read from the first entry
+	prov    []byte // the provenance entry (version ≥ 2)
+	sigs    [][]byte
+	sigLen  int   // bytes of the signature frame (0: none)
+	sigErr  error // the signature frame could not be parsed
 }
 
 // openReader starts reading a bundle from r and reads its manifest. The
@@ -43,7 +49,7 @@ func openReader(ctx context.Context, r io.Reader, bundle string, maxBytes int64,
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	src := &sourceReader{r: r, ctx: ctx, prog: prog, tail: newTailHasher()}
+	src := &sourceReader{r: r, ctx: ctx, prog: prog, tail: newTailHasher(), last: &lastBytes{n: maxSigFrame + trailerLen}}
 	rd := &reader{bundle: bundle, ctx: ctx, src: src, index: -1, seen: map[string]bool{}, buf: make([]byte, copyBufSize)}
 	rd.raw = &limitCounter{limit: saturatingAdd(maxBytes, maxStreamOverhead)}
 	zr, err := zstd.NewReader(src, zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
@@ -55,6 +61,12 @@ func openReader(ctx context.Context, r io.Reader, bundle string, maxBytes int64,
 	if err := rd.readManifest(maxBytes); err != nil {
 		rd.close()
 		return nil, err
+	}
+	if rd.version >= 2 {
+		if err := rd.readProvenance(); err != nil {
+			rd.close()
+			return nil, err
+		}
 	}
 	return rd, nil
 }
@@ -100,9 +112,11 @@ func (rd *reader) readManifest(maxBytes int64) error {
 	if !ok {
 		return rd.fail(ErrManifest, "no %s record: not a quantpack bundle", VersionRecord)
 	}
-	if n, err := strconv.Atoi(v); err != nil || n != FormatVersion {
-		return rd.fail(ErrVersion, "version %q, this quantpack reads %d", v, FormatVersion)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > FormatVersion {
+		return rd.fail(ErrVersion, "version %q, this quantpack reads 1 to %d", v, FormatVersion)
 	}
+	rd.version = n
 	if hdr.Size > MaxManifestSize {
 		return rd.fail(ErrManifest, "%d bytes, limit %d", hdr.Size, MaxManifestSize)
 	}
@@ -157,7 +171,7 @@ func (rd *reader) nextHeader() (*tar.Header, error) {
 	if why := checkName(hdr.Name); why != "" {
 		return nil, rd.fail(ErrUnsafePath, "%s", why)
 	}
-	if rd.seen[hdr.Name] || (rd.index > 0 && hdr.Name == manifest.Name) {
+	if rd.seen[hdr.Name] || (rd.index > 0 && hdr.Name == manifest.Name) || (rd.index != 1 && hdr.Name == ProvenanceName) {
 		return nil, rd.fail(ErrDuplicate, "name seen before")
 	}
 	rd.seen[hdr.Name] = true
@@ -220,7 +234,52 @@ func (rd *reader) finish() error {
 	if why := rd.src.checkTrailer(); why != "" {
 		return rd.fail(ErrCorrupt, "%s", why)
 	}
+	last := rd.src.last.bytes()
+	rd.sigLen, rd.sigs, rd.sigErr = findSigFrame(last[:len(last)-trailerLen])
 	return nil
+}
+
+// readProvenance reads the second entry of a version-2 bundle, the
+// provenance statement, and checks that it describes exactly the manifest
+// and the files it lists.
+func (rd *reader) readProvenance() error {
+	hdr, err := rd.nextHeader()
+	if errors.Is(err, io.EOF) {
+		return rd.fail(ErrManifest, "no %s entry", ProvenanceName)
+	}
+	if err != nil {
+		return err
+	}
+	if hdr.Name != ProvenanceName {
+		return rd.fail(ErrManifest, "second entry is not %s", ProvenanceName)
+	}
+	if hdr.Size > maxProvenanceSize {
+		return rd.fail(ErrManifest, "provenance is %d bytes, limit %d", hdr.Size, maxProvenanceSize)
+	}
+	var b bytes.Buffer
+	if n, err := io.CopyBuffer(&b, rd.tr, rd.buf); err != nil || n != hdr.Size {
+		return rd.streamErr(errOr(err, io.ErrUnexpectedEOF))
+	}
+	if why := checkProvenance(b.Bytes(), rd.manRaw, rd.man); why != "" {
+		return rd.fail(ErrManifest, "provenance: %s", why)
+	}
+	rd.prov = b.Bytes()
+	return nil
+}
+
+// judge checks the signatures read at the end of the stream against policy
+// (nil: report them only). Call it after the end of the archive.
+func (rd *reader) judge(policy *TrustPolicy) ([]SignatureInfo, error) {
+	if rd.sigErr != nil {
+		return nil, fmt.Errorf("%s: %w: %v", rd.bundle, ErrSignature, rd.sigErr)
+	}
+	if rd.prov == nil {
+		if policy != nil {
+			return nil, fmt.Errorf("%s: %w: %v", rd.bundle, ErrSignature, errNoProvenance)
+		}
+		return nil, nil
+	}
+	return judgeSignatures(rd.sigs, rd.prov, policy, rd.bundle)
 }
 
 func errOr(err, def error) error {
@@ -300,6 +359,7 @@ type sourceReader struct {
 	mu   sync.Mutex
 	err  error
 	tail *tailHasher // hashes all but the trailer
+	last *lastBytes  // the trailer and the signature frame before it
 }
 
 func (s *sourceReader) checkTrailer() string {
@@ -324,6 +384,7 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	}
 	s.mu.Lock()
 	s.tail.write(p[:k])
+	s.last.write(p[:k])
 	if err != nil && s.err == nil {
 		s.err = err
 	}

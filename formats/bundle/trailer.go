@@ -72,3 +72,29 @@ func (t *tailHasher) check() string {
 	}
 	return ""
 }
+
+// lastBytes keeps the last n bytes written to it (the trailer and the
+// signature frame before it), in amortised constant time per byte.
+type lastBytes struct {
+	n   int
+	buf []byte
+}
+
+func (l *lastBytes) write(p []byte) {
+	if len(p) >= l.n {
+		l.buf = append(l.buf[:0], p[len(p)-l.n:]...)
+		return
+	}
+	if len(l.buf)+len(p) > 2*l.n {
+		keep := l.n - len(p)
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-keep:]...)
+	}
+	l.buf = append(l.buf, p...)
+}
+
+func (l *lastBytes) bytes() []byte {
+	if len(l.buf) > l.n {
+		return l.buf[len(l.buf)-l.n:]
+	}
+	return l.buf
+}

@@ -23,6 +23,10 @@ type UnpackOptions struct {
 	// Progress, when set, is called as compressed bytes are consumed, with
 	// the bundle's size as total (0 when unknown, as for a stream).
 	Progress func(done, total int64)
+	// Trust, when set, requires a valid signature by one of its allowed
+	// signers (see TrustPolicy); without one nothing is extracted and the
+	// error wraps ErrSignature.
+	Trust *TrustPolicy
 }
 
 // UnpackResult describes an unpacked bundle; it is also the JSON that
@@ -34,6 +38,10 @@ type UnpackResult struct {
 	Bytes             int64  `json:"bytes"` // bytes written
 	FormatVersion     int    `json:"format_version"`
 	ManifestRewritten bool   `json:"manifest_rewritten"` // pack regenerated quantpack.json
+	Provenance        bool   `json:"provenance"`         // the bundle carries quantpack.provenance.json
+	// Signatures lists the bundle's signatures and what was found of each
+	// (see SignatureInfo); empty when it has none.
+	Signatures []SignatureInfo `json:"signatures"`
 }
 
 // Unpack extracts the bundle at path into outDir, which must not exist or be
@@ -93,11 +101,17 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 		return nil, err
 	}
 	defer rd.close()
-	res := &UnpackResult{Bundle: path, Dir: outDir, FormatVersion: FormatVersion, ManifestRewritten: rd.man.rewritten}
+	res := &UnpackResult{Bundle: path, Dir: outDir, FormatVersion: rd.version, ManifestRewritten: rd.man.rewritten}
 	if err := writeFileSync(filepath.Join(tmp, manifest.Name), rd.manRaw); err != nil {
 		return nil, err
 	}
 	res.Files, res.Bytes = 1, int64(len(rd.manRaw))
+	if rd.prov != nil {
+		if err := writeFileSync(filepath.Join(tmp, ProvenanceName), rd.prov); err != nil {
+			return nil, err
+		}
+		res.Files, res.Bytes, res.Provenance = 2, res.Bytes+int64(len(rd.prov)), true
+	}
 	dirs := map[string]bool{tmp: true}
 	for {
 		hdr, err := rd.nextHeader()
@@ -130,6 +144,11 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 		res.Bytes += hdr.Size
 	}
 	if err := rd.checkAllSeen(); err != nil {
+		return nil, err
+	}
+	// The signatures come last in the file; they are judged before the
+	// extracted tree is moved into place, so a refused bundle leaves nothing.
+	if res.Signatures, err = rd.judge(opts.Trust); err != nil {
 		return nil, err
 	}
 	if err := commitDir(tmp, outDir, dirs); err != nil {

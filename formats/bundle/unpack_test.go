@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func hostileCases(t testing.TB) []hostileCase {
 	bigger := file("a.bin", append(bytes.Clone(good["a.bin"]), " and more"...))
 	tampered := file("a.bin", []byte("weights A"))
 	v2 := manifestEntry(manifestFor(t, good))
-	v2.hdr.PAXRecords = map[string]string{VersionRecord: "2"}
+	v2.hdr.PAXRecords = map[string]string{VersionRecord: strconv.Itoa(FormatVersion + 1)}
 	noVersion := file(manifest.Name, manifestFor(t, good))
 	badList := manifestEntry([]byte(`{"files":[{"path":"../x","size":1,"sha256":"` + strings.Repeat("0", 64) + `"}]}`))
 	global := entry{hdr: tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "g", PAXRecords: map[string]string{"comment": "x"}, Format: tar.FormatPAX}}
@@ -223,7 +224,9 @@ func TestUnpackDetectsFlippedFileByte(t *testing.T) {
 			switch {
 			case fault.ClassOf(err) != fault.Invalid || !errors.As(err, &ee):
 				t.Fatalf("err = %v, want a located invalid-input error", err)
-			case loc.name != manifest.Name && (!errors.Is(err, ErrHash) || ee.Name != loc.name):
+			case loc.name == ProvenanceName && (!errors.Is(err, ErrManifest) || ee.Name != loc.name):
+				t.Errorf("err = %v, want ErrManifest naming %s", err, loc.name)
+			case loc.name != manifest.Name && loc.name != ProvenanceName && (!errors.Is(err, ErrHash) || ee.Name != loc.name):
 				t.Errorf("err = %v, want ErrHash naming %s", err, loc.name)
 			}
 			if names := dirNames(t, parent); len(names) != 0 {

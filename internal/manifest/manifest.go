@@ -24,6 +24,11 @@ import (
 // Name is the manifest's file name inside an artifact directory.
 const Name = "quantpack.json"
 
+// ProvenanceName is the bundle provenance statement (formats/bundle) that
+// unpack writes beside Name. Like Name it describes the files rather than
+// being one of them: Walk skips both at the top level.
+const ProvenanceName = "quantpack.provenance.json"
+
 // File is one entry of the manifest's file list. Path is slash-separated and
 // relative to the artifact directory.
 type File struct {
@@ -130,7 +135,7 @@ func Walk(dir string, fn func(rel, path string, d fs.DirEntry) error) error {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if rel == Name {
+		if rel == Name || rel == ProvenanceName {
 			return nil
 		}
 		return fn(rel, p, d)
