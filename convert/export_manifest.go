@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/hub"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
 )
@@ -71,6 +72,7 @@ type ExportOrigin struct {
 	Converted bool            `json:"converted,omitempty"` // export ran convert first
 	Scheme    *SchemeParams   `json:"scheme,omitempty"`
 	Files     []manifest.File `json:"files"`
+	Hub       *hub.Source     `json:"hub,omitempty"` // the Hub commit the checkpoint came from
 }
 
 func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision, from string, hashes <-chan hashResult) (*ExportManifest, error) {
@@ -110,6 +112,7 @@ func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision
 		sc := s.artifact.Scheme
 		m.Source.Scheme = &sc
 		m.Source.Files = s.artifact.Sources
+		m.Source.Hub = s.artifact.Hub
 	}
 	if hashes != nil {
 		r := <-hashes

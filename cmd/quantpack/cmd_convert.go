@@ -76,9 +76,14 @@ Example:
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
 			}
+			src, origin, err := resolveSource(c, c.Args().First())
+			if err != nil {
+				return err
+			}
+			opt.Hub = origin
 			bar := newProgress("convert")
 			opt.Progress = bar.Set
-			m, err := convert.Convert(c.Context, c.Args().First(), c.String("output"), opt)
+			m, err := convert.Convert(c.Context, src, c.String("output"), opt)
 			bar.Done()
 			if err != nil {
 				return err

@@ -100,7 +100,12 @@ Example:
 				}
 			}
 			out := c.String("output")
-			m, err := convert.Export(c.Context, c.Args().First(), out, opt)
+			src, origin, err := resolveSource(c, c.Args().First())
+			if err != nil {
+				return err
+			}
+			opt.Convert.Hub = origin
+			m, err := convert.Export(c.Context, src, out, opt)
 			if err != nil {
 				return err
 			}

@@ -85,6 +85,14 @@ func (h *Hub) Add(repo string, r *Repo) {
 	h.repos[repo] = r
 }
 
+// Configure runs f with the fake locked, to change faults between requests
+// without racing the handlers.
+func (h *Hub) Configure(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f()
+}
+
 // Requests returns the requests seen so far.
 func (h *Hub) Requests() []string {
 	h.mu.Lock()
