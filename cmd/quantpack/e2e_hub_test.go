@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/quantpack/quantpack/hub"
 	"github.com/quantpack/quantpack/hub/hubtest"
@@ -122,6 +126,59 @@ func testE2EHub(t *testing.T, vit string) {
 		}
 		qp(t, "check", out).ok(t)
 		qpEnv(t, env("HF_HUB_OFFLINE=1"), "inspect", "acme/tiny-vit").ok(t)
+	})
+
+	t.Run("sigint-mid-download", func(t *testing.T) {
+		// The CDN sends 40000 bytes of the weights and holds the rest, so
+		// the signal lands mid-file whatever the machine's speed.
+		h.Add("acme/slow", &hubtest.Repo{Commit: commit, Files: files})
+		h.Configure(func() { h.Hold["model.safetensors"] = 40000 })
+		out := filepath.Join(dir, "slow")
+		blob := filepath.Join(cache, "models--acme--slow/blobs", hubtest.SHA256(files["model.safetensors"]))
+		cmd := exec.Command(e2eBinary(t), "convert", "acme/slow", "-o", out, "--precision", "nf4")
+		cmd.Env = e2eEnv(env()...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if fi, err := os.Stat(blob + ".incomplete"); err == nil && fi.Size() == 40000 {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("no partial blob after 30 s; stderr: %s", stderr.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != ExitInterrupted {
+			t.Fatalf("exit %v, want %d; stderr: %s", err, ExitInterrupted, stderr.String())
+		}
+		if fi, err := os.Stat(blob + ".incomplete"); err != nil || fi.Size() != 40000 {
+			t.Errorf("partial blob not kept for resuming: %v %v", fi, err)
+		}
+		if _, err := os.Lstat(filepath.Join(cache, "models--acme--slow/snapshots", commit, "model.safetensors")); err == nil {
+			t.Error("snapshot links the partial blob")
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Error("output written")
+		}
+		h.Configure(func() { delete(h.Hold, "model.safetensors") })
+		n := len(h.Requests())
+		qpEnv(t, env(), "convert", "acme/slow", "-o", out, "--precision", "nf4").ok(t)
+		var resumed bool
+		for _, r := range h.Requests()[n:] {
+			resumed = resumed || strings.HasSuffix(r, "Range=bytes=40000-")
+		}
+		if !resumed {
+			t.Errorf("second run did not resume: %v", h.Requests()[n:])
+		}
 	})
 
 	t.Run("errors", func(t *testing.T) {
