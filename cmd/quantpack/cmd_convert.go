@@ -40,8 +40,9 @@ Layouts:
                nested_* with double quant, quant_state JSON; loadable with
                transformers + bitsandbytes
 
-Output is byte-identical for any --threads. OUT must not exist or be empty;
-it appears only when the conversion is complete.
+A README.md model card (Hub front matter, size and error table) is written
+beside the weights. Output is byte-identical for any --threads. OUT must not
+exist or be empty; it appears only when the conversion is complete.
 
 Example:
    quantpack convert google/vit-base-patch16-224 -o vit-nf4 --precision nf4
