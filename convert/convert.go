@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/hub"
 	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/manifest"
@@ -31,6 +32,9 @@ type Options struct {
 	Generic     bool     // allow an architecture quantpack does not know
 	ShardBytes  int64    // 0: DefaultShardBytes
 	NoStats     bool     // skip the per-tensor error statistics
+	// Hub records where a checkpoint resolved from a Hub id came from
+	// (hub.Resolve); it goes into quantpack.json and the model card.
+	Hub *hub.Source
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -214,6 +218,9 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	}
 	m, err := buildManifest(s, dir, items, &opt, srcHash)
 	if err != nil {
+		return nil, err
+	}
+	if m.Files, err = addCard(dir, m.Files, convertCard(s, m)); err != nil {
 		return nil, err
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -411,7 +418,14 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 	for _, h := range hs {
 		m.Sources = append(m.Sources, h)
 		m.Totals.BytesIn += h.Size
+		// The bytes read must be the bytes the Hub vouched for: a cache
+		// blob changed since it was verified is corrupt input.
+		if f := opt.Hub.File(h.Path); f != nil && f.SHA256 != h.SHA256 {
+			return nil, fmt.Errorf("%w: %s of %s@%s has sha256 %s in the cache, the Hub says %s (delete the blob and run again)",
+				ErrHubMismatch, h.Path, opt.Hub.Repo, opt.Hub.Commit, h.SHA256, f.SHA256)
+		}
 	}
+	m.Hub = opt.Hub
 	minSQNR := math.Inf(1)
 	for _, it := range items {
 		r := it.rec

@@ -24,6 +24,9 @@ var (
 	ErrTensorShape       = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
 	ErrTensorDType       = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
 	ErrOutputExists      = fault.New(fault.Usage, "convert: output directory is occupied")
+	// ErrHubMismatch: a checkpoint file read from the Hugging Face cache
+	// does not hash to what the Hub recorded for it.
+	ErrHubMismatch = fault.New(fault.Invalid, "convert: cached file differs from the Hub's record")
 )
 
 // Config is a Hugging Face config.json (hfconfig.Config, the reader convert

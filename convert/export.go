@@ -305,6 +305,12 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 		}
 	}
 	m.Sizes.TotalBytes = m.Sizes.ModelBytes + m.Sizes.DataBytes
+	if m.Source.Hub == nil {
+		m.Source.Hub = opt.Convert.Hub
+	}
+	if m.Files, err = addCard(dir.Tmp(), m.Files, exportCard(origin, m)); err != nil {
+		return nil, err
+	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err

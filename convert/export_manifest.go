@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/hub"
 	"github.com/quantpack/quantpack/internal/hfconfig"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
@@ -68,6 +69,7 @@ type ExportOrigin struct {
 	Converted bool            `json:"converted,omitempty"` // export ran convert first
 	Scheme    *SchemeParams   `json:"scheme,omitempty"`
 	Files     []manifest.File `json:"files"`
+	Hub       *hub.Source     `json:"hub,omitempty"` // the Hub commit the checkpoint came from
 }
 
 func newExportManifest(s, origin *exportSource, b *builder, prec Precision, from string, srcHash func() ([]manifest.File, error)) (*ExportManifest, error) {
@@ -107,6 +109,7 @@ func newExportManifest(s, origin *exportSource, b *builder, prec Precision, from
 		sc := s.artifact.Scheme
 		m.Source.Scheme = &sc
 		m.Source.Files = s.artifact.Sources
+		m.Source.Hub = s.artifact.Hub
 	}
 	if srcHash != nil {
 		files, err := srcHash()

@@ -3,6 +3,7 @@ package convert
 import (
 	"math"
 
+	"github.com/quantpack/quantpack/hub"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/quant"
 )
@@ -21,6 +22,7 @@ type Manifest struct {
 	Architecture string          `json:"architecture"`
 	ModelType    string          `json:"model_type,omitempty"`
 	Sources      []manifest.File `json:"sources"`
+	Hub          *hub.Source     `json:"hub,omitempty"` // set when SRC was a Hub id
 	Totals       Totals          `json:"totals"`
 	Tensors      []*TensorRecord `json:"tensors"`
 	Files        []manifest.File `json:"files"`

@@ -23,7 +23,10 @@ var ErrOption = fault.New(fault.Usage, "study: invalid option")
 
 // Options configure Run.
 type Options struct {
-	Sources    []string
+	Sources []string
+	// Names optionally names a source in reports (a Hub snapshot directory
+	// is named by its commit; the caller passes the repository name).
+	Names      map[string]string
 	Out        string
 	Precisions []convert.Precision // default DefaultPrecisions
 	Int8Mode   string              // export's --int8-mode
@@ -133,7 +136,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			Threads: opt.Threads, BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters, Inputs: inputsKind(opt)}}
 	names := map[string]int{}
 	for _, src := range opt.Sources {
-		mi, err := describe(src, names)
+		mi, err := describe(src, opt.Names[src], names)
 		if err != nil {
 			return nil, err
 		}
@@ -161,13 +164,15 @@ func inputsKind(opt Options) string {
 
 // describe opens a checkpoint for its architecture, parameter count and
 // file hashes; names are made unique by suffixing -2, -3, ….
-func describe(src string, names map[string]int) (ModelInfo, error) {
+func describe(src, name string, names map[string]int) (ModelInfo, error) {
 	s, err := convert.OpenSource(src, false)
 	if err != nil {
 		return ModelInfo{}, err
 	}
 	defer s.Close()
-	name := filepath.Base(filepath.Clean(src))
+	if name == "" {
+		name = filepath.Base(filepath.Clean(src))
+	}
 	names[name]++
 	if n := names[name]; n > 1 {
 		name = fmt.Sprintf("%s-%d", name, n)

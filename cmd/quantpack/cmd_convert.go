@@ -40,8 +40,9 @@ Layouts:
                nested_* with double quant, quant_state JSON; loadable with
                transformers + bitsandbytes
 
-Output is byte-identical for any --threads. OUT must not exist or be empty;
-it appears only when the conversion is complete.
+A README.md model card (Hub front matter, size and error table) is written
+beside the weights. Output is byte-identical for any --threads. OUT must not
+exist or be empty; it appears only when the conversion is complete.
 
 Example:
    quantpack convert google/vit-base-patch16-224 -o vit-nf4 --precision nf4
@@ -76,9 +77,14 @@ Example:
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
 			}
+			src, origin, err := resolveSource(c, c.Args().First())
+			if err != nil {
+				return err
+			}
+			opt.Hub = origin
 			bar := newProgress("convert")
 			opt.Progress = bar.Set
-			m, err := convert.Convert(c.Context, c.Args().First(), c.String("output"), opt)
+			m, err := convert.Convert(c.Context, src, c.String("output"), opt)
 			bar.Done()
 			if err != nil {
 				return err

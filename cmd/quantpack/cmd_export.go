@@ -45,7 +45,8 @@ outputs are named as transformers names them (logits, last_hidden_state,
 pooler_output, cls_logits, distillation_logits). The image size comes from
 --image-size, else preprocessor_config.json, else config.json; position
 embeddings are resized at export time when it differs from the checkpoint's.
-config.json and preprocessor_config.json are copied beside the graph.
+config.json and preprocessor_config.json are copied beside the graph; a
+README.md model card (Hub front matter, sizes) is written.
 OUT must not exist or be empty; it appears only when complete.
 
 Example:
@@ -98,7 +99,12 @@ Example:
 				}
 			}
 			out := c.String("output")
-			m, err := convert.Export(c.Context, c.Args().First(), out, opt)
+			src, origin, err := resolveSource(c, c.Args().First())
+			if err != nil {
+				return err
+			}
+			opt.Convert.Hub = origin
+			m, err := convert.Export(c.Context, src, out, opt)
 			if err != nil {
 				return err
 			}

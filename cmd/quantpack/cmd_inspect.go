@@ -39,7 +39,11 @@ Example:
 			if c.NArg() != 1 {
 				return usagef("inspect takes one PATH, got %d arguments", c.NArg())
 			}
-			in, err := convert.Inspect(c.Args().First())
+			src, _, err := resolveSource(c, c.Args().First())
+			if err != nil {
+				return err
+			}
+			in, err := convert.Inspect(src)
 			if err != nil {
 				return err
 			}

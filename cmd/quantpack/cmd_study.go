@@ -99,7 +99,11 @@ Example:
 			if err := vo.initORT(); err != nil {
 				return err
 			}
-			opt := study.Options{Sources: c.Args().Slice(), Out: c.String("output"),
+			srcs, names, err := resolveSources(c, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			opt := study.Options{Sources: srcs, Names: names, Out: c.String("output"),
 				Precisions: precs, Int8Mode: c.String("int8-mode"),
 				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
 				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: c.String("images"),

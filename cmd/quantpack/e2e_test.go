@@ -23,6 +23,7 @@ func TestE2E(t *testing.T) {
 	t.Run("exit", func(t *testing.T) { testE2EExit(t, vit) })
 	t.Run("signal", testE2ESignals)
 	t.Run("determinism", func(t *testing.T) { testE2EDeterminism(t, vit) })
+	t.Run("hub", func(t *testing.T) { testE2EHub(t, vit) })
 }
 
 // testE2EHelp: every command's --help exits 0, shows an example and the exit

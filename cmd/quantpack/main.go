@@ -29,6 +29,7 @@ func register(c *cli.Command) { commands = append(commands, c) }
 
 func newApp() *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
+	addHubFlags(cmds)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	// urfave/cli v2 does not pass the app's OnUsageError down to commands.
