@@ -1,0 +1,179 @@
+package quantize
+
+import (
+	"fmt"
+	"math"
+)
+
+// Method is how a calibrated range is chosen from a tensor's statistics.
+type Method string
+
+// Calibration methods.
+const (
+	// MinMax takes the observed minimum and maximum.
+	MinMax Method = "minmax"
+	// Percentile clips both tails at a percentile of the values.
+	Percentile Method = "percentile"
+	// Entropy picks the symmetric threshold that minimises the KL
+	// divergence between the value distribution and its quantized form.
+	Entropy Method = "entropy"
+)
+
+// DefaultPercentile is --percentile's default.
+const DefaultPercentile = 99.999
+
+// ParseMethod reads a --method value.
+func ParseMethod(s string) (Method, error) {
+	switch Method(s) {
+	case MinMax, Percentile, Entropy:
+		return Method(s), nil
+	}
+	return "", fmt.Errorf("%w: method %q is not minmax, percentile or entropy", ErrOption, s)
+}
+
+// HistBins is the number of histogram bins of a tensor's statistics, over
+// the symmetric range [-R, R): HistBins/2 bins for each sign, the 2048 bins
+// of |x| that TensorRT's entropy calibration searches over. Memory is
+// HistBins·8 bytes per tensor, whatever the number of samples.
+const HistBins = 4096
+
+// Stats are one tensor's streaming statistics: exact running min and max,
+// counts of non-finite values, and a histogram over [-R, R) whose R is a
+// power of two that doubles (merging bins pairwise, exactly) whenever a
+// value falls outside. Everything is a deterministic function of the
+// values in the order they were added.
+type Stats struct {
+	Min, Max  float64
+	Count     int64
+	NonFinite int64
+	// Exp is log2 R; the histogram is empty while Count is 0 or every
+	// value was 0 (then Exp is minExp).
+	Exp  int
+	Hist []int64
+}
+
+// minExp bounds R from below: values under 2^-100 in magnitude all fall in
+// the two central bins, which loses nothing a uint8 scale can resolve.
+const minExp = -100
+
+// NewStats returns empty statistics.
+func NewStats() *Stats {
+	return &Stats{Min: math.Inf(1), Max: math.Inf(-1), Exp: minExp, Hist: make([]int64, HistBins)}
+}
+
+// width is the bin width, 2R/HistBins.
+func (s *Stats) width() float64 { return math.Ldexp(2, s.Exp) / HistBins }
+
+// Add folds the values of x into s. It takes two passes: one for min, max
+// and non-finite values (and to grow R once for the batch), one to bin.
+func (s *Stats) Add(x []float32) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	bad := int64(0)
+	for _, v := range x {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			bad++
+			continue
+		}
+		lo, hi = math.Min(lo, f), math.Max(hi, f)
+	}
+	s.NonFinite += bad
+	if int64(len(x)) == bad {
+		return
+	}
+	s.Count += int64(len(x)) - bad
+	s.Min, s.Max = math.Min(s.Min, lo), math.Max(s.Max, hi)
+	absmax := math.Max(-lo, hi)
+	if s.Count == int64(len(x))-bad {
+		// The histogram is empty: start at absmax's power of two.
+		_, e := math.Frexp(absmax) // absmax < 2^e
+		s.Exp = max(minExp, e)
+	}
+	for absmax >= math.Ldexp(1, s.Exp) {
+		s.grow()
+	}
+	inv := 1 / s.width()
+	half := float64(HistBins / 2)
+	for _, v := range x {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		// f·inv is exact up to rounding of a product by a power of two
+		// (exact); floor gives the bin, clamped for safety at the edges.
+		i := int(math.Floor(f*inv + half))
+		i = max(0, min(HistBins-1, i))
+		s.Hist[i]++
+	}
+}
+
+// grow doubles R: the old range becomes the middle half of the new one,
+// each new bin the sum of two old ones (HistBins/2 is even, so bin pairs
+// never straddle 0).
+func (s *Stats) grow() {
+	n := HistBins
+	merged := make([]int64, n)
+	for i := 0; i < n; i++ {
+		merged[n/4+i/2] += s.Hist[i]
+	}
+	copy(s.Hist, merged)
+	s.Exp++
+}
+
+// Range returns the calibrated [lo, hi] of s for a method; percentile is
+// used by Percentile only. lo ≤ 0 ≤ hi is not forced here (the scale
+// computation widens the range to contain 0).
+func (s *Stats) Range(m Method, percentile float64) (lo, hi float64) {
+	if s.Count == 0 {
+		return 0, 0
+	}
+	switch m {
+	case Percentile:
+		lo, hi = s.quantile(1-percentile/100, false), s.quantile(percentile/100, true)
+	case Entropy:
+		t := s.entropyThreshold()
+		lo, hi = -t, t
+	default:
+		return s.Min, s.Max
+	}
+	return math.Max(lo, s.Min), math.Min(hi, s.Max)
+}
+
+// quantile returns the bin edge below which a fraction q of the values
+// lie: the upper edge of the bin that reaches it when upper, else the
+// lower edge of that bin (so that the clipped tail is at most 1-q on
+// either side, never more).
+func (s *Stats) quantile(q float64, upper bool) float64 {
+	w := s.width()
+	r := math.Ldexp(1, s.Exp)
+	target := q * float64(s.Count)
+	var cum float64
+	for i, c := range s.Hist {
+		cum += float64(c)
+		if cum >= target && c > 0 || cum >= target && i == HistBins-1 {
+			if upper {
+				return -r + float64(i+1)*w
+			}
+			return -r + float64(i)*w
+		}
+	}
+	return r
+}
+
+// Clipped returns the fraction of values outside [lo, hi], counted by
+// bins (a bin counts as clipped when it lies wholly outside).
+func (s *Stats) Clipped(lo, hi float64) float64 {
+	if s.Count == 0 {
+		return 0
+	}
+	w := s.width()
+	r := math.Ldexp(1, s.Exp)
+	var n int64
+	for i, c := range s.Hist {
+		a, b := -r+float64(i)*w, -r+float64(i+1)*w
+		if b <= lo || a > hi {
+			n += c
+		}
+	}
+	return float64(n) / float64(s.Count)
+}
