@@ -46,7 +46,7 @@ type Config struct {
 
 func (c *Config) normalize() error {
 	if c.Method == "" {
-		c.Method = Entropy
+		c.Method = Percentile
 	}
 	if _, err := ParseMethod(string(c.Method)); err != nil {
 		return err

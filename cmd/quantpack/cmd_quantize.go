@@ -45,8 +45,9 @@ batch, keeping per tensor only min/max and a 4096-bin histogram:
                          NAME=FILE.npy once per input
    neither               --calib-samples synthetic inputs (the manifest says so)
 --calib-samples N (default 128) takes the first N samples (class folders are
-interleaved). --method entropy (default; KL-divergence threshold, as TensorRT)
-| percentile (--percentile, default 99.999) | minmax. The output is the same
+interleaved). --method percentile (default; --percentile, default 99.999, of
+each tail) | entropy (KL-divergence threshold, as TensorRT; symmetric, it can
+clip bimodal inputs such as mostly-black images hard) | minmax. The output is the same
 bytes at any --threads.
 
 NaN/Inf in an activation leaves the nodes that read it float (listed).
@@ -64,7 +65,7 @@ Example:
 			&cli.StringSliceFlag{Name: "calib-data", Usage: "calibration data: FILE.npy, or NAME=FILE.npy per input (repeatable)"},
 			&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "number of calibration samples (first N, or N synthetic)"},
 			&cli.StringFlag{Name: "preprocessor", Usage: "preprocessor_config.json for --calib-images when SRC is a bare .onnx"},
-			&cli.StringFlag{Name: "method", Value: string(quantize.Entropy), Usage: "activation range: entropy, percentile or minmax"},
+			&cli.StringFlag{Name: "method", Value: string(quantize.Percentile), Usage: "activation range: percentile, entropy or minmax"},
 			&cli.Float64Flag{Name: "percentile", Value: quantize.DefaultPercentile, Usage: "percentile of --method percentile"},
 			&cli.StringFlag{Name: "activation-type", Value: string(quantize.Uint8), Usage: "activation integer type: uint8 or int8 (asymmetric)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "leave nodes float whose name, output or input matches GLOB (repeatable)"},
