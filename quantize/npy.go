@@ -97,9 +97,9 @@ func openNpy(name, path string) (a *npyArray, err error) {
 		return nil, &NpyError{path, int64(start), err.Error()}
 	}
 	d := r.Header.Descr
-	if d.Type != "<f4" || d.Fortran {
+	if typ := strings.Trim(d.Type, `'" `); typ != "<f4" || d.Fortran {
 		return nil, fmt.Errorf("%w: %s (input %q): array is %s%s; want float32 (<f4) in C order",
-			ErrCalibData, path, name, d.Type, map[bool]string{true: " in Fortran order"}[d.Fortran])
+			ErrCalibData, path, name, typ, map[bool]string{true: " in Fortran order"}[d.Fortran])
 	}
 	if len(d.Shape) < 1 || d.Shape[0] < 1 {
 		return nil, fmt.Errorf("%w: %s (input %q): shape %v has no samples; want [N, …]", ErrCalibData, path, name, d.Shape)
@@ -150,6 +150,7 @@ func NewNpySource(specs []string, inputs []verify.IOInfo, n, batch int) (src Sou
 			s.Close()
 		}
 	}()
+	fixed := false
 	byName := map[string]verify.IOInfo{}
 	for _, in := range inputs {
 		byName[in.Name] = in
@@ -184,7 +185,7 @@ func NewNpySource(specs []string, inputs []verify.IOInfo, n, batch int) (src Sou
 			}
 		}
 		if info.Shape[0] > 0 {
-			s.batch = int(info.Shape[0]) // a fixed batch dimension
+			s.batch, fixed = int(info.Shape[0]), true // a fixed batch dimension
 		}
 		if len(s.arrays) > 1 && a.shape[0] != s.arrays[0].shape[0] {
 			return nil, fmt.Errorf("%w: %s holds %d samples, %s %d", ErrCalibData, file, a.shape[0], s.arrays[0].path, s.arrays[0].shape[0])
@@ -199,10 +200,15 @@ func NewNpySource(specs []string, inputs []verify.IOInfo, n, batch int) (src Sou
 	if n > 0 && n < s.n {
 		s.n = n
 	}
-	if s.n < s.batch {
+	if s.n < s.batch && !fixed {
 		s.batch = s.n
 	}
-	s.n -= s.n % s.batch // whole batches when the batch size is fixed
+	if fixed { // whole batches only
+		s.n -= s.n % s.batch
+		if s.n == 0 {
+			return nil, fmt.Errorf("%w: the model's batch dimension is %d; the data holds fewer samples", ErrCalibData, s.batch)
+		}
+	}
 	return s, nil
 }
 
