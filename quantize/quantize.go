@@ -42,6 +42,9 @@ type Config struct {
 	Samples      int // 0 means DefaultSamples
 	Batch        int // 0 means DefaultBatch
 	Seed         uint64
+	// Origin is recorded as the source path in the manifest instead of
+	// SRC (export --int8-mode static quantizes a temporary FP32 export).
+	Origin string
 }
 
 func (c *Config) normalize() error {
@@ -163,6 +166,9 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 		return nil, err
 	}
 	mf.Source.Path = src
+	if cfg.Origin != "" {
+		mf.Source.Path = cfg.Origin
+	}
 
 	if mf.Weights, err = Apply(m, plan, acts, cfg.ActivationType); err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/quantize"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -157,7 +159,7 @@ func runQuantize(ctx context.Context, src, out string, cfg quantize.Config, ortL
 func printQuantize(w io.Writer, m *quantize.Manifest, out string) {
 	fmt.Fprintf(w, "quantized %s to %s (static int8, %s activations, method %s)\n", m.Source.Path, out, m.ActivationType, m.Method)
 	c := m.Calibration
-	fmt.Fprintf(w, "  calibration  %d %s samples", c.Count, c.Kind)
+	fmt.Fprintf(w, "  calibration  %d samples (%s)", c.Count, c.Kind)
 	if c.Skipped > 0 {
 		fmt.Fprintf(w, " (%d skipped: failed to decode)", c.Skipped)
 	}
@@ -179,4 +181,42 @@ func printQuantize(w io.Writer, m *quantize.Manifest, out string) {
 		fmt.Fprintf(w, "     %3d  %s\n", reasons[k], k)
 	}
 	fmt.Fprintf(w, "  size         %s (%.3f× the source's %s)\n", humanBytes(m.Sizes.TotalBytes), m.Sizes.Ratio, humanBytes(m.Sizes.SourceBytes))
+}
+
+// int8Static is export's --int8-mode for the calibrated static QDQ form,
+// made by exporting FP32 and running quantize's pass on it.
+const int8Static = "static"
+
+// exportStatic runs `export --precision int8 --int8-mode static`: an FP32
+// export into a temporary directory (removed afterwards, and on
+// interrupt), then the quantize pass into out.
+func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*quantize.Manifest, error) {
+	if opt.Precision != convert.ExportInt8 {
+		return nil, usagef("--int8-mode static needs --precision int8")
+	}
+	open, err := quantizeOpener(c.String("ort-lib"), 0)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := atomicfile.CreateDir(out + ".fp32")
+	if err != nil {
+		return nil, err
+	}
+	defer tmp.Abort()
+	opt.Precision, opt.Int8Mode = convert.ExportFP32, ""
+	fp32 := tmp.Join("fp32")
+	if _, err := convert.Export(c.Context, src, fp32, opt); err != nil {
+		return nil, err
+	}
+	cfg := quantize.Config{CalibImages: c.String("calib-images"), Samples: c.Int("calib-samples"),
+		Origin: src + " (exported at fp32)"}
+	return quantize.Run(c.Context, fp32, out, cfg, open)
+}
+
+// exportStaticFlags are the flags export adds for --int8-mode static.
+func exportStaticFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "calib-images", Usage: "with --int8-mode static: calibration images (default: synthetic)"},
+		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "with --int8-mode static: calibration samples"},
+	}
 }
