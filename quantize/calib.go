@@ -51,8 +51,7 @@ type batchResult struct {
 // added as outputs, and returns their statistics. ONNX Runtime runs batch
 // i+1 while the statistics of batch i are folded in (tensors in parallel,
 // each tensor's batches in order, so the result does not depend on the
-// number of workers). Only one batch's outputs are held at a time besides
-// the one being run.
+// number of workers). At most two batches of outputs are alive at once.
 func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, open OpenFunc, src Source) (map[string]*Stats, error) {
 	b, err := calibrationModel(m, tensors)
 	if err != nil {
@@ -65,7 +64,9 @@ func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, o
 	defer r.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make(chan batchResult, 1)
+	// Unbuffered: at most the batch being folded and the one ONNX Runtime
+	// has just produced are alive.
+	results := make(chan batchResult)
 	go func() {
 		defer close(results)
 		for {

@@ -20,8 +20,12 @@ import (
 // Defaults of Config.
 const (
 	DefaultSamples = 128
-	DefaultBatch   = 8
-	DefaultSeed    = 1
+	// DefaultBatch is 1: every calibrated tensor of a batch is held in
+	// memory twice (ONNX Runtime's output and the copy being folded), so
+	// memory grows with the batch, while CPU throughput of vision models
+	// hardly does.
+	DefaultBatch = 1
+	DefaultSeed  = 1
 )
 
 // ModelFile is the graph's name inside an export directory.

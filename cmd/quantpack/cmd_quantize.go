@@ -117,21 +117,22 @@ func quantizeConfig(c *cli.Context) (quantize.Config, error) {
 	}, nil
 }
 
-// quantizeOpener loads ONNX Runtime (exit 6 when it cannot) and returns the
-// calibration sessions' opener.
+// quantizeOpener returns the calibration sessions' opener. ONNX Runtime is
+// loaded on the first call (exit 6 when it cannot be), so that a bad SRC or
+// bad calibration data is reported first, without a runtime.
 func quantizeOpener(ortLib string, threads int) (quantize.OpenFunc, error) {
-	lib, err := ort.LibraryPath(ortLib)
-	if err != nil {
-		return nil, err
-	}
-	if err := ort.Init(lib); err != nil {
-		return nil, err
-	}
-	if threads == 0 {
-		p := verify.CollectProvenance()
-		threads = max(p.PhysicalCores, 1)
-	}
 	return func(model []byte, dir string) (verify.Runner, error) {
+		lib, err := ort.LibraryPath(ortLib)
+		if err != nil {
+			return nil, err
+		}
+		if err := ort.Init(lib); err != nil {
+			return nil, err
+		}
+		if threads == 0 {
+			p := verify.CollectProvenance()
+			threads = max(p.PhysicalCores, 1)
+		}
 		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: threads, ExternalDataDir: dir})
 		if err != nil {
 			return nil, err
