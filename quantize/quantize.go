@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/quantpack/quantpack/formats/onnx"
 	"github.com/quantpack/quantpack/internal/atomicfile"
@@ -49,6 +50,9 @@ type Config struct {
 	// Origin is recorded as the source path in the manifest instead of
 	// SRC (export --int8-mode static quantizes a temporary FP32 export).
 	Origin string
+	// Report is a directory to write the calibration report into
+	// (calibration.md, .json, .png); "" for none.
+	Report string
 }
 
 func (c *Config) normalize() error {
@@ -134,6 +138,7 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 	if err != nil {
 		return nil, err
 	}
+	calibrated := slices.Clone(plan.Tensors)
 	bad := map[string]string{}
 	for _, t := range plan.Tensors {
 		s := stats[t]
@@ -186,6 +191,11 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 	}
 	if err := write(out, m, mf, dir, isDir, pre); err != nil {
 		return nil, err
+	}
+	if cfg.Report != "" {
+		if err := WriteReport(cfg.Report, NewReport(mf, calibrated, stats)); err != nil {
+			return nil, fmt.Errorf("model written to %s, report failed: %w", out, err)
+		}
 	}
 	return mf, nil
 }

@@ -273,3 +273,44 @@ func TestRunImages(t *testing.T) {
 }
 
 var _ verify.Runner = (*evalRunner)(nil)
+
+// TestReportFP16Risk: an input with |x| > 65504 is an FP16 overflow risk,
+// one whose values are mostly below 2^-25 an underflow risk; the report's
+// three files are written.
+func TestReportFP16Risk(t *testing.T) {
+	src := writeModel(t, tinySingle(4))
+	x := xSamples(6)
+	x[2][1] = 1e5
+	for i := 3; i < 6; i++ {
+		x[i] = [4]float32{1e-9, -2e-9, 3e-9, 1e-10}
+	}
+	data := writeNpy(t, x)
+	rep := filepath.Join(t.TempDir(), "rep")
+	mf, err := Run(context.Background(), src, filepath.Join(t.TempDir(), "q"), Config{CalibData: []string{data}, Report: rep}, evalOpen(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	b, err := os.ReadFile(filepath.Join(rep, ReportJSON))
+	if err != nil || json.Unmarshal(b, &r) != nil {
+		t.Fatalf("report json: %v", err)
+	}
+	if r.FP16Safe || len(r.Tensors) != len(mf.Activations) {
+		t.Fatalf("fp16 safe %v, %d tensors", r.FP16Safe, len(r.Tensors))
+	}
+	xr := r.Tensors[0]
+	if xr.Tensor != "x" || xr.FP16.Risk != FP16Overflow || xr.FP16.Overflow != 1 || xr.FP16.Flushed != 12 {
+		t.Errorf("x: %+v", xr.FP16)
+	}
+	for _, f := range []string{ReportMarkdown, ReportPNG} {
+		if st, err := os.Stat(filepath.Join(rep, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	s := NewStats()
+	s.Add([]float32{1e-9, 1e-9, 1e-9, 1})
+	rr := NewReport(&Manifest{}, []string{"t"}, map[string]*Stats{"t": s})
+	if rr.Tensors[0].FP16.Risk != FP16Underflow {
+		t.Errorf("75%% of values flushed: risk %q", rr.Tensors[0].FP16.Risk)
+	}
+}

@@ -46,11 +46,23 @@ type Stats struct {
 	Min, Max  float64
 	Count     int64
 	NonFinite int64
+	// FP16 range counts: |x| above FP16's largest finite value (overflow
+	// to Inf), 0 < |x| < 2^-25 (rounds to 0 in FP16), and
+	// 2^-25 ≤ |x| < 2^-14 (FP16 subnormal: fewer significant bits).
+	Over16, Flush16, Sub16 int64
 	// Exp is log2 R; the histogram is empty while Count is 0 or every
 	// value was 0 (then Exp is minExp).
 	Exp  int
 	Hist []int64
 }
+
+// FP16 limits: the largest finite value, half the smallest subnormal
+// (below it a value rounds to 0) and the smallest normal.
+const (
+	fp16Max       = 65504
+	fp16Flush     = 0x1p-25
+	fp16MinNormal = 0x1p-14
+)
 
 // minExp bounds R from below: values under 2^-100 in magnitude all fall in
 // the two central bins, which loses nothing a uint8 scale can resolve.
@@ -76,6 +88,15 @@ func (s *Stats) Add(x []float32) {
 			continue
 		}
 		lo, hi = math.Min(lo, f), math.Max(hi, f)
+		switch a := math.Abs(f); {
+		case a > fp16Max:
+			s.Over16++
+		case a == 0:
+		case a < fp16Flush:
+			s.Flush16++
+		case a < fp16MinNormal:
+			s.Sub16++
+		}
 	}
 	s.NonFinite += bad
 	if int64(len(x)) == bad {

@@ -54,6 +54,11 @@ bytes at any --threads.
 
 NaN/Inf in an activation leaves the nodes that read it float (listed).
 
+--report DIR writes calibration.md, calibration.json and calibration.png: per
+calibrated tensor min/max/percentiles, the chosen range, the fraction clipped,
+and FP16 risk (any |x| > 65504; or ≥ 0.1% of the values below FP16's
+subnormal range, which round to 0): the same pass answers "is FP16 safe".
+
 Example:
    quantpack export vit-base -o vit-fp32 --precision fp32
    quantpack quantize vit-fp32 -o vit-int8s --calib-images calib/ --calib-samples 128
@@ -76,6 +81,7 @@ Example:
 			&cli.Uint64Flag{Name: "seed", Value: quantize.DefaultSeed, Usage: "seed of synthetic calibration inputs"},
 			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads for calibration (default: physical cores)"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $" + ort.EnvLibraryPath + ", then `make ort`'s copy)"},
+			&cli.StringFlag{Name: "report", Usage: "write a calibration report (Markdown, JSON, PNG; per-tensor ranges and FP16 risk) into DIR"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -113,6 +119,7 @@ func quantizeConfig(c *cli.Context) (quantize.Config, error) {
 		Options: quantize.Options{ActivationType: at, Exclude: c.StringSlice("exclude"), IncludeOps: ops},
 		Method:  m, Percentile: c.Float64("percentile"),
 		CalibImages: c.String("calib-images"), CalibData: c.StringSlice("calib-data"),
+		Report:       c.String("report"),
 		Preprocessor: c.String("preprocessor"), Samples: c.Int("calib-samples"), Batch: c.Int("batch"), Seed: c.Uint64("seed"),
 	}, nil
 }
