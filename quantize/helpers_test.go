@@ -88,7 +88,7 @@ func to64(t verify.Tensor) tensor64 {
 }
 
 // initORT loads ONNX Runtime or skips (fails in CI).
-func initORT(t *testing.T) {
+func initORT(t testing.TB) {
 	t.Helper()
 	lib, err := ort.LibraryPath("")
 	if err == nil {

@@ -76,36 +76,52 @@ func NewStats() *Stats {
 // width is the bin width, 2R/HistBins.
 func (s *Stats) width() float64 { return math.Ldexp(2, s.Exp) / HistBins }
 
-// Add folds the values of x into s. It takes two passes: one for min, max
-// and non-finite values (and to grow R once for the batch), one to bin.
+// Add folds the values of x into s. It takes two passes: one for min, max,
+// non-finite values and the FP16 counts (and to grow R once for the
+// batch), one to bin. Both stay in float32 compares and one float64
+// multiply-add per value: this runs over every calibrated activation.
 func (s *Stats) Add(x []float32) {
-	lo, hi := math.Inf(1), math.Inf(-1)
-	bad := int64(0)
+	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+	var bad, over, flush, sub int64
 	for _, v := range x {
-		f := float64(v)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
+		a := v
+		if a < 0 {
+			a = -a
+		}
+		if !(a <= math.MaxFloat32) { // NaN or ±Inf
 			bad++
 			continue
 		}
-		lo, hi = math.Min(lo, f), math.Max(hi, f)
-		switch a := math.Abs(f); {
-		case a > fp16Max:
-			s.Over16++
-		case a == 0:
-		case a < fp16Flush:
-			s.Flush16++
-		case a < fp16MinNormal:
-			s.Sub16++
+		if v < lo {
+			lo = v
+		}
+		if v > hi {
+			hi = v
+		}
+		if a < fp16MinNormal {
+			if a != 0 {
+				if a < fp16Flush {
+					flush++
+				} else {
+					sub++
+				}
+			}
+		} else if a > fp16Max {
+			over++
 		}
 	}
 	s.NonFinite += bad
+	s.Over16 += over
+	s.Flush16 += flush
+	s.Sub16 += sub
 	if int64(len(x)) == bad {
 		return
 	}
+	first := s.Count == 0
 	s.Count += int64(len(x)) - bad
-	s.Min, s.Max = math.Min(s.Min, lo), math.Max(s.Max, hi)
-	absmax := math.Max(-lo, hi)
-	if s.Count == int64(len(x))-bad {
+	s.Min, s.Max = math.Min(s.Min, float64(lo)), math.Max(s.Max, float64(hi))
+	absmax := math.Max(-float64(lo), float64(hi))
+	if first {
 		// The histogram is empty: start at absmax's power of two.
 		_, e := math.Frexp(absmax) // absmax < 2^e
 		s.Exp = max(minExp, e)
@@ -113,18 +129,21 @@ func (s *Stats) Add(x []float32) {
 	for absmax >= math.Ldexp(1, s.Exp) {
 		s.grow()
 	}
+	// -R ≤ v < R, so v·inv + HistBins/2 is in [0, HistBins): truncation is
+	// floor, and inv is a power of two, so the product is exact.
 	inv := 1 / s.width()
 	half := float64(HistBins / 2)
-	for _, v := range x {
-		f := float64(v)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			continue
+	h := s.Hist[:HistBins]
+	if bad == 0 {
+		for _, v := range x {
+			h[int(float64(v)*inv+half)]++
 		}
-		// f·inv is exact up to rounding of a product by a power of two
-		// (exact); floor gives the bin, clamped for safety at the edges.
-		i := int(math.Floor(f*inv + half))
-		i = max(0, min(HistBins-1, i))
-		s.Hist[i]++
+		return
+	}
+	for _, v := range x {
+		if f := float64(v); f-f == 0 { // finite
+			h[int(f*inv+half)]++
+		}
 	}
 }
 
