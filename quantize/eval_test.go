@@ -105,6 +105,12 @@ func evalNode(n *onnx.Node, in []tensor64) tensor64 {
 		return y
 	case "Add":
 		return add(in[0], in[1])
+	case "Conv":
+		var b *tensor64
+		if len(in) > 2 && in[2].v != nil {
+			b = &in[2]
+		}
+		return conv2d(n, in[0], in[1], b)
 	case "Relu":
 		y := tensor64{shape: in[0].shape, v: make([]float64, len(in[0].v))}
 		for i, x := range in[0].v {
@@ -253,4 +259,49 @@ func evalOpen(poison string) OpenFunc {
 		}
 		return &evalRunner{m: m, poison: poison}, nil
 	}
+}
+
+// conv2d is a direct 2-D convolution with groups, pads and strides
+// (dilation 1).
+func conv2d(n *onnx.Node, x, w tensor64, b *tensor64) tensor64 {
+	ints := func(name string, def ...int64) []int64 {
+		if a := n.Attr(name); a != nil {
+			return a.Ints
+		}
+		return def
+	}
+	g := int(attrInt(n, "group", 1))
+	pads, strides := ints("pads", 0, 0, 0, 0), ints("strides", 1, 1)
+	N, C, H, W := int(x.shape[0]), int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+	M, cg, kh, kw := int(w.shape[0]), int(w.shape[1]), int(w.shape[2]), int(w.shape[3])
+	oh := (H+int(pads[0]+pads[2])-kh)/int(strides[0]) + 1
+	ow := (W+int(pads[1]+pads[3])-kw)/int(strides[1]) + 1
+	y := tensor64{shape: []int64{int64(N), int64(M), int64(oh), int64(ow)}, v: make([]float64, N*M*oh*ow)}
+	for nb := range N {
+		for m := range M {
+			grp := m / (M / g)
+			for i := range oh {
+				for j := range ow {
+					var s float64
+					if b != nil {
+						s = b.v[m]
+					}
+					for c := range cg {
+						ci := grp*cg + c
+						for u := range kh {
+							for v := range kw {
+								yy, xx := i*int(strides[0])-int(pads[0])+u, j*int(strides[1])-int(pads[1])+v
+								if yy < 0 || yy >= H || xx < 0 || xx >= W {
+									continue
+								}
+								s += x.v[((nb*C+ci)*H+yy)*W+xx] * w.v[((m*cg+c)*kh+u)*kw+v]
+							}
+						}
+					}
+					y.v[((nb*M+m)*oh+i)*ow+j] = s
+				}
+			}
+		}
+	}
+	return y
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/formats/onnx"
 	"github.com/quantpack/quantpack/internal/testenv"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -110,5 +112,66 @@ func TestFixtureDeterministic(t *testing.T) {
 		if !bytes.Equal(files[0][j], files[1][j]) {
 			t.Errorf("file %d differs between 1 and 2 threads (and batch sizes 8 and 5)", j)
 		}
+	}
+}
+
+// TestORTConvQDQ: a depthwise and a dense Conv (pads, strides, bias)
+// quantized by the pass, run in ONNX Runtime, against the float64
+// interpreter's value of the same QDQ graph.
+func TestORTConvQDQ(t *testing.T) {
+	initORT(t)
+	r := rand.New(rand.NewPCG(8, 9))
+	g := &onnx.Graph{Name: "conv"}
+	g.Inputs = []*onnx.ValueInfo{onnx.TensorValue("img", onnx.Float, onnx.Symbolic("N"), onnx.Fixed(4), onnx.Fixed(9), onnx.Fixed(9))}
+	g.Outputs = []*onnx.ValueInfo{onnx.TensorValue("out", onnx.Float)}
+	g.Initializers = []*onnx.Tensor{
+		onnx.TensorF32("Kd", []int64{4, 1, 3, 3}, randF32(r, 36, 0.5)), onnx.TensorF32("Bd", []int64{4}, randF32(r, 4, 0.1)),
+		onnx.TensorF32("K", []int64{6, 4, 3, 3}, randF32(r, 216, 0.3)), onnx.TensorF32("B", []int64{6}, randF32(r, 6, 0.1)),
+	}
+	g.AddNode("Conv", []string{"img", "Kd", "Bd"}, []string{"d"}, onnx.AttrInt("group", 4), onnx.AttrInts("pads", 1, 1, 1, 1))
+	g.AddNode("Relu", []string{"d"}, []string{"dr"})
+	g.AddNode("Conv", []string{"dr", "K", "B"}, []string{"out"}, onnx.AttrInts("strides", 2, 2), onnx.AttrInts("pads", 0, 1, 0, 1))
+	m := &onnx.Model{IRVersion: 8, Opsets: []*onnx.OpsetID{onnx.Opset("", 13)}, Graph: g}
+	in := []verify.Tensor{{Name: "img", DType: verify.Float32, Shape: []int64{2, 4, 9, 9}, F32: randF32(r, 2*4*81, 1)}}
+	// The interpreter's float graph agrees with ORT's: checks conv2d.
+	ref := eval64(g, map[string]tensor64{"img": to64(in[0])})["out"]
+	p, err := NewPlan(m, Options{})
+	if err != nil || len(p.Targets) != 2 {
+		t.Fatalf("plan %v %v", p, err)
+	}
+	stats, err := Collect(context.Background(), m, "", p.Tensors, ortOpen, &sliceSource{batches: [][]verify.Tensor{in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := map[string]Params{}
+	for _, name := range p.Tensors {
+		lo, hi := stats[name].Range(MinMax, 0)
+		acts[name] = ActivationParams(lo, hi, Uint8)
+	}
+	if _, err := Apply(m, p, acts, Uint8); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.Marshal()
+	s, err := ortOpen(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	outs, err := s.Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := eval64(m.Graph, map[string]tensor64{"img": to64(in[0])})["out"]
+	var errQ, scale float64
+	for i := range want.v {
+		if !closeTo(float64(outs[0].F32[i]), want.v[i], 1e-4*(1+math.Abs(want.v[i]))) {
+			t.Fatalf("out[%d]: ORT %v, float64 QDQ reference %v", i, outs[0].F32[i], want.v[i])
+		}
+		errQ = math.Max(errQ, math.Abs(want.v[i]-ref.v[i]))
+		scale = math.Max(scale, math.Abs(ref.v[i]))
+	}
+	// And quantization itself stays small next to the float result.
+	if errQ > 0.05*scale {
+		t.Errorf("QDQ error %v against a float output of magnitude %v", errQ, scale)
 	}
 }

@@ -336,3 +336,32 @@ func TestPlanOpsetAndNothing(t *testing.T) {
 		t.Errorf("error does not list the op types: %v", err)
 	}
 }
+
+func TestHoistConstants(t *testing.T) {
+	m := tinyModel(2)
+	g := m.Graph
+	// Move W1 into a Constant node, as Paddle2ONNX writes weights.
+	w1 := g.Initializer("W1")
+	g.Initializers = g.Initializers[1:]
+	c := onnx.NewNode("Constant", nil, []string{"W1"}, onnx.AttrTensor("value", w1))
+	g.Nodes = append([]*onnx.Node{c}, g.Nodes...)
+	if p, _ := NewPlan(m, Options{}); len(p.Targets) != 1 {
+		t.Fatalf("before hoisting: %d targets, want 1 (the Gemm)", len(p.Targets))
+	}
+	if n := HoistConstants(m); n != 1 || g.Initializer("W1") == nil || g.Nodes[0].OpType == "Constant" {
+		t.Fatalf("hoisted %d", n)
+	}
+	p, err := NewPlan(m, Options{})
+	if err != nil || len(p.Targets) != 2 {
+		t.Fatalf("after hoisting: %v, %v", p, err)
+	}
+	// The graph computes the same thing.
+	in := tinyInputs(1, 3)
+	env := map[string]tensor64{"x": to64(in[0]), "y": to64(in[1])}
+	a, b := eval64(tinyModel(2).Graph, env)["logits"], eval64(g, env)["logits"]
+	for i := range a.v {
+		if a.v[i] != b.v[i] {
+			t.Fatalf("logits[%d] changed: %v → %v", i, a.v[i], b.v[i])
+		}
+	}
+}

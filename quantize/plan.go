@@ -342,3 +342,33 @@ func (p *Plan) leaveFloat(bad map[string]string) {
 	p.Targets = keep
 	p.Tensors = slices.DeleteFunc(p.Tensors, func(s string) bool { _, ok := bad[s]; return ok })
 }
+
+// HoistConstants turns Constant nodes that hold a tensor (attribute
+// "value") into initializers of the same name, in place: the same graph,
+// but weights that exporters such as Paddle2ONNX emit as Constant nodes
+// become visible to the plan as constant weights. It returns how many
+// nodes it moved. Names that are graph inputs are left alone (an input
+// may not also be produced by a node).
+func HoistConstants(m *onnx.Model) int {
+	g := m.Graph
+	inputs := map[string]bool{}
+	for _, v := range g.Inputs {
+		inputs[v.Name] = true
+	}
+	n := 0
+	kept := g.Nodes[:0]
+	for _, nd := range g.Nodes {
+		if nd.OpType == "Constant" && (nd.Domain == "" || nd.Domain == "ai.onnx") && len(nd.Attrs) == 1 && len(nd.Outputs) == 1 {
+			if a := nd.Attrs[0]; a.Name == "value" && a.T != nil && !inputs[nd.Outputs[0]] {
+				t := *a.T
+				t.Name = nd.Outputs[0]
+				g.Initializers = append(g.Initializers, &t)
+				n++
+				continue
+			}
+		}
+		kept = append(kept, nd)
+	}
+	g.Nodes = kept
+	return n
+}

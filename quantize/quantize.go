@@ -124,6 +124,7 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 	if err != nil {
 		return nil, err
 	}
+	HoistConstants(m)
 	plan, err := NewPlan(m, cfg.Options)
 	if err != nil {
 		return nil, err
