@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/quantpack/quantpack/formats/onnx"
@@ -363,5 +364,21 @@ func TestHoistConstants(t *testing.T) {
 		if a.v[i] != b.v[i] {
 			t.Fatalf("logits[%d] changed: %v → %v", i, a.v[i], b.v[i])
 		}
+	}
+}
+
+// TestLeaveFloatDropsOrphans: a node left float for one bad input takes
+// its other inputs out of the calibrated set when nothing else reads them.
+func TestLeaveFloatDropsOrphans(t *testing.T) {
+	p, err := NewPlan(tinyModel(1), Options{IncludeOps: []string{"MatMul"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.leaveFloat(map[string]string{"y": "NaN/Inf in activation \"y\""})
+	if !slices.Equal(p.Tensors, []string{"x", "p"}) {
+		t.Errorf("tensors %v, want [x p]: r1 was read only by attn_scores", p.Tensors)
+	}
+	if f := p.Float[len(p.Float)-1]; f.Node != "attn_scores" || !strings.Contains(f.Reason, `"y"`) {
+		t.Errorf("last float node %+v", f)
 	}
 }

@@ -319,7 +319,7 @@ func (p *Plan) opList() string {
 }
 
 // leaveFloat drops every target that reads one of the tensors in bad and
-// records why; it returns the tensors still quantized.
+// records why, and drops those tensors from the calibrated set.
 func (p *Plan) leaveFloat(bad map[string]string) {
 	if len(bad) == 0 {
 		return
@@ -340,7 +340,15 @@ func (p *Plan) leaveFloat(bad map[string]string) {
 		p.Float = append(p.Float, FloatNode{Node: t.ID, OpType: opKey(t.Node), Reason: reason})
 	}
 	p.Targets = keep
-	p.Tensors = slices.DeleteFunc(p.Tensors, func(s string) bool { _, ok := bad[s]; return ok })
+	// Keep the tensors some remaining target still reads (a dropped node's
+	// other inputs may have no quantized reader left).
+	read := map[string]bool{}
+	for _, t := range p.Targets {
+		for _, a := range t.Acts {
+			read[t.Node.Inputs[a]] = true
+		}
+	}
+	p.Tensors = slices.DeleteFunc(p.Tensors, func(s string) bool { return !read[s] })
 }
 
 // HoistConstants turns Constant nodes that hold a tensor (attribute
