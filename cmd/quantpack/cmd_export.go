@@ -55,10 +55,10 @@ Example:
    quantpack export dinov2-small -o dino-518 --precision fp16 --image-size 518 --check
 
 ` + exitCodeHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create", Required: true},
 			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp32, fp16, int8, int4 or nf4 (default: the artifact's, or fp32)"},
-			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form: dynamic or qdq"},
+			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form: dynamic, qdq or static (calibrated W8A8, see quantize)"},
 			&cli.IntFlag{Name: "image-size", Usage: "input height and width (default: preprocessor_config.json, else config.json)"},
 			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset of the default domain, 17 to 21"},
 			&cli.BoolFlag{Name: "plain", Usage: "standard ONNX attention instead of com.microsoft MultiHeadAttention (debugging)"},
@@ -70,7 +70,7 @@ Example:
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library for --check (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
-		},
+		}, exportStaticFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("export takes one SRC, got %d arguments", c.NArg())
@@ -104,6 +104,17 @@ Example:
 				return err
 			}
 			opt.Convert.Hub = origin
+			if opt.Int8Mode == int8Static { // calibrated QDQ: cmd_quantize.go
+				m, err := exportStatic(c, src, out, opt)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(os.Stdout, m)
+				}
+				printQuantize(os.Stdout, m, out)
+				return nil
+			}
 			m, err := convert.Export(c.Context, src, out, opt)
 			if err != nil {
 				return err

@@ -1,0 +1,177 @@
+package quantize
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/internal/testenv"
+	"github.com/quantpack/quantpack/verify"
+	"github.com/quantpack/quantpack/verify/ort"
+)
+
+// TestORTRunsTinyQDQ runs the quantized tiny graph in ONNX Runtime (which
+// fuses the QDQ MatMul into MatMulIntegerToFloat and the Gemm into
+// QGemm where it can) and compares it with the float64 interpreter's value
+// of the same QDQ graph.
+func TestORTRunsTinyQDQ(t *testing.T) {
+	initORT(t)
+	for _, at := range []QType{Uint8, Int8} {
+		m := tinySingle(5)
+		p, err := NewPlan(m, Options{ActivationType: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := tinyInputs(4, 16)[:1]
+		stats, err := Collect(context.Background(), m, "", p.Tensors, ortOpen, &sliceSource{batches: [][]verify.Tensor{in}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acts := map[string]Params{}
+		for _, name := range p.Tensors {
+			lo, hi := stats[name].Range(MinMax, 0)
+			acts[name] = ActivationParams(lo, hi, at)
+		}
+		if _, err := Apply(m, p, acts, at); err != nil {
+			t.Fatal(err)
+		}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ortOpen(b, "")
+		if err != nil {
+			t.Fatalf("%s: ONNX Runtime refuses the QDQ graph: %v", at, err)
+		}
+		outs, err := r.Run(context.Background(), in)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := eval64(m.Graph, map[string]tensor64{"x": to64(in[0])})["logits"]
+		got := outs[0].F32
+		for i := range want.v {
+			// ORT computes in float32 (int32 accumulation, then float
+			// scales): 1e-4 relative to the logit scale covers that; a
+			// wrong zero point or axis is off by whole steps (≥ 1e-2).
+			if !closeTo(float64(got[i]), want.v[i], 1e-4*(1+math.Abs(want.v[i]))) {
+				t.Fatalf("%s: logits[%d] ORT %v, float64 QDQ reference %v", at, i, got[i], want.v[i])
+			}
+		}
+	}
+}
+
+// TestFixtureDeterministic quantizes the trained vit-28 fixture twice,
+// calibrating on 24 images of trained/calib with ONNX Runtime at 1 and at
+// 2 intra-op threads: the outputs must be the same bytes.
+func TestFixtureDeterministic(t *testing.T) {
+	initORT(t)
+	root := testenv.Fixtures(t, "trained")
+	src := filepath.Join(t.TempDir(), "fp32")
+	if _, err := convert.Export(context.Background(), filepath.Join(root, "vit-28"), src, convert.ExportOptions{Precision: convert.ExportFP32}); err != nil {
+		t.Fatal(err)
+	}
+	var files [2][2][]byte
+	for i, threads := range []int{1, 2} {
+		open := func(model []byte, dir string) (verify.Runner, error) {
+			s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: threads, ExternalDataDir: dir})
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
+		out := filepath.Join(t.TempDir(), "q")
+		mf, err := Run(context.Background(), src, out, Config{CalibImages: filepath.Join(root, "calib"), Samples: 24, Batch: 8 - 3*i}, open)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mf.Calibration.Count != 24 || mf.QuantizedNodes["MatMul"] == 0 {
+			t.Fatalf("calibration %+v, quantized %v", mf.Calibration, mf.QuantizedNodes)
+		}
+		for j, name := range []string{ModelFile, ModelFile + ".data"} {
+			b, err := os.ReadFile(filepath.Join(out, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[i][j] = b
+		}
+		// The artifact loads and runs.
+		s, err := ort.Open(filepath.Join(out, ModelFile), ort.Options{IntraOpThreads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	for j := range 2 {
+		if !bytes.Equal(files[0][j], files[1][j]) {
+			t.Errorf("file %d differs between 1 and 2 threads (and batch sizes 8 and 5)", j)
+		}
+	}
+}
+
+// TestORTConvQDQ: a depthwise and a dense Conv (pads, strides, bias)
+// quantized by the pass, run in ONNX Runtime, against the float64
+// interpreter's value of the same QDQ graph.
+func TestORTConvQDQ(t *testing.T) {
+	initORT(t)
+	r := rand.New(rand.NewPCG(8, 9))
+	g := &onnx.Graph{Name: "conv"}
+	g.Inputs = []*onnx.ValueInfo{onnx.TensorValue("img", onnx.Float, onnx.Symbolic("N"), onnx.Fixed(4), onnx.Fixed(9), onnx.Fixed(9))}
+	g.Outputs = []*onnx.ValueInfo{onnx.TensorValue("out", onnx.Float)}
+	g.Initializers = []*onnx.Tensor{
+		onnx.TensorF32("Kd", []int64{4, 1, 3, 3}, randF32(r, 36, 0.5)), onnx.TensorF32("Bd", []int64{4}, randF32(r, 4, 0.1)),
+		onnx.TensorF32("K", []int64{6, 4, 3, 3}, randF32(r, 216, 0.3)), onnx.TensorF32("B", []int64{6}, randF32(r, 6, 0.1)),
+	}
+	g.AddNode("Conv", []string{"img", "Kd", "Bd"}, []string{"d"}, onnx.AttrInt("group", 4), onnx.AttrInts("pads", 1, 1, 1, 1))
+	g.AddNode("Relu", []string{"d"}, []string{"dr"})
+	g.AddNode("Conv", []string{"dr", "K", "B"}, []string{"out"}, onnx.AttrInts("strides", 2, 2), onnx.AttrInts("pads", 0, 1, 0, 1))
+	m := &onnx.Model{IRVersion: 8, Opsets: []*onnx.OpsetID{onnx.Opset("", 13)}, Graph: g}
+	in := []verify.Tensor{{Name: "img", DType: verify.Float32, Shape: []int64{2, 4, 9, 9}, F32: randF32(r, 2*4*81, 1)}}
+	// The interpreter's float graph agrees with ORT's: checks conv2d.
+	ref := eval64(g, map[string]tensor64{"img": to64(in[0])})["out"]
+	p, err := NewPlan(m, Options{})
+	if err != nil || len(p.Targets) != 2 {
+		t.Fatalf("plan %v %v", p, err)
+	}
+	stats, err := Collect(context.Background(), m, "", p.Tensors, ortOpen, &sliceSource{batches: [][]verify.Tensor{in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := map[string]Params{}
+	for _, name := range p.Tensors {
+		lo, hi := stats[name].Range(MinMax, 0)
+		acts[name] = ActivationParams(lo, hi, Uint8)
+	}
+	if _, err := Apply(m, p, acts, Uint8); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.Marshal()
+	s, err := ortOpen(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	outs, err := s.Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := eval64(m.Graph, map[string]tensor64{"img": to64(in[0])})["out"]
+	var errQ, scale float64
+	for i := range want.v {
+		if !closeTo(float64(outs[0].F32[i]), want.v[i], 1e-4*(1+math.Abs(want.v[i]))) {
+			t.Fatalf("out[%d]: ORT %v, float64 QDQ reference %v", i, outs[0].F32[i], want.v[i])
+		}
+		errQ = math.Max(errQ, math.Abs(want.v[i]-ref.v[i]))
+		scale = math.Max(scale, math.Abs(ref.v[i]))
+	}
+	// And quantization itself stays small next to the float result.
+	if errQ > 0.05*scale {
+		t.Errorf("QDQ error %v against a float output of magnitude %v", errQ, scale)
+	}
+}
