@@ -114,6 +114,10 @@ func (o *Options) validate() error {
 	return ValidateGlobs(o.Keep)
 }
 
+// testHookBeforeCommit runs just before Convert and Export commit their
+// output; tests use it to land a "signal" after all the work is done.
+var testHookBeforeCommit = func() {}
+
 // Source is an opened checkpoint with its config and architecture.
 type Source struct {
 	Path   string
@@ -186,7 +190,10 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := dir.Commit(); err != nil {
+	// The commit point is the last cancellation check: a signal before it
+	// means no output and exit 130, never a whole artifact with exit 0.
+	testHookBeforeCommit()
+	if err := dir.CommitContext(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -338,10 +338,8 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	if err := atomicfile.WriteFile(dir.Join(manifest.Name), append(b, '\n')); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := dir.Commit(); err != nil {
+	testHookBeforeCommit()
+	if err := dir.CommitContext(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -202,7 +202,7 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 	if _, err := io.MultiWriter(af, sum).Write(trailer(sum.Sum(nil))); err != nil {
 		return nil, err
 	}
-	if err := af.Commit(); err != nil {
+	if err := af.CommitContext(ctx); err != nil {
 		return nil, err
 	}
 	raw := fileBytes + int64(len(man))

@@ -132,6 +132,10 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 	if err := rd.checkAllSeen(); err != nil {
 		return nil, err
 	}
+	// The commit point is the last cancellation check.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := commitDir(tmp, outDir, dirs); err != nil {
 		return nil, err
 	}

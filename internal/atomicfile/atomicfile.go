@@ -8,6 +8,7 @@
 package atomicfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -75,6 +76,17 @@ func (f *File) Commit() error {
 	}
 	syncDir(filepath.Dir(f.path))
 	return nil
+}
+
+// CommitContext is Commit behind one last check of ctx: the commit point is
+// the last cancellation check, so a signal that arrived before it means no
+// output (the temporary file is removed) and ctx's error.
+func (f *File) CommitContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		f.Abort()
+		return err
+	}
+	return f.Commit()
 }
 
 // Abort closes and removes the temporary file. It is safe to call after
@@ -218,6 +230,17 @@ func (d *Dir) Commit() error {
 	}
 	syncDir(filepath.Dir(filepath.Clean(d.path)))
 	return nil
+}
+
+// CommitContext is Commit behind one last check of ctx (see
+// File.CommitContext): cancelled, the temporary directory is removed and
+// ctx's error returned, so nothing appears at Path.
+func (d *Dir) CommitContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		d.Abort()
+		return err
+	}
+	return d.Commit()
 }
 
 // Abort removes the temporary directory; safe after Commit.

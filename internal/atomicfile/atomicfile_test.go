@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -101,5 +103,31 @@ func TestDirCreatesParents(t *testing.T) {
 	}
 	if fi, err := os.Stat(final); err != nil || !fi.IsDir() {
 		t.Fatalf("artifact dir not created: %v", err)
+	}
+}
+
+// CommitContext is the last cancellation check: a cancelled context means
+// neither the destination nor the temporary exists afterwards.
+func TestCommitContextCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	parent := t.TempDir()
+	f, err := Create(filepath.Join(parent, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("x"))
+	if err := f.CommitContext(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("File.CommitContext: %v, want context.Canceled", err)
+	}
+	d, err := CreateDir(filepath.Join(parent, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CommitContext(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Dir.CommitContext: %v, want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 || Pending() != 0 {
+		t.Errorf("left %d entries, %d pending", len(ents), Pending())
 	}
 }
