@@ -18,6 +18,10 @@ var (
 	ErrTensorShape  = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
 	ErrTensorDType  = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
 	ErrOutputExists = fault.New(fault.Usage, "convert: output directory is occupied")
+	// ErrQuantizedInput is a source that is already quantized (a quantpack
+	// int8/int4/nf4 artifact, a bitsandbytes checkpoint): converting it
+	// again would relabel the stored codes, not requantize the weights.
+	ErrQuantizedInput = fault.New(fault.Unsupported, "convert: input is already quantized")
 )
 
 // maxConfigBytes caps config.json: real ones are a few kilobytes, label maps

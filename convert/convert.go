@@ -153,7 +153,26 @@ func OpenSource(path string, generic bool) (*Source, error) {
 	if s.Ckpt, err = safetensors.OpenCheckpoint(path); err != nil {
 		return nil, err
 	}
+	if err := refuseQuantized(path, s.Ckpt); err != nil {
+		s.Ckpt.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// refuseQuantized returns ErrQuantizedInput, naming what was found, when the
+// checkpoint holds quantized weights (the layouts inspect reports).
+func refuseQuantized(path string, ck *safetensors.Checkpoint) error {
+	found, _ := QuantSchemes(ck)
+	if len(found) == 0 {
+		return nil
+	}
+	var what []string
+	for _, q := range found {
+		what = append(what, fmt.Sprintf("%s (%s, %d tensors)", q.Scheme, q.Writer, q.Tensors))
+	}
+	return fmt.Errorf("%s: %w: %s; convert needs the original float checkpoint (quantpack inspect %s shows the layout)",
+		path, ErrQuantizedInput, strings.Join(what, ", "), path)
 }
 
 // Close releases the checkpoint.
@@ -181,6 +200,11 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 		return nil, err
 	}
 	defer s.Close()
+	// Check the tensors against config.json before writing anything, as
+	// export does; convert keeps tensors the config does not use.
+	if _, err := validateTensors(s.Arch, s.Config, newWeights(s.Path, s.Ckpt, nil)); err != nil {
+		return nil, err
+	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {
 		return nil, outputErr(err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/quantpack/quantpack/formats/onnx"
@@ -77,6 +76,9 @@ type ExportOptions struct {
 	Plain bool
 	// Int4Accuracy is MatMulNBits' accuracy_level; 0 means DefaultInt4Accuracy.
 	Int4Accuracy int
+	// AllowUnused exports a source whose config.json leaves some of its
+	// tensors unused (they are dropped); without it that is ErrUnusedTensors.
+	AllowUnused bool
 	// Convert configures the conversion export runs first when SRC is a
 	// checkpoint and the precision is not fp32 (Precision is set by export).
 	Convert Options
@@ -234,23 +236,15 @@ func Exportable() []string {
 }
 
 // checkTensors compares the source with the architecture's tensor list for
-// its config: every expected tensor present with the expected shape.
-func (s *exportSource) checkTensors() error {
-	if s.arch.Tensors == nil {
-		return nil
-	}
-	specs, err := s.arch.Tensors(s.arch, s.cfg, s.w.has("pooler.dense.weight"))
+// its config (validateTensors); tensors the config does not use are an
+// error unless allowUnused.
+func (s *exportSource) checkTensors(allowUnused bool) error {
+	unused, err := validateTensors(s.arch, s.cfg, s.w)
 	if err != nil {
 		return err
 	}
-	for _, sp := range specs {
-		shape, _, err := s.w.info(sp.Name)
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(shape, sp.Shape) {
-			return tensorErr(s.dir, sp.Name, ErrTensorShape, "has shape %v but config.json implies %v", shape, sp.Shape)
-		}
+	if len(unused) > 0 && !allowUnused {
+		return unusedErr(s.dir, unused)
 	}
 	return nil
 }
@@ -280,6 +274,9 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	}
 	// Flag mistakes before any slow work (the conversion).
 	if _, _, _, err := s.imageSize(opt.ImageSize); err != nil {
+		return nil, err
+	}
+	if err := s.checkTensors(opt.AllowUnused); err != nil {
 		return nil, err
 	}
 	if s.artifact != nil && s.artifact.Precision == BF16 {
@@ -365,7 +362,7 @@ func (s *exportSource) imageSize(flag int) (h, w int, from string, err error) {
 // exportInto builds and writes the graph of s into dir; origin is what the
 // user named (the checkpoint when s is export's own conversion of it).
 func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec ExportPrecision, opt *ExportOptions) (*ExportManifest, error) {
-	if err := s.checkTensors(); err != nil {
+	if err := s.checkTensors(true); err != nil { // unused ones: checked on origin
 		return nil, err
 	}
 	h, w, from, err := s.imageSize(opt.ImageSize)

@@ -2,10 +2,16 @@ package convert
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/internal/fault"
 )
 
 // Regression tests of issue 17 ("nothing silently wrong"): each reproduces a
@@ -78,5 +84,191 @@ func assertEmptyDir(t testing.TB, dir string) {
 	}
 	for _, e := range ents {
 		t.Errorf("%s left in %s", e.Name(), dir)
+	}
+}
+
+// Issue 17 case 3: an already-quantized input (a quantpack artifact, or the
+// same bitsandbytes tensors without quantpack.json) is refused as
+// unsupported, naming what it is, and nothing is written.
+func TestConvertRefusesQuantizedInput(t *testing.T) {
+	src := filepath.Join(fixtures(t), "reference", "vit")
+	for _, p := range []Precision{Int8, Int4, NF4} {
+		t.Run(string(p), func(t *testing.T) {
+			art := filepath.Join(t.TempDir(), "art")
+			if _, err := Convert(context.Background(), src, art, Options{Precision: p, Threads: 1, NoStats: true}); err != nil {
+				t.Fatal(err)
+			}
+			bare := copyDir(t, art)
+			if err := os.Remove(filepath.Join(bare, "quantpack.json")); err != nil {
+				t.Fatal(err)
+			}
+			for _, in := range []string{art, bare} {
+				parent := t.TempDir()
+				_, err := Convert(context.Background(), in, filepath.Join(parent, "out"), Options{Precision: NF4, Threads: 1})
+				if !errors.Is(err, ErrQuantizedInput) || fault.ClassOf(err) != fault.Unsupported {
+					t.Errorf("convert of a %s artifact: err = %v, want ErrQuantizedInput (unsupported)", p, err)
+				}
+				assertEmptyDir(t, parent)
+			}
+		})
+	}
+}
+
+// rewriteTensors rewrites dir/model.safetensors after edit has changed
+// the tensor list and bodies (keyed by name).
+func rewriteTensors(t testing.TB, dir string, edit func(specs []safetensors.TensorSpec, data map[string][]byte) []safetensors.TensorSpec) {
+	t.Helper()
+	p := filepath.Join(dir, "model.safetensors")
+	ck, err := safetensors.OpenCheckpoint(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []safetensors.TensorSpec
+	data := map[string][]byte{}
+	for _, e := range ck.Tensors() {
+		b := make([]byte, e.Size)
+		if err := e.File.ReadTensor(e.TensorInfo, b); err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, safetensors.TensorSpec{Name: e.Name, DType: e.DType, Shape: e.Shape})
+		data[e.Name] = b
+	}
+	ck.Close()
+	specs = edit(specs, data)
+	w, err := safetensors.Create(p, map[string]string{"format": "pt"}, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		if err := w.WriteTensor(s.Name, data[s.Name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editConfig sets key of dir/config.json to the raw JSON value.
+func editConfig(t testing.TB, dir, key, raw string) {
+	t.Helper()
+	p := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[key] = json.RawMessage(raw)
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// specEdit changes one tensor of a checkpoint.
+func specEdit(name string, f func(s *safetensors.TensorSpec, data map[string][]byte)) func([]safetensors.TensorSpec, map[string][]byte) []safetensors.TensorSpec {
+	return func(specs []safetensors.TensorSpec, data map[string][]byte) []safetensors.TensorSpec {
+		for i := range specs {
+			if specs[i].Name == name {
+				f(&specs[i], data)
+			}
+		}
+		return specs
+	}
+}
+
+const query0 = "vit.encoder.layer.0.attention.attention.query.weight" // [32, 32] F32 in reference/vit
+
+// inconsistentSources are the issue's checkpoints whose tensors disagree
+// with their config.json (reference/vit: hidden 32, 4 heads, patch 8).
+var inconsistentSources = []struct {
+	name  string
+	class fault.Class
+	edit  func(t testing.TB, dir string)
+}{
+	{"missing Linear weight", fault.Invalid, func(t testing.TB, dir string) {
+		rewriteTensors(t, dir, func(specs []safetensors.TensorSpec, _ map[string][]byte) []safetensors.TensorSpec {
+			return slices.DeleteFunc(specs, func(s safetensors.TensorSpec) bool { return s.Name == query0 })
+		})
+	}},
+	{"[0,32] weight", fault.Invalid, func(t testing.TB, dir string) {
+		rewriteTensors(t, dir, specEdit(query0, func(s *safetensors.TensorSpec, d map[string][]byte) {
+			s.Shape, d[s.Name] = []int64{0, 32}, nil
+		}))
+	}},
+	{"same bytes, wrong shape", fault.Invalid, func(t testing.TB, dir string) {
+		rewriteTensors(t, dir, specEdit(query0, func(s *safetensors.TensorSpec, _ map[string][]byte) { s.Shape = []int64{16, 64} }))
+	}},
+	{"I32 weight", fault.Unsupported, func(t testing.TB, dir string) {
+		rewriteTensors(t, dir, specEdit(query0, func(s *safetensors.TensorSpec, _ map[string][]byte) { s.DType = safetensors.I32 }))
+	}},
+	{"BEiT config on ViT weights", fault.Invalid, func(t testing.TB, dir string) {
+		editConfig(t, dir, "architectures", `["BeitForImageClassification"]`)
+		editConfig(t, dir, "model_type", `"beit"`)
+	}},
+	{"hidden_size -32", fault.Invalid, func(t testing.TB, dir string) { editConfig(t, dir, "hidden_size", `-32`) }},
+	{"hidden_size 0", fault.Invalid, func(t testing.TB, dir string) { editConfig(t, dir, "hidden_size", `0`) }},
+	{`hidden_size "32"`, fault.Invalid, func(t testing.TB, dir string) { editConfig(t, dir, "hidden_size", `"32"`) }},
+	{"0 heads", fault.Invalid, func(t testing.TB, dir string) { editConfig(t, dir, "num_attention_heads", `0`) }},
+	{"7 heads", fault.Invalid, func(t testing.TB, dir string) { editConfig(t, dir, "num_attention_heads", `7`) }},
+	{"patch_size 0", fault.Invalid, func(t testing.TB, dir string) { editConfig(t, dir, "patch_size", `0`) }},
+	{`layer_norm_eps "abc"`, fault.Invalid, func(t testing.TB, dir string) { editConfig(t, dir, "layer_norm_eps", `"abc"`) }},
+}
+
+// Issue 17 case 4: convert checks the tensors against config.json before
+// writing anything, as export does, with the same error classes.
+func TestConvertValidatesAgainstConfig(t *testing.T) {
+	src := filepath.Join(fixtures(t), "reference", "vit")
+	for _, c := range inconsistentSources {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyDir(t, src)
+			c.edit(t, dir)
+			parent := t.TempDir()
+			_, err := Convert(context.Background(), dir, filepath.Join(parent, "out"), Options{Precision: Int8, Threads: 1})
+			if err == nil || fault.ClassOf(err) != c.class {
+				t.Errorf("convert: err = %v (class %v), want class %v", err, fault.ClassOf(err), c.class)
+			}
+			assertEmptyDir(t, parent)
+			_, xerr := Export(context.Background(), dir, filepath.Join(parent, "x"), ExportOptions{Precision: ExportFP32})
+			if xerr == nil || fault.ClassOf(xerr) != c.class {
+				t.Errorf("export: err = %v (class %v), want class %v", xerr, fault.ClassOf(xerr), c.class)
+			}
+			assertEmptyDir(t, parent)
+		})
+	}
+}
+
+// Issue 17 case 5: a config that leaves tensors unused (fewer layers than the
+// checkpoint, an unknown extra tensor) is ErrUnusedTensors naming them,
+// unless AllowUnused.
+func TestExportRefusesUnusedTensors(t *testing.T) {
+	src := filepath.Join(fixtures(t), "reference", "vit")
+	fewer := copyDir(t, src)
+	editConfig(t, fewer, "num_hidden_layers", `1`)
+	extra := copyDir(t, src)
+	rewriteTensors(t, extra, func(specs []safetensors.TensorSpec, data map[string][]byte) []safetensors.TensorSpec {
+		data["stray.weight"] = make([]byte, 16)
+		return append(specs, safetensors.TensorSpec{Name: "stray.weight", DType: safetensors.F32, Shape: []int64{4}})
+	})
+	for _, c := range []struct{ name, dir, names string }{
+		{"fewer layers", fewer, "vit.encoder.layer.1."},
+		{"extra tensor", extra, "stray.weight"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			parent := t.TempDir()
+			_, err := Export(context.Background(), c.dir, filepath.Join(parent, "out"), ExportOptions{Precision: ExportFP32})
+			if !errors.Is(err, ErrUnusedTensors) || fault.ClassOf(err) != fault.Invalid || !strings.Contains(err.Error(), c.names) {
+				t.Errorf("err = %v, want ErrUnusedTensors naming %s", err, c.names)
+			}
+			assertEmptyDir(t, parent)
+			if _, err := Export(context.Background(), c.dir, filepath.Join(parent, "out"), ExportOptions{Precision: ExportFP32, AllowUnused: true}); err != nil {
+				t.Errorf("with AllowUnused: %v", err)
+			}
+		})
 	}
 }
