@@ -22,6 +22,9 @@ var (
 	// int8/int4/nf4 artifact, a bitsandbytes checkpoint): converting it
 	// again would relabel the stored codes, not requantize the weights.
 	ErrQuantizedInput = fault.New(fault.Unsupported, "convert: input is already quantized")
+	// ErrNonFinite is a tensor with NaN or ±Inf values under
+	// --fail-on-nonfinite.
+	ErrNonFinite = fault.New(fault.Invalid, "convert: tensor holds NaN or Inf")
 )
 
 // maxConfigBytes caps config.json: real ones are a few kilobytes, label maps

@@ -36,6 +36,10 @@ type Options struct {
 	Generic     bool     // allow an architecture quantpack does not know
 	ShardBytes  int64    // 0: DefaultShardBytes
 	NoStats     bool     // skip the per-tensor error statistics
+	// FailOnNonFinite makes a NaN or ±Inf in any tensor's source or output
+	// an error (ErrNonFinite) and writes nothing; without it they are
+	// counted in the manifest and reported.
+	FailOnNonFinite bool
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -248,6 +252,11 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	}()
 	if err := runItems(ctx, items, ws, &opt); err != nil {
 		return nil, err
+	}
+	if opt.FailOnNonFinite {
+		if err := nonFiniteErr(s.Path, items); err != nil {
+			return nil, err
+		}
 	}
 	for _, w := range uniqueWriters(ws) {
 		if err := w.Commit(); err != nil {
@@ -479,12 +488,22 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		if it.scheme == SchemeFP16 {
 			m.Totals.FP16Overflow += r.Overflow
 		}
-		if r.Error != nil && r.Error.SQNRdB != nil && *r.Error.SQNRdB < minSQNR {
+		if r.NonFinite.any() {
+			m.Totals.NonFiniteTensors++
+			if m.Totals.NonFinite == nil {
+				m.Totals.NonFinite = &NonFinite{}
+				m.Totals.WorstTensor = r.Name // unbounded error: worse than any SQNR
+			}
+			m.Totals.NonFinite.Source.Add(r.NonFinite.Source)
+			m.Totals.NonFinite.Output.Add(r.NonFinite.Output)
+			continue
+		}
+		if m.Totals.NonFinite == nil && r.Error != nil && r.Error.SQNRdB != nil && *r.Error.SQNRdB < minSQNR {
 			minSQNR = *r.Error.SQNRdB
 			m.Totals.WorstTensor = r.Name
 		}
 	}
-	if !math.IsInf(minSQNR, 1) {
+	if !math.IsInf(minSQNR, 1) && m.Totals.NonFinite == nil {
 		m.Totals.MinSQNRdB = &minSQNR
 	}
 	files, err := manifest.Scan(dir)
@@ -549,6 +568,26 @@ func hashSources(ctx context.Context, files []string) func() ([]manifest.File, e
 		r := <-ch
 		return r.hs, r.err
 	}
+}
+
+// nonFiniteErr returns ErrNonFinite naming the tensors with NaN or ±Inf.
+func nonFiniteErr(path string, items []*item) error {
+	var names []string
+	for _, it := range items {
+		if nf := it.rec.NonFinite; nf.any() {
+			names = append(names, fmt.Sprintf("%s (source %d NaN %d Inf, output %d NaN %d Inf)",
+				it.rec.Name, nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	n := len(names)
+	more := ""
+	if n > maxListed {
+		names, more = names[:maxListed], fmt.Sprintf(" and %d more", n-maxListed)
+	}
+	return fmt.Errorf("%s: %w: %d tensors: %s%s", path, ErrNonFinite, n, strings.Join(names, "; "), more)
 }
 
 // outputErr classifies a failure to create the output directory: an

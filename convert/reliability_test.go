@@ -2,8 +2,10 @@ package convert
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/quant"
 )
 
 // Regression tests of issue 17 ("nothing silently wrong"): each reproduces a
@@ -271,4 +274,58 @@ func TestExportRefusesUnusedTensors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue 17 case 7: NaN and ±Inf are counted per tensor in the source and the
+// output, the tensor's SQNR is not reported as if they were absent (a whole
+// NaN row used to give 55.6 dB), the totals name it as the worst, with and
+// without the statistics, and FailOnNonFinite refuses to write anything.
+func TestConvertReportsNonFinite(t *testing.T) {
+	const dense0 = "vit.encoder.layer.0.attention.output.dense.weight" // [32, 32]
+	dir := copyDir(t, filepath.Join(fixtures(t), "reference", "vit"))
+	rewriteTensors(t, dir, func(specs []safetensors.TensorSpec, data map[string][]byte) []safetensors.TensorSpec {
+		q := data[query0]
+		for c := 0; c < 32; c++ { // row 3 all NaN
+			binary.LittleEndian.PutUint32(q[(3*32+c)*4:], 0x7fc00000)
+		}
+		d := data[dense0]
+		for _, i := range []int{0, 100, 1000} { // 1e6 overflows fp16 to ±Inf
+			binary.LittleEndian.PutUint32(d[i*4:], math.Float32bits(1e6))
+		}
+		return specs
+	})
+	for _, noStats := range []bool{false, true} {
+		m, err := Convert(context.Background(), dir, filepath.Join(t.TempDir(), "out"), Options{Precision: FP16, Threads: 2, NoStats: noStats})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := map[string]*TensorRecord{}
+		for _, r := range m.Tensors {
+			recs[r.Name] = r
+		}
+		want := map[string]NonFinite{
+			query0: {Source: quant.NonFiniteCount{NaN: 32}, Output: quant.NonFiniteCount{NaN: 32}},
+			dense0: {Output: quant.NonFiniteCount{Inf: 3}},
+		}
+		for name, w := range want {
+			r := recs[name]
+			if r.NonFinite == nil || *r.NonFinite != w {
+				t.Errorf("no-stats %v: %s non_finite %+v, want %+v", noStats, name, r.NonFinite, w)
+			}
+			if !noStats && (r.Error == nil || r.Error.SQNRdB != nil || r.Error.Exact) {
+				t.Errorf("%s: error %+v, want no SQNR and not exact", name, r.Error)
+			}
+		}
+		tot := m.Totals
+		if tot.NonFiniteTensors != 2 || tot.NonFinite == nil || tot.NonFinite.Source.NaN != 32 || tot.NonFinite.Output.Inf != 3 ||
+			tot.MinSQNRdB != nil || (tot.WorstTensor != query0 && tot.WorstTensor != dense0) {
+			t.Errorf("no-stats %v: totals %+v (non-finite %+v), want 2 tensors, no min SQNR, worst one of them", noStats, tot, tot.NonFinite)
+		}
+	}
+	parent := t.TempDir()
+	_, err := Convert(context.Background(), dir, filepath.Join(parent, "out"), Options{Precision: FP16, FailOnNonFinite: true})
+	if !errors.Is(err, ErrNonFinite) || fault.ClassOf(err) != fault.Invalid || !strings.Contains(err.Error(), query0) {
+		t.Errorf("FailOnNonFinite: %v, want ErrNonFinite naming %s", err, query0)
+	}
+	assertEmptyDir(t, parent)
 }

@@ -60,6 +60,7 @@ Example:
 			&cli.BoolFlag{Name: "generic", Usage: "convert an architecture quantpack does not know, Linear-only policy"},
 			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},
 			&cli.BoolFlag{Name: "no-stats", Usage: "skip per-tensor error statistics (faster)"},
+			&cli.BoolFlag{Name: "fail-on-nonfinite", Usage: "exit 3 and write nothing when a tensor holds NaN or ±Inf (source or output)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -75,6 +76,7 @@ Example:
 				DoubleQuant: p == convert.NF4 && c.Bool("double-quant"),
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
+				FailOnNonFinite: c.Bool("fail-on-nonfinite"),
 			}
 			bar := newProgress("convert")
 			opt.Progress = bar.Set
@@ -83,6 +85,7 @@ Example:
 			if err != nil {
 				return err
 			}
+			warnNonFinite(os.Stderr, m)
 			if c.Bool("json") {
 				return printJSON(os.Stdout, convertSummary(m, c.String("output")))
 			}
@@ -107,6 +110,10 @@ type ConvertSummary struct {
 	FP16Overflow    int64    `json:"fp16_overflow"`
 	MinSQNRdB       *float64 `json:"min_sqnr_db"`
 	WorstTensor     string   `json:"worst_tensor,omitempty"`
+	// NonFiniteTensors and NonFinite: tensors with NaN or ±Inf values
+	// (min_sqnr_db is then null and worst_tensor names the first).
+	NonFiniteTensors int                `json:"non_finite_tensors"`
+	NonFinite        *convert.NonFinite `json:"non_finite,omitempty"`
 }
 
 func convertSummary(m *convert.Manifest, out string) ConvertSummary {
@@ -114,7 +121,8 @@ func convertSummary(m *convert.Manifest, out string) ConvertSummary {
 	return ConvertSummary{Output: out, Precision: string(m.Precision), Architecture: m.Architecture,
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut, Ratio: t.Ratio, BitsPerParam: t.BitsPerParam,
 		Params: t.Params, QuantizedParams: t.QuantizedParams, Tensors: t.TensorsIn,
-		FP16Overflow: t.FP16Overflow, MinSQNRdB: t.MinSQNRdB, WorstTensor: t.WorstTensor}
+		FP16Overflow: t.FP16Overflow, MinSQNRdB: t.MinSQNRdB, WorstTensor: t.WorstTensor,
+		NonFiniteTensors: t.NonFiniteTensors, NonFinite: t.NonFinite}
 }
 
 func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
@@ -131,7 +139,15 @@ func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "worst tensors\tscheme\tSQNR dB\tcosine\tmax abs")
 	for i, r := range recs {
-		if i == 5 || r.Error == nil || r.Error.SQNRdB == nil {
+		if i == 5 {
+			break
+		}
+		if nf := r.NonFinite; nf != nil {
+			fmt.Fprintf(tw, "%s\t%s\tNaN/Inf\t%d NaN, %d Inf in\t%d NaN, %d Inf out\n", r.Name, r.Scheme,
+				nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf)
+			continue
+		}
+		if r.Error == nil || r.Error.SQNRdB == nil {
 			break
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.6f\t%.3g\n", r.Name, r.Scheme, *r.Error.SQNRdB, r.Error.Cosine, r.Error.MaxAbs)
@@ -139,7 +155,23 @@ func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
 	tw.Flush()
 }
 
+// warnNonFinite tells the user, on stderr whatever the output format, which
+// tensors hold NaN or ±Inf.
+func warnNonFinite(w io.Writer, m *convert.Manifest) {
+	t := m.Totals
+	if t.NonFiniteTensors == 0 {
+		return
+	}
+	nf := t.NonFinite
+	fmt.Fprintf(w, "warning: %d tensors hold NaN or ±Inf (source: %d NaN, %d Inf; output: %d NaN, %d Inf), first %s; "+
+		"their error is unbounded (--fail-on-nonfinite makes this exit 3)\n",
+		t.NonFiniteTensors, nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf, t.WorstTensor)
+}
+
 func sqnr(r *convert.TensorRecord) float64 {
+	if r.NonFinite != nil {
+		return -1e300 // unbounded error: first
+	}
 	if r.Error == nil || r.Error.SQNRdB == nil {
 		return 1e300
 	}
