@@ -39,15 +39,15 @@ type SchemeParams struct {
 
 // Totals summarises the conversion; these are the --json summary's numbers.
 type Totals struct {
-	Params          int64    `json:"params"`
-	QuantizedParams int64    `json:"quantized_params"`
-	BytesIn         int64    `json:"bytes_in"`
-	BytesOut        int64    `json:"bytes_out"`
-	Ratio           float64  `json:"ratio"`
-	BitsPerParam    float64  `json:"bits_per_param"`
-	TensorsIn       int      `json:"tensors_in"`
-	TensorsOut      int      `json:"tensors_out"`
-	FP16Overflow    int64    `json:"fp16_overflow"`
+	Params          int64   `json:"params"`
+	QuantizedParams int64   `json:"quantized_params"`
+	BytesIn         int64   `json:"bytes_in"`
+	BytesOut        int64   `json:"bytes_out"`
+	Ratio           float64 `json:"ratio"`
+	BitsPerParam    float64 `json:"bits_per_param"`
+	TensorsIn       int     `json:"tensors_in"`
+	TensorsOut      int     `json:"tensors_out"`
+	FP16Overflow    int64   `json:"fp16_overflow"`
 	// MinSQNRdB is the lowest SQNR over the tensors; absent when a tensor
 	// holds NaN or ±Inf (its error is unbounded), which WorstTensor then
 	// names.
