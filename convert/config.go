@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Sentinels of this package.
@@ -41,17 +41,10 @@ type Config struct {
 	firstErr error
 }
 
-// LoadConfig reads dir/config.json.
+// LoadConfig reads dir/config.json (at most maxConfigBytes, a regular file).
 func LoadConfig(dir string) (*Config, error) {
 	p := filepath.Join(dir, "config.json")
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > maxConfigBytes {
-		return nil, fmt.Errorf("%s: %w: %d bytes (limit %d)", p, ErrConfig, fi.Size(), maxConfigBytes)
-	}
-	b, err := os.ReadFile(p)
+	b, err := safeio.ReadFile(p, maxConfigBytes)
 	if err != nil {
 		return nil, err
 	}

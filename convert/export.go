@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/internal/safeio"
 	"github.com/quantpack/quantpack/internal/version"
 )
 
@@ -158,20 +158,12 @@ func (s *exportSource) precision() ExportPrecision {
 // artifact, nil when dir has no quantpack.json, or an error.
 func readArtifactManifest(dir string) (*Manifest, error) {
 	p := filepath.Join(dir, manifest.Name)
-	f, err := os.Open(p)
+	b, err := safeio.ReadFile(p, maxManifestBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxManifestBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxManifestBytes {
-		return nil, fmt.Errorf("%s: %w: larger than %d bytes", p, ErrArtifact, maxManifestBytes)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -396,7 +388,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 		return nil, err
 	}
 	for _, name := range []string{"config.json", "preprocessor_config.json"} {
-		data, err := os.ReadFile(filepath.Join(origin.dir, name))
+		data, err := safeio.ReadFile(filepath.Join(origin.dir, name), maxConfigBytes)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

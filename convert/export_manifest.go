@@ -9,6 +9,7 @@ import (
 
 	"github.com/quantpack/quantpack/formats/onnx"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/internal/safeio"
 	"github.com/quantpack/quantpack/internal/version"
 )
 
@@ -147,13 +148,11 @@ func exportImageSize(dir string, cfg *Config, flag int) (h, w int, from string, 
 		return flag, flag, "--image-size", nil
 	}
 	p := filepath.Join(dir, "preprocessor_config.json")
-	raw, err := os.ReadFile(p)
+	raw, err := safeio.ReadFile(p, maxPreprocessorBytes)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		return 0, 0, "", err
-	case len(raw) > maxPreprocessorBytes:
-		return 0, 0, "", fmt.Errorf("%s: %w: larger than %d bytes", p, ErrConfig, maxPreprocessorBytes)
 	default:
 		var pc struct {
 			DoCenterCrop *bool           `json:"do_center_crop"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Inspection is what `quantpack inspect` reports about a checkpoint or
@@ -88,7 +89,7 @@ func Inspect(path string) (*Inspection, error) {
 	} else if !os.IsNotExist(err) {
 		return nil, err
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, manifest.Name)); err == nil {
+	if b, err := safeio.ReadFile(filepath.Join(dir, manifest.Name), maxManifestBytes); err == nil {
 		var m struct {
 			Format      string `json:"format"`
 			Precision   string `json:"precision"`

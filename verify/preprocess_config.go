@@ -8,10 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Size is a "size" or "crop_size" entry of preprocessor_config.json after
@@ -438,19 +439,7 @@ func DefaultPreprocessorConfig(modelType string, imageSize int) (PreprocessorCon
 
 // readCapped reads a whole small file, refusing one over limit bytes.
 func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
+	return safeio.ReadFile(path, limit)
 }
 
 // modelConfig is the part of config.json the preprocessing and datasets

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/quantpack/quantpack/internal/fault"
 )
@@ -57,5 +58,32 @@ func TestInterspersed(t *testing.T) {
 func TestMissingRequiredFlagIsUsage(t *testing.T) {
 	if code := run([]string{"quantpack", "convert", "somewhere"}); code != ExitUsage {
 		t.Fatalf("convert without -o: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+// Issue 17 case 9: after the first signal the process ends within the grace
+// period even when the command never reaches a cancellation check (a read
+// blocked in the kernel), and never once the command has returned.
+func TestWatchSignalsEndsBlockedCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan struct{})
+	go watchSignals(ctx, func() {}, make(chan struct{}), 50*time.Millisecond, func() { close(exited) })
+	cancel() // the first signal; the command never returns
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("first signal did not end a command that never returned")
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	called := make(chan struct{}, 1)
+	go watchSignals(ctx, func() {}, finished, 50*time.Millisecond, func() { called <- struct{}{} })
+	cancel()
+	close(finished) // the command stopped at its next check
+	select {
+	case <-called:
+		t.Error("exit called although the command returned")
+	case <-time.After(200 * time.Millisecond):
 	}
 }

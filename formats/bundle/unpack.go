@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/manifest"
 )
 
@@ -81,6 +82,7 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 	if err != nil {
 		return nil, err
 	}
+	defer atomicfile.Track(tmp)() // a forced exit on a signal removes it
 	defer func() {
 		if !committed {
 			os.RemoveAll(tmp)

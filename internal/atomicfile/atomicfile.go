@@ -145,6 +145,16 @@ func RemoveAll() {
 	}
 }
 
+// Track registers a temporary directory made elsewhere (unpack's) so that
+// RemoveAll removes it too; call the returned function once it has been
+// renamed into place or removed.
+func Track(dir string) (untrack func()) {
+	mu.Lock()
+	openDirs[dir] = struct{}{}
+	mu.Unlock()
+	return func() { forgetDir(dir) }
+}
+
 // Pending reports how many temporary files are open (for tests).
 func Pending() int {
 	mu.Lock()

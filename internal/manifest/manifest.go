@@ -13,15 +13,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Name is the manifest's file name inside an artifact directory.
 const Name = "quantpack.json"
+
+// MaxSize caps a quantpack.json read from disk: a manifest lists one record
+// per tensor and file, a few megabytes for the largest models.
+const MaxSize = 64 << 20
 
 // File is one entry of the manifest's file list. Path is slash-separated and
 // relative to the artifact directory.
@@ -36,7 +40,7 @@ var ErrInvalid = fault.New(fault.Invalid, "manifest: invalid quantpack.json")
 
 // HashFile returns the size and hex sha256 of the file at path.
 func HashFile(path string) (File, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return File{}, err
 	}
@@ -97,7 +101,7 @@ func Walk(dir string, fn func(rel, path string, d fs.DirEntry) error) error {
 // document as raw JSON members.
 func ReadFiles(dir string) ([]File, map[string]json.RawMessage, error) {
 	p := filepath.Join(dir, Name)
-	b, err := os.ReadFile(p)
+	b, err := safeio.ReadFile(p, MaxSize)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/quantpack/quantpack/formats/safetensors"
+)
+
+// testE2EReliability runs the hostile cases of issue 17 that need the real
+// binary: what the user sees (exit code, message, stdout) and what is left
+// on disk.
+func testE2EReliability(t *testing.T, vit string) {
+	// A checkpoint directory: vit's config.json and tensors, with one file
+	// replaced by a caller.
+	checkpoint := func(t *testing.T) string {
+		d := filepath.Join(t.TempDir(), "src")
+		os.MkdirAll(d, 0o755)
+		for _, f := range []string{"config.json", "model.safetensors"} {
+			copyFile(t, filepath.Join(vit, f), filepath.Join(d, f))
+		}
+		return d
+	}
+	// refused runs convert, export and inspect on src and wants code, the
+	// message naming file, and nothing written.
+	refused := func(t *testing.T, src, file string, code int) {
+		t.Helper()
+		qp(t, "inspect", src).wantCode(t, code, file)
+		for _, args := range [][]string{{"convert", src, "--precision", "int8"}, {"export", src, "--precision", "fp32"}} {
+			parent := t.TempDir()
+			qp(t, append(args, "-o", filepath.Join(parent, "out"))...).wantCode(t, code, file)
+			emptyParent(t, parent, args[0]+" of "+src)
+		}
+	}
+
+	// Case 9: a FIFO where model.safetensors is expected blocked open()
+	// forever; now it is refused at once.
+	t.Run("fifo-model", func(t *testing.T) {
+		src := checkpoint(t)
+		m := filepath.Join(src, "model.safetensors")
+		os.Remove(m)
+		if err := syscall.Mkfifo(m, 0o644); err != nil {
+			t.Skipf("mkfifo: %v", err)
+		}
+		refused(t, src, m, ExitInvalid)
+	})
+
+	// Case 8: config.json or preprocessor_config.json a symlink to
+	// /dev/zero exhausted memory; now it is refused.
+	t.Run("dev-zero-config", func(t *testing.T) {
+		for _, name := range []string{"config.json", "preprocessor_config.json"} {
+			src := checkpoint(t)
+			p := filepath.Join(src, name)
+			os.Remove(p)
+			if err := os.Symlink("/dev/zero", p); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{{"convert", src, "--precision", "fp16"}, {"export", src, "--precision", "fp32"}} {
+				parent := t.TempDir()
+				qp(t, append(args, "-o", filepath.Join(parent, "out"))...).wantCode(t, ExitInvalid, p)
+				emptyParent(t, parent, args[0]+" with "+name+" → /dev/zero")
+			}
+		}
+	})
+
+	// Case 7: NaN and ±Inf at fp16 appear in the text, the --json summary
+	// and quantpack.json, with a warning; --fail-on-nonfinite exits 3.
+	t.Run("nonfinite", func(t *testing.T) {
+		src := checkpoint(t)
+		const name = "vit.encoder.layer.0.attention.attention.query.weight"
+		m := filepath.Join(src, "model.safetensors")
+		ck, err := safetensors.OpenCheckpoint(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := ck.Lookup(name)
+		ck.Close()
+		if !ok {
+			t.Fatalf("fixture lacks %s", name)
+		}
+		data, _ := os.ReadFile(m)
+		for i := int64(0); i < 8; i++ {
+			binary.LittleEndian.PutUint32(data[e.Offset+4*i:], math.Float32bits(float32(math.NaN())))
+		}
+		os.WriteFile(m, data, 0o644)
+
+		out := filepath.Join(t.TempDir(), "out")
+		r := qp(t, "convert", src, "-o", out, "--precision", "fp16", "--json").ok(t)
+		js := r.json(t)
+		if jnum(t, js, "non_finite_tensors") != 1 || jnum(t, js, "non_finite.source.nan") != 8 {
+			t.Errorf("--json: %s", r.stdout)
+		}
+		if v, _ := jpath(js, "min_sqnr_db"); v != nil {
+			t.Errorf("min_sqnr_db %v with a NaN tensor, want null", v)
+		}
+		if !strings.Contains(r.stderr, "warning") || !strings.Contains(r.stderr, name) {
+			t.Errorf("no warning naming %s on stderr: %s", name, r.stderr)
+		}
+		man, _ := os.ReadFile(filepath.Join(out, "quantpack.json"))
+		if !strings.Contains(string(man), `"non_finite"`) {
+			t.Error("quantpack.json does not record the non-finite values")
+		}
+		text := qp(t, "convert", src, "-o", filepath.Join(t.TempDir(), "out"), "--precision", "fp16").ok(t)
+		if !strings.Contains(string(text.stdout), "NaN/Inf") {
+			t.Errorf("text output does not show the NaN tensor:\n%s", text.stdout)
+		}
+		parent := t.TempDir()
+		qp(t, "convert", src, "-o", filepath.Join(parent, "out"), "--precision", "fp16", "--fail-on-nonfinite").wantCode(t, ExitInvalid, name)
+		emptyParent(t, parent, "convert --fail-on-nonfinite")
+	})
+}
