@@ -115,6 +115,12 @@ func (o *Options) validate() error {
 	if o.Threads < 0 {
 		return usage(fmt.Errorf("--threads %d: want ≥ 0", o.Threads))
 	}
+	if o.ShardBytes < 0 {
+		return usage(fmt.Errorf("--shard-bytes %d: want > 0 (or unset for %d)", o.ShardBytes, int64(DefaultShardBytes)))
+	}
+	if o.Asymmetric && o.Precision != Int4 {
+		return usage(fmt.Errorf("--asymmetric applies to int4 only, not %s", o.Precision))
+	}
 	return ValidateGlobs(o.Keep)
 }
 

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,6 +119,9 @@ func (o *ExportOptions) validate() error {
 	}
 	if o.Int4Accuracy == 0 {
 		o.Int4Accuracy = DefaultInt4Accuracy
+	}
+	if o.Convert.Asymmetric && o.Precision != ExportInt4 {
+		return usage(fmt.Errorf("--asymmetric applies to int4 only, not %s", cmp.Or(string(o.Precision), "the source's precision")))
 	}
 	if o.Int4Accuracy < 0 || o.Int4Accuracy > 4 {
 		return usage(fmt.Errorf("int4 accuracy level %d: want 1 to 4", o.Int4Accuracy))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -85,5 +86,31 @@ func TestWatchSignalsEndsBlockedCommand(t *testing.T) {
 	case <-called:
 		t.Error("exit called although the command returned")
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// Issue 17 case 14: flag values that cannot be meant are usage errors (they
+// used to be accepted: a NaN gate passed every run, --asymmetric was ignored
+// at fp16, --shard-bytes -1 was taken).
+func TestNonsenseFlagValuesAreUsage(t *testing.T) {
+	dir := t.TempDir()
+	cases := [][]string{
+		{"verify", dir, dir, "--min-cosine", "NaN"},
+		{"verify", dir, dir, "--min-cosine", "1.5"},
+		{"verify", dir, dir, "--max-top1-drop", "-1"},
+		{"verify", dir, dir, "--min-speedup", "-2"},
+		{"verify", dir, dir, "--max-size-ratio", "0"},
+		{"verify", dir, dir, "--max-latency-ms", "Inf"},
+		{"convert", dir, "-o", dir + "/o", "-p", "int8", "--shard-bytes", "-1"},
+		{"convert", dir, "-o", dir + "/o", "-p", "fp16", "--asymmetric"},
+		{"export", dir, "-o", dir + "/o", "-p", "fp32", "--asymmetric"},
+	}
+	for _, args := range cases {
+		if code := run(append([]string{"quantpack"}, args...)); code != ExitUsage {
+			t.Errorf("quantpack %v: exit %d, want %d", args, code, ExitUsage)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("usage errors left %d entries", len(ents))
 	}
 }
