@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -112,5 +114,57 @@ func testE2EReliability(t *testing.T, vit string) {
 		parent := t.TempDir()
 		qp(t, "convert", src, "-o", filepath.Join(parent, "out"), "--precision", "fp16", "--fail-on-nonfinite").wantCode(t, ExitInvalid, name)
 		emptyParent(t, parent, "convert --fail-on-nonfinite")
+	})
+
+	// Case 12: -o a symlink to an empty directory is refused by every
+	// command that writes a directory, as unpack refuses it; the link and
+	// its target stay as they were.
+	t.Run("output-symlink", func(t *testing.T) {
+		parent := t.TempDir()
+		art := filepath.Join(parent, "art")
+		qp(t, "convert", vit, "-o", art, "--precision", "fp16").ok(t)
+		bundle := filepath.Join(parent, "art.tar.zst")
+		qp(t, "pack", art, "-o", bundle).ok(t)
+		for _, args := range [][]string{
+			{"convert", vit, "--precision", "int8"},
+			{"export", vit, "--precision", "fp32"},
+			{"synth", "--preset", "deit-tiny-patch16-224"},
+			{"unpack", bundle},
+		} {
+			dir := t.TempDir()
+			target := filepath.Join(dir, "target")
+			os.Mkdir(target, 0o755)
+			link := filepath.Join(dir, "out")
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			qp(t, append(args, "-o", link)...).wantCode(t, ExitUsage, link)
+			if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("%s replaced the -o symlink", args[0])
+			}
+			if ents, _ := os.ReadDir(target); len(ents) != 0 {
+				t.Errorf("%s wrote into the link's target", args[0])
+			}
+		}
+	})
+
+	// Case 13: a temporary left by a SIGKILLed run is removed by the next
+	// run into the same parent, which says so on stderr.
+	t.Run("stale-temporaries", func(t *testing.T) {
+		child := exec.Command("true")
+		if err := child.Run(); err != nil {
+			t.Skipf("no child process: %v", err)
+		}
+		parent := t.TempDir()
+		stale := filepath.Join(parent, fmt.Sprintf(".out.tmp-%d-42", child.Process.Pid))
+		os.MkdirAll(stale, 0o755)
+		os.WriteFile(filepath.Join(stale, "model.safetensors"), make([]byte, 4096), 0o644)
+		r := qp(t, "convert", vit, "-o", filepath.Join(parent, "out"), "--precision", "int8").ok(t)
+		if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+			t.Errorf("stale %s still there", stale)
+		}
+		if !strings.Contains(r.stderr, stale) || !strings.Contains(r.stderr, "no longer running") {
+			t.Errorf("stderr does not report the removal: %s", r.stderr)
+		}
 	})
 }

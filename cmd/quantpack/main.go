@@ -77,6 +77,9 @@ func main() {
 // cancel the context; commands stop at the next tensor or file boundary, and
 // any temporary file still open is removed before exiting with 130.
 func run(args []string) int {
+	atomicfile.Logf = func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "quantpack: "+format+"\n", args...)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	finished := make(chan struct{})

@@ -78,7 +78,8 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 			removeEmptyUpTo(parent, created)
 		}
 	}()
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(outDir)+".unpack-*")
+	atomicfile.RemoveStale(parent)
+	tmp, err := os.MkdirTemp(parent, atomicfile.TempPattern(filepath.Base(outDir), "unpack"))
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,8 @@ func Create(path string) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	RemoveStale(dir)
+	tmp, err := os.CreateTemp(dir, TempPattern(base, "tmp"))
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +180,13 @@ type Dir struct {
 var openDirs = map[string]struct{}{}
 
 // CreateDir makes a temporary directory beside path. path must not exist, or
-// be an empty directory (it is replaced on Commit).
+// be an empty directory (it is replaced on Commit). A symbolic link, even to
+// an empty directory, is refused (ErrNotDir), as unpack refuses it: Commit
+// would replace the link, not write into its target.
 func CreateDir(path string) (*Dir, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s: %w: it is a symbolic link; give the directory it points to", path, ErrNotDir)
+	}
 	if ents, err := os.ReadDir(path); err == nil && len(ents) > 0 {
 		return nil, fmt.Errorf("%s: %w", path, ErrNotEmpty)
 	} else if err == nil {
@@ -198,7 +204,8 @@ func CreateDir(path string) (*Dir, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("atomicfile: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	RemoveStale(parent)
+	tmp, err := os.MkdirTemp(parent, TempPattern(base, "tmp"))
 	if err != nil {
 		return nil, err
 	}
