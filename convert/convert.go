@@ -561,7 +561,7 @@ func hashSources(ctx context.Context, files []string) func() ([]manifest.File, e
 				r.err = ctx.Err()
 				break
 			}
-			h, err := manifest.HashFile(f)
+			h, err := manifest.HashFileContext(ctx, f)
 			if err != nil {
 				r.err = err
 				break

@@ -369,7 +369,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 	// reading gigabytes, and they use different cores.
 	var hashes <-chan hashResult
 	if s.artifact == nil {
-		hashes = hashFilesAsync(origin)
+		hashes = hashFilesAsync(ctx, origin)
 	}
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
 		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w}
@@ -388,7 +388,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 	if b.usesDomain(msDomain) {
 		model.Opsets = append(model.Opsets, onnx.Opset(msDomain, 1))
 	}
-	if err := onnx.WriteFile(filepath.Join(dir, "model.onnx"), model, onnx.WriteOptions{ExternalThreshold: exportThreshold}); err != nil {
+	if err := onnx.WriteFile(filepath.Join(dir, "model.onnx"), model, onnx.WriteOptions{ExternalThreshold: exportThreshold, Context: ctx}); err != nil {
 		return nil, err
 	}
 	for _, name := range []string{"config.json", "preprocessor_config.json"} {
@@ -413,13 +413,13 @@ type hashResult struct {
 
 // hashFilesAsync hashes a checkpoint's files in the background. (An
 // artifact's manifest has its checkpoint's hashes already.)
-func hashFilesAsync(origin *exportSource) <-chan hashResult {
+func hashFilesAsync(ctx context.Context, origin *exportSource) <-chan hashResult {
 	ch := make(chan hashResult, 1)
 	files := origin.ckpt.Files()
 	go func() {
 		var r hashResult
 		for _, f := range files {
-			h, err := manifest.HashFile(f)
+			h, err := manifest.HashFileContext(ctx, f)
 			if err != nil {
 				r.err = err
 				break

@@ -175,7 +175,7 @@ func TestCreateDirRemovesStaleTemporaries(t *testing.T) {
 	}
 	keep := []string{
 		filepath.Join(parent, fmt.Sprintf(".model.tmp-%d-5", os.Getppid())), // alive
-		filepath.Join(parent, ".model.tmp-123456"),                           // not our naming
+		filepath.Join(parent, ".model.tmp-123456"),                          // not our naming
 		filepath.Join(parent, ".hidden"),
 	}
 	for _, p := range append(stale, keep...) {
