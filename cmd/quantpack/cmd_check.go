@@ -44,6 +44,7 @@ Example:
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked bytes than this"},
+			maxRatioFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -54,7 +55,11 @@ Example:
 			if err != nil {
 				return usagef("--max-bytes: %v", err)
 			}
-			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, JSON: c.Bool("json")}, os.Stdout)
+			ratio, err := maxRatio(c)
+			if err != nil {
+				return err
+			}
+			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, MaxRatio: ratio, JSON: c.Bool("json")}, os.Stdout)
 		},
 	}
 }
@@ -62,6 +67,7 @@ Example:
 type checkOptions struct {
 	Path     string
 	MaxBytes int64
+	MaxRatio float64
 	JSON     bool
 }
 
@@ -75,7 +81,7 @@ type checkJSON struct {
 // is nil only when everything matches.
 func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
 	bar := newProgress("check")
-	res, err := bundle.Check(ctx, o.Path, bundle.UnpackOptions{MaxBytes: o.MaxBytes, Progress: bar.Set})
+	res, err := bundle.Check(ctx, o.Path, bundle.UnpackOptions{MaxBytes: o.MaxBytes, MaxRatio: o.MaxRatio, Progress: bar.Set})
 	bar.Done()
 	if res == nil {
 		return err

@@ -104,6 +104,8 @@ func TestNonsenseFlagValuesAreUsage(t *testing.T) {
 		{"convert", dir, "-o", dir + "/o", "-p", "int8", "--shard-bytes", "-1"},
 		{"convert", dir, "-o", dir + "/o", "-p", "fp16", "--asymmetric"},
 		{"export", dir, "-o", dir + "/o", "-p", "fp32", "--asymmetric"},
+		{"unpack", dir + "/b.tar.zst", "-o", dir + "/o", "--max-ratio", "0"},
+		{"check", dir + "/b.tar.zst", "--max-ratio", "NaN"},
 	}
 	for _, args := range cases {
 		if code := run(append([]string{"quantpack"}, args...)); code != ExitUsage {

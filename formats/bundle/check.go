@@ -52,6 +52,7 @@ func Check(ctx context.Context, path string, opts UnpackOptions) (*CheckResult, 
 		fn := opts.Progress
 		opts.Progress = func(done, _ int64) { fn(done, fi.Size()) }
 	}
+	opts.size = fi.Size()
 	return verify(ctx, f, path, opts)
 }
 
@@ -63,7 +64,7 @@ func Verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (
 
 func verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (*CheckResult, error) {
 	res := &CheckResult{Path: name, Kind: "bundle", Differences: []string{}}
-	rd, err := openReader(ctx, r, name, opts.MaxBytes, &progress{fn: opts.Progress})
+	rd, err := openReader(ctx, r, name, opts, &progress{fn: opts.Progress})
 	if err != nil {
 		return res, err
 	}

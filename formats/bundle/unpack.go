@@ -21,9 +21,15 @@ type UnpackOptions struct {
 	// MaxBytes caps the unpacked size (the file sizes the manifest
 	// declares); 0 means DefaultMaxBytes.
 	MaxBytes int64
+	// MaxRatio caps declared unpacked bytes per byte of bundle file (above
+	// 256 MiB declared); 0 means DefaultMaxRatio. Streams of unknown length
+	// are not checked.
+	MaxRatio float64
 	// Progress, when set, is called as compressed bytes are consumed, with
 	// the bundle's size as total (0 when unknown, as for a stream).
 	Progress func(done, total int64)
+
+	size int64 // of the bundle file, when known: for MaxRatio
 }
 
 // UnpackResult describes an unpacked bundle; it is also the JSON that
@@ -91,11 +97,17 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 	}()
 
 	prog := &progress{fn: opts.Progress, total: fi.Size()}
-	rd, err := openReader(ctx, f, path, max, prog)
+	opts.MaxBytes, opts.size = max, fi.Size()
+	rd, err := openReader(ctx, f, path, opts, prog)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.close()
+	// Refuse before writing anything what the disk cannot hold.
+	if free, ok := freeBytes(parent); ok && free < rd.man.total {
+		return nil, &FileError{Path: parent, Err: ErrNoSpace,
+			Detail: fmt.Sprintf("the bundle declares %d bytes, %d are free", rd.man.total, free)}
+	}
 	res := &UnpackResult{Bundle: path, Dir: outDir, FormatVersion: FormatVersion, ManifestRewritten: rd.man.rewritten}
 	if err := writeFileSync(filepath.Join(tmp, manifest.Name), rd.manRaw); err != nil {
 		return nil, err
