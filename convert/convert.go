@@ -40,6 +40,11 @@ type Options struct {
 	// an error (ErrNonFinite) and writes nothing; without it they are
 	// counted in the manifest and reported.
 	FailOnNonFinite bool
+	// DequantizeInput accepts an already-quantized input: its weights are
+	// dequantized to float32 (in a temporary checkpoint beside the output)
+	// and converted from there, and the manifest says so ("dequantized").
+	// Without it such an input is ErrQuantizedInput.
+	DequantizeInput bool
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -135,11 +140,24 @@ type Source struct {
 	Ckpt   *safetensors.Checkpoint
 	Config *Config // nil for a bare .safetensors file
 	Arch   *Arch   // nil when unknown and allowed (generic policy)
+
+	// dequantized is set when this is a float32 reconstruction of a
+	// quantized input (Options.DequantizeInput); hashFiles then names the
+	// input's files, which the manifest's sources describe.
+	dequantized *Dequantized
+	hashFiles   []string
 }
 
 // OpenSource opens a model directory or a single .safetensors file. An
-// unknown architecture is an error unless generic is set.
+// unknown architecture is an error unless generic is set; an
+// already-quantized checkpoint is ErrQuantizedInput.
 func OpenSource(path string, generic bool) (*Source, error) {
+	return openSource(path, generic, false)
+}
+
+// openSource is OpenSource; allowQuantized accepts a quantized checkpoint
+// (to be dequantized first).
+func openSource(path string, generic, allowQuantized bool) (*Source, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -163,6 +181,9 @@ func OpenSource(path string, generic bool) (*Source, error) {
 	if s.Ckpt, err = safetensors.OpenCheckpoint(path); err != nil {
 		return nil, err
 	}
+	if allowQuantized {
+		return s, nil
+	}
 	if err := refuseQuantized(path, s.Ckpt); err != nil {
 		s.Ckpt.Close()
 		return nil, err
@@ -181,7 +202,7 @@ func refuseQuantized(path string, ck *safetensors.Checkpoint) error {
 	for _, q := range found {
 		what = append(what, fmt.Sprintf("%s (%s, %d tensors)", q.Scheme, q.Writer, q.Tensors))
 	}
-	return fmt.Errorf("%s: %w: %s; convert needs the original float checkpoint (quantpack inspect %s shows the layout)",
+	return fmt.Errorf("%s: %w: %s; convert needs the original float checkpoint, or --dequantize-input to requantize its reconstruction (quantpack inspect %s shows the layout)",
 		path, ErrQuantizedInput, strings.Join(what, ", "), path)
 }
 
@@ -205,11 +226,21 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	s, err := OpenSource(src, opt.Generic)
+	s, err := openSource(src, opt.Generic, opt.DequantizeInput)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
+	if opt.DequantizeInput {
+		if found, _ := QuantSchemes(s.Ckpt); len(found) > 0 {
+			ds, cleanup, err := dequantizeSource(ctx, s, out, opt.Generic)
+			if err != nil {
+				return nil, err
+			}
+			defer cleanup()
+			s = ds
+		}
+	}
 	// Check the tensors against config.json before writing anything, as
 	// export does; convert keeps tensors the config does not use.
 	if _, err := validateTensors(s.Arch, s.Config, newWeights(s.Path, s.Ckpt, nil)); err != nil {
@@ -241,7 +272,11 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	// Hash the source files while the workers quantize: the hash is one
 	// sequential pass over the whole checkpoint, and overlapping it with the
 	// workers' reads and writes hides most of its cost.
-	srcHash := hashSources(ctx, s.Ckpt.Files())
+	hashFiles := s.Ckpt.Files()
+	if s.hashFiles != nil {
+		hashFiles = s.hashFiles
+	}
+	srcHash := hashSources(ctx, hashFiles)
 	meta := map[string]string{"format": "pt"}
 	for k, v := range s.Ckpt.Metadata() {
 		meta[k] = v
@@ -458,6 +493,7 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 	if s.Config != nil {
 		m.ModelType = s.Config.ModelType()
 	}
+	m.Dequantized = s.dequantized
 	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep}
 	switch opt.Precision {
 	case Int8:

@@ -21,9 +21,12 @@ type Manifest struct {
 	Architecture string          `json:"architecture"`
 	ModelType    string          `json:"model_type,omitempty"`
 	Sources      []manifest.File `json:"sources"`
-	Totals       Totals          `json:"totals"`
-	Tensors      []*TensorRecord `json:"tensors"`
-	Files        []manifest.File `json:"files"`
+	// Dequantized is set when the source was already quantized and was
+	// dequantized first (convert --dequantize-input).
+	Dequantized *Dequantized    `json:"dequantized,omitempty"`
+	Totals      Totals          `json:"totals"`
+	Tensors     []*TensorRecord `json:"tensors"`
+	Files       []manifest.File `json:"files"`
 }
 
 // SchemeParams records every choice that changes the output bytes.

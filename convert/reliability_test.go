@@ -329,3 +329,80 @@ func TestConvertReportsNonFinite(t *testing.T) {
 	}
 	assertEmptyDir(t, parent)
 }
+
+// Issue 17 case 3, asked explicitly: DequantizeInput reconstructs the
+// quantized weights (checked bit for bit against dequantArtifact, the
+// test's own reading of each layout) and converts them, and the manifest
+// says the source was dequantized; without quantpack.json (bitsandbytes
+// tensors alone) too.
+func TestConvertDequantizeInput(t *testing.T) {
+	cases := []struct {
+		model string
+		p     Precision
+	}{{"vit", Int8}, {"vit", Int4}, {"vit", NF4}, {"mobilevit", Int8}}
+	for _, c := range cases {
+		t.Run(c.model+"/"+string(c.p), func(t *testing.T) {
+			src := filepath.Join(fixtures(t), "reference", c.model)
+			art := filepath.Join(t.TempDir(), "art")
+			mArt, err := Convert(context.Background(), src, art, Options{Precision: c.p, Threads: 1, NoStats: true, DoubleQuant: c.p == NF4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "fp16")
+			m, err := Convert(context.Background(), art, out, Options{Precision: FP16, Threads: 2, DequantizeInput: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Dequantized == nil || m.Dequantized.Tensors == 0 || len(m.Dequantized.Schemes) == 0 {
+				t.Fatalf("manifest does not record the dequantization: %+v", m.Dequantized)
+			}
+			if names, _ := os.ReadDir(filepath.Dir(out)); len(names) != 1 {
+				t.Errorf("temporary checkpoint left beside the output: %v", names)
+			}
+			ckArt, err := safetensors.OpenCheckpoint(art)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ckArt.Close()
+			ckOut, err := safetensors.OpenCheckpoint(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ckOut.Close()
+			checked := 0
+			for _, r := range mArt.Tensors {
+				switch r.Scheme {
+				case SchemeInt8, SchemeInt8Ch, SchemeInt4, SchemeNF4:
+				default:
+					continue
+				}
+				want := dequantArtifact(t, ckArt, r, mArt)
+				// The fp16 output holds the reconstruction rounded to fp16.
+				h := make([]uint16, len(want))
+				quant.F32ToF16(h, want)
+				quant.F16ToF32(want, h)
+				raw, e := artRaw(t, ckOut, r.Name)
+				if e.DType != safetensors.F16 || !slices.Equal(e.Shape, r.Shape) {
+					t.Fatalf("%s: output %s %v, want F16 %v", r.Name, e.DType, e.Shape, r.Shape)
+				}
+				got := make([]float32, len(want))
+				if err := decodeFloat32(got, raw, safetensors.F16); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: dequantized values differ from the layout's reconstruction", r.Name)
+				}
+				checked++
+			}
+			if checked != m.Dequantized.Tensors {
+				t.Errorf("checked %d weights, manifest says %d were dequantized", checked, m.Dequantized.Tensors)
+			}
+			// Requantizing, and from the bare tensors without quantpack.json.
+			bare := copyDir(t, art)
+			os.Remove(filepath.Join(bare, "quantpack.json"))
+			if _, err := Convert(context.Background(), bare, filepath.Join(t.TempDir(), "nf4"), Options{Precision: NF4, Threads: 1, DequantizeInput: true}); err != nil {
+				t.Errorf("requantizing the bare tensors: %v", err)
+			}
+		})
+	}
+}

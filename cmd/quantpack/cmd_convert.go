@@ -40,6 +40,12 @@ Layouts:
                nested_* with double quant, quant_state JSON; loadable with
                transformers + bitsandbytes
 
+An already-quantized SRC (a quantpack int8/int4/nf4 artifact, a bitsandbytes
+checkpoint) is refused with exit 4: converting it would relabel its codes.
+--dequantize-input converts its float32 reconstruction instead, and
+quantpack.json records that ("dequantized"). NaN or ±Inf in a tensor are
+counted and reported ("non_finite"); --fail-on-nonfinite makes them exit 3.
+
 Output is byte-identical for any --threads. OUT must not exist or be empty;
 it appears only when the conversion is complete.
 
@@ -60,6 +66,7 @@ Example:
 			&cli.BoolFlag{Name: "generic", Usage: "convert an architecture quantpack does not know, Linear-only policy"},
 			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},
 			&cli.BoolFlag{Name: "no-stats", Usage: "skip per-tensor error statistics (faster)"},
+			&cli.BoolFlag{Name: "dequantize-input", Usage: "accept an already-quantized SRC: dequantize it to float32 first (recorded in quantpack.json)"},
 			&cli.BoolFlag{Name: "fail-on-nonfinite", Usage: "exit 3 and write nothing when a tensor holds NaN or ±Inf (source or output)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 		},
@@ -76,7 +83,7 @@ Example:
 				DoubleQuant: p == convert.NF4 && c.Bool("double-quant"),
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
-				FailOnNonFinite: c.Bool("fail-on-nonfinite"),
+				FailOnNonFinite: c.Bool("fail-on-nonfinite"), DequantizeInput: c.Bool("dequantize-input"),
 			}
 			bar := newProgress("convert")
 			opt.Progress = bar.Set
