@@ -10,8 +10,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/internal/atomicfile"
 )
 
 // testE2EReliability runs the hostile cases of issue 17 that need the real
@@ -159,6 +161,9 @@ func testE2EReliability(t *testing.T, vit string) {
 		stale := filepath.Join(parent, fmt.Sprintf(".out.tmp-%d-42", child.Process.Pid))
 		os.MkdirAll(stale, 0o755)
 		os.WriteFile(filepath.Join(stale, "model.safetensors"), make([]byte, 4096), 0o644)
+		old := time.Now().Add(-atomicfile.StaleAge - time.Minute)
+		os.Chtimes(filepath.Join(stale, "model.safetensors"), old, old)
+		os.Chtimes(stale, old, old)
 		r := qp(t, "convert", vit, "-o", filepath.Join(parent, "out"), "--precision", "int8").ok(t)
 		if _, err := os.Lstat(stale); !os.IsNotExist(err) {
 			t.Errorf("stale %s still there", stale)

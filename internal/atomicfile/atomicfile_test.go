@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCommitAndAbort(t *testing.T) {
@@ -178,10 +179,20 @@ func TestCreateDirRemovesStaleTemporaries(t *testing.T) {
 		filepath.Join(parent, ".model.tmp-123456"),                          // not our naming
 		filepath.Join(parent, ".hidden"),
 	}
+	old := time.Now().Add(-StaleAge - time.Minute)
 	for _, p := range append(stale, keep...) {
 		os.MkdirAll(filepath.Join(p, "sub"), 0o755)
 		os.WriteFile(filepath.Join(p, "sub", "data"), []byte("x"), 0o644)
+		os.Chtimes(filepath.Join(p, "sub"), old, old)
+		os.Chtimes(p, old, old)
 	}
+	// A dead pid's temporary still being written (another pid namespace
+	// sharing the directory): recent, so kept.
+	recent := filepath.Join(parent, fmt.Sprintf(".model.tmp-%d-77", dead))
+	os.MkdirAll(recent, 0o755)
+	os.WriteFile(filepath.Join(recent, "model.safetensors"), []byte("x"), 0o644)
+	os.Chtimes(recent, old, old)
+	keep = append(keep, recent)
 	var logged []string
 	Logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
 	t.Cleanup(func() { Logf = nil })
