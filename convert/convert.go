@@ -35,6 +35,15 @@ type Options struct {
 	// Hub records where a checkpoint resolved from a Hub id came from
 	// (hub.Resolve); it goes into quantpack.json and the model card.
 	Hub *hub.Source
+	// FailOnNonFinite makes a NaN or ±Inf in any tensor's source or output
+	// an error (ErrNonFinite) and writes nothing; without it they are
+	// counted in the manifest and reported.
+	FailOnNonFinite bool
+	// DequantizeInput accepts an already-quantized input: its weights are
+	// dequantized to float32 (in a temporary checkpoint beside the output)
+	// and converted from there, and the manifest says so ("dequantized").
+	// Without it such an input is ErrQuantizedInput.
+	DequantizeInput bool
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -97,8 +106,18 @@ func (o *Options) validate() error {
 	if o.Threads < 0 {
 		return usage(fmt.Errorf("--threads %d: want ≥ 0", o.Threads))
 	}
+	if o.ShardBytes < 0 {
+		return usage(fmt.Errorf("--shard-bytes %d: want > 0 (or unset for %d)", o.ShardBytes, int64(DefaultShardBytes)))
+	}
+	if o.Asymmetric && o.Precision != Int4 {
+		return usage(fmt.Errorf("--asymmetric applies to int4 only, not %s", o.Precision))
+	}
 	return ValidateGlobs(o.Keep)
 }
+
+// testHookBeforeCommit runs just before Convert and Export commit their
+// output; tests use it to land a "signal" after all the work is done.
+var testHookBeforeCommit = func() {}
 
 // Source is an opened checkpoint with its config and architecture.
 type Source struct {
@@ -107,11 +126,24 @@ type Source struct {
 	Ckpt   *safetensors.Checkpoint
 	Config *Config // nil for a bare .safetensors file
 	Arch   *Arch   // nil when unknown and allowed (generic policy)
+
+	// dequantized is set when this is a float32 reconstruction of a
+	// quantized input (Options.DequantizeInput); hashFiles then names the
+	// input's files, which the manifest's sources describe.
+	dequantized *Dequantized
+	hashFiles   []string
 }
 
 // OpenSource opens a model directory or a single .safetensors file. An
-// unknown architecture is an error unless generic is set.
+// unknown architecture is an error unless generic is set; an
+// already-quantized checkpoint is ErrQuantizedInput.
 func OpenSource(path string, generic bool) (*Source, error) {
+	return openSource(path, generic, false)
+}
+
+// openSource is OpenSource; allowQuantized accepts a quantized checkpoint
+// (to be dequantized first).
+func openSource(path string, generic, allowQuantized bool) (*Source, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -135,7 +167,29 @@ func OpenSource(path string, generic bool) (*Source, error) {
 	if s.Ckpt, err = safetensors.OpenCheckpoint(path); err != nil {
 		return nil, err
 	}
+	if allowQuantized {
+		return s, nil
+	}
+	if err := refuseQuantized(path, s.Ckpt); err != nil {
+		s.Ckpt.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// refuseQuantized returns ErrQuantizedInput, naming what was found, when the
+// checkpoint holds quantized weights (the layouts inspect reports).
+func refuseQuantized(path string, ck *safetensors.Checkpoint) error {
+	found, _ := QuantSchemes(ck)
+	if len(found) == 0 {
+		return nil
+	}
+	var what []string
+	for _, q := range found {
+		what = append(what, fmt.Sprintf("%s (%s, %d tensors)", q.Scheme, q.Writer, q.Tensors))
+	}
+	return fmt.Errorf("%s: %w: %s; convert needs the original float checkpoint, or --dequantize-input to requantize its reconstruction (quantpack inspect %s shows the layout)",
+		path, ErrQuantizedInput, strings.Join(what, ", "), path)
 }
 
 // Close releases the checkpoint.
@@ -159,11 +213,26 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 		return nil, err
 	}
 	opt = opt.withDefaults()
-	s, err := OpenSource(src, opt.Generic)
+	s, err := openSource(src, opt.Generic, opt.DequantizeInput)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
+	if opt.DequantizeInput {
+		if found, _ := QuantSchemes(s.Ckpt); len(found) > 0 {
+			ds, cleanup, err := dequantizeSource(ctx, s, out, opt.Generic)
+			if err != nil {
+				return nil, err
+			}
+			defer cleanup()
+			s = ds
+		}
+	}
+	// Check the tensors against config.json before writing anything, as
+	// export does; convert keeps tensors the config does not use.
+	if _, err := validateTensors(s.Arch, s.Config, newWeights(s.Path, s.Ckpt, nil)); err != nil {
+		return nil, err
+	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {
 		return nil, outputErr(err)
@@ -173,7 +242,10 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := dir.Commit(); err != nil {
+	// The commit point is the last cancellation check: a signal before it
+	// means no output and exit 130, never a whole artifact with exit 0.
+	testHookBeforeCommit()
+	if err := dir.CommitContext(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -190,7 +262,11 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	// Hash the source files while the workers quantize: the hash is one
 	// sequential pass over the whole checkpoint, and overlapping it with the
 	// workers' reads and writes hides most of its cost.
-	srcHash := hashSources(ctx, s.Ckpt.Files())
+	hashFiles := s.Ckpt.Files()
+	if s.hashFiles != nil {
+		hashFiles = s.hashFiles
+	}
+	srcHash := hashSources(ctx, hashFiles)
 	meta := map[string]string{"format": "pt"}
 	for k, v := range s.Ckpt.Metadata() {
 		meta[k] = v
@@ -207,6 +283,11 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	}()
 	if err := runItems(ctx, items, ws, &opt); err != nil {
 		return nil, err
+	}
+	if opt.FailOnNonFinite {
+		if err := nonFiniteErr(s.Path, items); err != nil {
+			return nil, err
+		}
 	}
 	for _, w := range uniqueWriters(ws) {
 		if err := w.Commit(); err != nil {
@@ -399,6 +480,7 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 	if s.Config != nil {
 		m.ModelType = s.Config.ModelType()
 	}
+	m.Dequantized = s.dequantized
 	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep}
 	switch opt.Precision {
 	case Int8:
@@ -442,12 +524,22 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		if it.scheme == SchemeFP16 {
 			m.Totals.FP16Overflow += r.Overflow
 		}
-		if r.Error != nil && r.Error.SQNRdB != nil && *r.Error.SQNRdB < minSQNR {
+		if r.NonFinite.any() {
+			m.Totals.NonFiniteTensors++
+			if m.Totals.NonFinite == nil {
+				m.Totals.NonFinite = &NonFinite{}
+				m.Totals.WorstTensor = r.Name // unbounded error: worse than any SQNR
+			}
+			m.Totals.NonFinite.Source.Add(r.NonFinite.Source)
+			m.Totals.NonFinite.Output.Add(r.NonFinite.Output)
+			continue
+		}
+		if m.Totals.NonFinite == nil && r.Error != nil && r.Error.SQNRdB != nil && *r.Error.SQNRdB < minSQNR {
 			minSQNR = *r.Error.SQNRdB
 			m.Totals.WorstTensor = r.Name
 		}
 	}
-	if !math.IsInf(minSQNR, 1) {
+	if !math.IsInf(minSQNR, 1) && m.Totals.NonFinite == nil {
 		m.Totals.MinSQNRdB = &minSQNR
 	}
 	files, err := manifest.Scan(dir)
@@ -495,6 +587,26 @@ func hashSources(ctx context.Context, files []string) func() ([]manifest.File, e
 		r := <-ch
 		return r.hs, r.err
 	}
+}
+
+// nonFiniteErr returns ErrNonFinite naming the tensors with NaN or ±Inf.
+func nonFiniteErr(path string, items []*item) error {
+	var names []string
+	for _, it := range items {
+		if nf := it.rec.NonFinite; nf.any() {
+			names = append(names, fmt.Sprintf("%s (source %d NaN %d Inf, output %d NaN %d Inf)",
+				it.rec.Name, nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	n := len(names)
+	more := ""
+	if n > maxListed {
+		names, more = names[:maxListed], fmt.Sprintf(" and %d more", n-maxListed)
+	}
+	return fmt.Errorf("%s: %w: %d tensors: %s%s", path, ErrNonFinite, n, strings.Join(names, "; "), more)
 }
 
 // outputErr classifies a failure to create the output directory: an

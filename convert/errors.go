@@ -27,6 +27,13 @@ var (
 	// ErrHubMismatch: a checkpoint file read from the Hugging Face cache
 	// does not hash to what the Hub recorded for it.
 	ErrHubMismatch = fault.New(fault.Invalid, "convert: cached file differs from the Hub's record")
+	// ErrQuantizedInput is a source that is already quantized (a quantpack
+	// int8/int4/nf4 artifact, a bitsandbytes checkpoint): converting it
+	// again would relabel the stored codes, not requantize the weights.
+	ErrQuantizedInput = fault.New(fault.Unsupported, "convert: input is already quantized")
+	// ErrNonFinite is a tensor with NaN or ±Inf values under
+	// --fail-on-nonfinite.
+	ErrNonFinite = fault.New(fault.Invalid, "convert: tensor holds NaN or Inf")
 )
 
 // Config is a Hugging Face config.json (hfconfig.Config, the reader convert

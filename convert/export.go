@@ -1,21 +1,22 @@
 package convert
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/quantpack/quantpack/formats/onnx"
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/hfconfig"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/internal/safeio"
 	"github.com/quantpack/quantpack/internal/version"
 )
 
@@ -71,6 +72,9 @@ type ExportOptions struct {
 	Plain bool
 	// Int4Accuracy is MatMulNBits' accuracy_level; 0 means DefaultInt4Accuracy.
 	Int4Accuracy int
+	// AllowUnused exports a source whose config.json leaves some of its
+	// tensors unused (they are dropped); without it that is ErrUnusedTensors.
+	AllowUnused bool
 	// Convert configures the conversion export runs first when SRC is a
 	// checkpoint and the precision is not fp32 (Precision is set by export).
 	Convert Options
@@ -92,6 +96,9 @@ func (o *ExportOptions) validate() error {
 	}
 	if o.ImageSize < 0 || o.ImageSize > maxImage {
 		return usage(fmt.Errorf("--image-size %d: want 1 to %d", o.ImageSize, maxImage))
+	}
+	if o.Convert.Asymmetric && o.Precision != Int4 {
+		return usage(fmt.Errorf("--asymmetric applies to int4 only, not %s", cmp.Or(string(o.Precision), "the source's precision")))
 	}
 	if o.Int4Accuracy < 0 || o.Int4Accuracy > 4 {
 		return usage(fmt.Errorf("int4 accuracy level %d: want 1 to 4", o.Int4Accuracy))
@@ -132,20 +139,12 @@ func (s *exportSource) precision() Precision {
 // artifact, nil when dir has no quantpack.json, or an error.
 func readArtifactManifest(dir string) (*Manifest, error) {
 	p := filepath.Join(dir, manifest.Name)
-	f, err := os.Open(p)
+	b, err := safeio.ReadFile(p, maxManifestBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxManifestBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxManifestBytes {
-		return nil, fmt.Errorf("%s: %w: larger than %d bytes", p, ErrArtifact, maxManifestBytes)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -210,23 +209,15 @@ func Exportable() []string {
 }
 
 // checkTensors compares the source with the architecture's tensor list for
-// its config: every expected tensor present with the expected shape.
-func (s *exportSource) checkTensors() error {
-	if s.arch.Tensors == nil {
-		return nil
-	}
-	specs, err := s.arch.Tensors(s.arch, s.cfg, s.w.has("pooler.dense.weight"))
+// its config (validateTensors); tensors the config does not use are an
+// error unless allowUnused.
+func (s *exportSource) checkTensors(allowUnused bool) error {
+	unused, err := validateTensors(s.arch, s.cfg, s.w)
 	if err != nil {
 		return err
 	}
-	for _, sp := range specs {
-		shape, _, err := s.w.info(sp.Name)
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(shape, sp.Shape) {
-			return tensorErr(s.dir, sp.Name, ErrTensorShape, "has shape %v but config.json implies %v", shape, sp.Shape)
-		}
+	if len(unused) > 0 && !allowUnused {
+		return unusedErr(s.dir, unused)
 	}
 	return nil
 }
@@ -257,6 +248,9 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	}
 	// Flag mistakes before any slow work (the conversion).
 	if _, _, _, err := s.imageSize(opt.ImageSize); err != nil {
+		return nil, err
+	}
+	if err := s.checkTensors(opt.AllowUnused); err != nil {
 		return nil, err
 	}
 	if s.artifact != nil && s.artifact.Precision == BF16 {
@@ -318,10 +312,8 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 	if err := atomicfile.WriteFile(dir.Join(manifest.Name), append(b, '\n')); err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := dir.Commit(); err != nil {
+	testHookBeforeCommit()
+	if err := dir.CommitContext(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -347,7 +339,7 @@ func (s *exportSource) imageSize(flag int) (h, w int, from string, err error) {
 // exportInto builds and writes the graph of s into dir; origin is what the
 // user named (the checkpoint when s is export's own conversion of it).
 func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec Precision, opt *ExportOptions) (*ExportManifest, error) {
-	if err := s.checkTensors(); err != nil {
+	if err := s.checkTensors(true); err != nil { // unused ones: checked on origin
 		return nil, err
 	}
 	h, w, from, err := s.imageSize(opt.ImageSize)
@@ -381,11 +373,11 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec P
 	if b.usesDomain(msDomain) {
 		model.Opsets = append(model.Opsets, onnx.Opset(msDomain, 1))
 	}
-	if err := onnx.WriteFile(filepath.Join(dir, "model.onnx"), model, onnx.WriteOptions{ExternalThreshold: exportThreshold}); err != nil {
+	if err := onnx.WriteFile(filepath.Join(dir, "model.onnx"), model, onnx.WriteOptions{ExternalThreshold: exportThreshold, Context: ctx}); err != nil {
 		return nil, err
 	}
 	for _, name := range []string{"config.json", "preprocessor_config.json"} {
-		data, err := os.ReadFile(filepath.Join(origin.dir, name))
+		data, err := safeio.ReadFile(filepath.Join(origin.dir, name), hfconfig.MaxConfigBytes)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

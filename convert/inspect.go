@@ -11,6 +11,7 @@ import (
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Inspection is what `quantpack inspect` reports about a checkpoint or
@@ -88,7 +89,7 @@ func Inspect(path string) (*Inspection, error) {
 	} else if !os.IsNotExist(err) {
 		return nil, err
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, manifest.Name)); err == nil {
+	if b, err := safeio.ReadFile(filepath.Join(dir, manifest.Name), maxManifestBytes); err == nil {
 		var m struct {
 			Format      string `json:"format"`
 			Precision   string `json:"precision"`
@@ -99,14 +100,34 @@ func Inspect(path string) (*Inspection, error) {
 			in.Artifact = &ArtifactInfo{Format: m.Format, Precision: m.Precision, Tool: m.ToolVersion, Files: len(m.Files)}
 		}
 	}
-	byName := map[string]safetensors.Entry{}
 	for _, e := range ck.Tensors() {
-		byName[e.Name] = e
 		in.Tensors = append(in.Tensors, InspectTensor{Name: e.Name, DType: string(e.DType), Shape: nonNil(e.Shape),
 			Bytes: e.Size, File: filepath.Base(e.File.Name())})
 		in.Totals.Tensors++
 		in.Totals.Bytes += e.Size
 		in.DTypes[string(e.DType)] += e.Size
+	}
+	var quantWeights map[string]bool
+	in.Quantization, quantWeights = QuantSchemes(ck)
+	for _, e := range ck.Tensors() {
+		if isFloat(e.DType) && !quantWeights[e.Name] && !isQuantAux(e.Name) {
+			in.Totals.Params += e.NumElements()
+		}
+	}
+	for _, q := range in.Quantization {
+		in.Totals.Params += q.Params
+	}
+	return in, nil
+}
+
+// QuantSchemes finds the quantization layouts among a checkpoint's tensors
+// (bitsandbytes int8 and 4-bit, quantpack int4 and per-channel int8), sorted
+// by scheme, and the names of the quantized weights. It reads no tensor body
+// except bitsandbytes' small quant_state JSON.
+func QuantSchemes(ck *safetensors.Checkpoint) ([]QuantFound, map[string]bool) {
+	byName := map[string]safetensors.Entry{}
+	for _, e := range ck.Tensors() {
+		byName[e.Name] = e
 	}
 	found := map[string]*QuantFound{}
 	add := func(scheme, writer string, params int64, detail string) {
@@ -177,17 +198,12 @@ func Inspect(path string) (*Inspection, error) {
 			}
 		}
 	}
-	for _, e := range ck.Tensors() {
-		if isFloat(e.DType) && !quantWeights[e.Name] && !isQuantAux(e.Name) {
-			in.Totals.Params += e.NumElements()
-		}
-	}
+	var out []QuantFound
 	for _, q := range found {
-		in.Totals.Params += q.Params
-		in.Quantization = append(in.Quantization, *q)
+		out = append(out, *q)
 	}
-	sort.Slice(in.Quantization, func(i, j int) bool { return in.Quantization[i].Scheme < in.Quantization[j].Scheme })
-	return in, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].Scheme < out[j].Scheme })
+	return out, quantWeights
 }
 
 // isQuantAux reports tensors that are scales or maps of a quantized weight.

@@ -23,9 +23,12 @@ type Manifest struct {
 	ModelType    string          `json:"model_type,omitempty"`
 	Sources      []manifest.File `json:"sources"`
 	Hub          *hub.Source     `json:"hub,omitempty"` // set when SRC was a Hub id
-	Totals       Totals          `json:"totals"`
-	Tensors      []*TensorRecord `json:"tensors"`
-	Files        []manifest.File `json:"files"`
+	// Dequantized is set when the source was already quantized and was
+	// dequantized first (convert --dequantize-input).
+	Dequantized *Dequantized    `json:"dequantized,omitempty"`
+	Totals      Totals          `json:"totals"`
+	Tensors     []*TensorRecord `json:"tensors"`
+	Files       []manifest.File `json:"files"`
 }
 
 // SchemeParams records every choice that changes the output bytes.
@@ -41,18 +44,34 @@ type SchemeParams struct {
 
 // Totals summarises the conversion; these are the --json summary's numbers.
 type Totals struct {
-	Params          int64    `json:"params"`
-	QuantizedParams int64    `json:"quantized_params"`
-	BytesIn         int64    `json:"bytes_in"`
-	BytesOut        int64    `json:"bytes_out"`
-	Ratio           float64  `json:"ratio"`
-	BitsPerParam    float64  `json:"bits_per_param"`
-	TensorsIn       int      `json:"tensors_in"`
-	TensorsOut      int      `json:"tensors_out"`
-	FP16Overflow    int64    `json:"fp16_overflow"`
-	MinSQNRdB       *float64 `json:"min_sqnr_db,omitempty"`
-	WorstTensor     string   `json:"worst_tensor,omitempty"`
+	Params          int64   `json:"params"`
+	QuantizedParams int64   `json:"quantized_params"`
+	BytesIn         int64   `json:"bytes_in"`
+	BytesOut        int64   `json:"bytes_out"`
+	Ratio           float64 `json:"ratio"`
+	BitsPerParam    float64 `json:"bits_per_param"`
+	TensorsIn       int     `json:"tensors_in"`
+	TensorsOut      int     `json:"tensors_out"`
+	FP16Overflow    int64   `json:"fp16_overflow"`
+	// MinSQNRdB is the lowest SQNR over the tensors; absent when a tensor
+	// holds NaN or ±Inf (its error is unbounded), which WorstTensor then
+	// names.
+	MinSQNRdB   *float64 `json:"min_sqnr_db,omitempty"`
+	WorstTensor string   `json:"worst_tensor,omitempty"`
+	// NonFiniteTensors counts the tensors with a NaN or ±Inf in the source
+	// or the output; NonFinite sums their values.
+	NonFiniteTensors int        `json:"non_finite_tensors"`
+	NonFinite        *NonFinite `json:"non_finite,omitempty"`
 }
+
+// NonFinite counts NaN and ±Inf values of a tensor in the source and in the
+// output (its dequantized reconstruction).
+type NonFinite struct {
+	Source quant.NonFiniteCount `json:"source"`
+	Output quant.NonFiniteCount `json:"output"`
+}
+
+func (n *NonFinite) any() bool { return n != nil && (n.Source.Any() || n.Output.Any()) }
 
 // TensorRecord is one source tensor in the manifest.
 type TensorRecord struct {
@@ -66,12 +85,17 @@ type TensorRecord struct {
 	Outputs  []string    `json:"outputs"`
 	Error    *ErrorStats `json:"error,omitempty"`
 	Overflow int64       `json:"overflow,omitempty"`
+	// NonFinite is set when the tensor holds NaN or ±Inf values.
+	NonFinite *NonFinite `json:"non_finite,omitempty"`
 	// Nested offset of nf4 double quant, also in the quant_state JSON.
 	NestedOffset *float32 `json:"nested_offset,omitempty"`
 }
 
 // ErrorStats is quant.ErrorStats made JSON-safe: SQNR is null when the
-// reconstruction is exact (infinite SQNR) and Exact is set.
+// reconstruction is exact (infinite SQNR) and Exact is set. For a tensor
+// with NaN or ±Inf values SQNR is null too and Exact false: its error is
+// unbounded (the record's non_finite says how many); Cosine, MaxAbs and
+// RMSE then describe the finite pairs only.
 type ErrorStats struct {
 	SQNRdB *float64 `json:"sqnr_db"`
 	Cosine float64  `json:"cosine"`
@@ -82,6 +106,9 @@ type ErrorStats struct {
 
 func jsonStats(s quant.ErrorStats) *ErrorStats {
 	e := &ErrorStats{Cosine: finite(s.Cosine), MaxAbs: finite(s.MaxAbs), RMSE: finite(s.RMSE)}
+	if s.NonFinite > 0 {
+		return e
+	}
 	if math.IsInf(s.SQNRdB, 1) || math.IsNaN(s.SQNRdB) {
 		e.Exact = s.MaxAbs == 0
 	} else {

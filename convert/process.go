@@ -136,9 +136,47 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 		return wrap(fmt.Errorf("convert: internal: scheme %q", it.scheme))
 	}
 	if stats {
-		it.rec.Error = jsonStats(quant.Compare(x, deq))
+		s := quant.Compare(x, deq)
+		it.rec.Error = jsonStats(s)
+		setNonFinite(it.rec, s.Ref, s.Got)
+	} else {
+		countNonFinite(it, sc, x)
 	}
 	return nil
+}
+
+// countNonFinite records the NaN and ±Inf values of a float tensor's source
+// and output when the error statistics (which count them) are off. The
+// source costs one branch-free scan; the output is decoded only where it can
+// differ: a non-finite source or an fp16/bf16 overflow.
+func countNonFinite(it *item, sc *scratch, x []float32) {
+	src := quant.CountNonFinite(x)
+	out := src
+	switch it.scheme {
+	case SchemeFP16, SchemeBF16:
+		out = quant.NonFiniteCount{}
+		if src.Any() || it.rec.Overflow > 0 {
+			sc.deq = grow(sc.deq, len(x))
+			if it.scheme == SchemeFP16 {
+				quant.F16ToF32(sc.deq, sc.u16)
+			} else {
+				quant.BF16ToF32(sc.deq, sc.u16)
+			}
+			out = quant.CountNonFinite(sc.deq)
+		}
+	case SchemeFP32:
+	default:
+		// The quantizers refuse non-finite input (quant.ErrNonFinite) and
+		// make finite codes and scales from finite input.
+		out = quant.NonFiniteCount{}
+	}
+	setNonFinite(it.rec, src, out)
+}
+
+func setNonFinite(r *TensorRecord, src, out quant.NonFiniteCount) {
+	if src.Any() || out.Any() {
+		r.NonFinite = &NonFinite{Source: src, Output: out}
+	}
 }
 
 func processInt4(it *item, sc *scratch, x, deq []float32, opt *Options, write func(string, []byte) error) error {

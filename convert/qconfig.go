@@ -2,12 +2,15 @@ package convert
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/hfconfig"
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // bnbConfig is transformers' BitsAndBytesConfig.to_dict(), the
@@ -65,10 +68,12 @@ func writeConfig(s *Source, dir string, items []*item, opt *Options) error {
 		return nil
 	}
 	// Copy the preprocessing config along, so the artifact is self-contained.
-	if b, err := os.ReadFile(filepath.Join(s.Dir, "preprocessor_config.json")); err == nil {
+	if b, err := safeio.ReadFile(filepath.Join(s.Dir, "preprocessor_config.json"), hfconfig.MaxPreprocessorBytes); err == nil {
 		if err := atomicfile.WriteFile(filepath.Join(dir, "preprocessor_config.json"), b); err != nil {
 			return err
 		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	cfg := *s.Config
 	cfg.Raw = cloneRaw(s.Config.Raw)

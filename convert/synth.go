@@ -92,7 +92,7 @@ func Synth(ctx context.Context, name, out string, seed uint64, threads int) (*Sy
 			return nil, err
 		}
 	}
-	if err := dir.Commit(); err != nil {
+	if err := dir.CommitContext(ctx); err != nil {
 		return nil, err
 	}
 	res.Dir = filepath.Clean(out)

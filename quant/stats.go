@@ -49,8 +49,73 @@ type ErrorStats struct {
 	MaxAbs float64 `json:"max_abs"`
 	RMSE   float64 `json:"rmse"`
 	// NonFinite counts pairs skipped because ref or got is NaN or ±Inf (an
-	// FP16 overflow shows up here; F32ToF16 also returns that count).
+	// FP16 overflow shows up here; F32ToF16 also returns that count). The
+	// sums above then describe only the finite pairs: callers must report
+	// such a tensor as non-finite, never by its SQNR alone.
 	NonFinite int64 `json:"non_finite"`
+	// Ref and Got count the NaN and ±Inf values on each side.
+	Ref NonFiniteCount `json:"ref,omitzero"`
+	Got NonFiniteCount `json:"got,omitzero"`
+}
+
+// NonFiniteCount counts the NaN and the ±Inf values of a tensor.
+type NonFiniteCount struct {
+	NaN int64 `json:"nan"`
+	Inf int64 `json:"inf"`
+}
+
+// Any reports whether any value was counted.
+func (c NonFiniteCount) Any() bool { return c.NaN+c.Inf > 0 }
+
+// Add adds d's counts to c's.
+func (c *NonFiniteCount) Add(d NonFiniteCount) { c.NaN += d.NaN; c.Inf += d.Inf }
+
+// CountNonFinite counts the NaN and ±Inf values of x. It first checks the
+// whole slice with a branch-free scan (AllFinite) and counts value by value
+// only when that finds one, so finite tensors, nearly all of them, pay one
+// cheap pass.
+func CountNonFinite(x []float32) NonFiniteCount {
+	if AllFinite(x) {
+		return NonFiniteCount{}
+	}
+	return countNonFiniteSlow(x)
+}
+
+// AllFinite reports whether x holds no NaN and no ±Inf. A float32 is not
+// finite exactly when its exponent bits are all ones, that is when its
+// magnitude bits are ≥ 0x7f800000; adding 0x00800000 then carries into bit
+// 31. OR-ing those sums over the slice needs no branch per value.
+func AllFinite(x []float32) bool {
+	var acc uint32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		acc |= (math.Float32bits(v[0]) & 0x7fffffff) + 0x00800000
+		acc |= (math.Float32bits(v[1]) & 0x7fffffff) + 0x00800000
+		acc |= (math.Float32bits(v[2]) & 0x7fffffff) + 0x00800000
+		acc |= (math.Float32bits(v[3]) & 0x7fffffff) + 0x00800000
+	}
+	for ; i < len(x); i++ {
+		acc |= (math.Float32bits(x[i]) & 0x7fffffff) + 0x00800000
+	}
+	return acc&0x80000000 == 0
+}
+
+func countNonFiniteSlow(x []float32) NonFiniteCount {
+	var c NonFiniteCount
+	for _, v := range x {
+		c.add(float64(v))
+	}
+	return c
+}
+
+func (c *NonFiniteCount) add(v float64) {
+	switch {
+	case math.IsNaN(v):
+		c.NaN++
+	case math.IsInf(v, 0):
+		c.Inf++
+	}
 }
 
 // ErrorAcc accumulates ErrorStats. The zero value is ready to use.
@@ -58,6 +123,7 @@ type ErrorAcc struct {
 	n, nonFinite          int64
 	ref2, err2, dot, got2 float64
 	maxAbs                float64
+	refNF, gotNF          NonFiniteCount
 }
 
 // Add accumulates the pairs (ref[i], got[i]). It panics if the lengths
@@ -71,13 +137,7 @@ func (a *ErrorAcc) Add(ref, got []float32) {
 		// Some pair is NaN or ±Inf: redo this slice, skipping those.
 		s = sumFinitePairs(ref, got)
 	}
-	a.n += s.n
-	a.nonFinite += s.nonFinite
-	a.ref2 += s.ref2
-	a.err2 += s.err2
-	a.dot += s.dot
-	a.got2 += s.got2
-	a.maxAbs = max(a.maxAbs, s.maxAbs)
+	a.Merge(&s)
 }
 
 // Merge adds b's sums to a's (order-sensitive, see the contract above).
@@ -89,11 +149,13 @@ func (a *ErrorAcc) Merge(b *ErrorAcc) {
 	a.dot += b.dot
 	a.got2 += b.got2
 	a.maxAbs = max(a.maxAbs, b.maxAbs)
+	a.refNF.Add(b.refNF)
+	a.gotNF.Add(b.gotNF)
 }
 
 // Stats returns the statistics of everything accumulated so far.
 func (a *ErrorAcc) Stats() ErrorStats {
-	s := ErrorStats{N: a.n, MaxAbs: a.maxAbs, NonFinite: a.nonFinite}
+	s := ErrorStats{N: a.n, MaxAbs: a.maxAbs, NonFinite: a.nonFinite, Ref: a.refNF, Got: a.gotNF}
 	switch {
 	case a.err2 == 0:
 		s.SQNRdB = math.Inf(1)
@@ -209,6 +271,8 @@ func sumFinitePairs(ref, got []float32) ErrorAcc {
 		x, y := float64(r), float64(got[i])
 		if !isFinite(x) || !isFinite(y) {
 			s.nonFinite++
+			s.refNF.add(x)
+			s.gotNF.add(y)
 			continue
 		}
 		e := x - y

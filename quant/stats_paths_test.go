@@ -182,6 +182,14 @@ func FuzzCompare(f *testing.F) {
 			useAsm = asm
 			s[p].Add(ref, got)
 			checkAcc(t, map[bool]string{true: "asm", false: "go"}[asm], ref, got, &s[p])
+			// The non-finite counts per side match the reference on
+			// both paths (issue 17 case 7).
+			if st := s[p].Stats(); st.Ref != refCount(ref) || st.Got != refCount(got) {
+				t.Errorf("asm %v: counts ref %+v got %+v, want %+v %+v", asm, st.Ref, st.Got, refCount(ref), refCount(got))
+			}
+			if c := CountNonFinite(ref); c != refCount(ref) {
+				t.Errorf("CountNonFinite %+v, want %+v", c, refCount(ref))
+			}
 		}
 		useAsm = true
 	})

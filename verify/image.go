@@ -10,11 +10,12 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
-	"os"
 
 	_ "golang.org/x/image/bmp"
 	_ "golang.org/x/image/tiff"
 	_ "golang.org/x/image/webp"
+
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // MaxImagePixels caps width×height as an image header declares it, checked
@@ -35,7 +36,7 @@ const maxImageFileBytes = 256 << 20
 // Like Pillow's Image.open, it ignores EXIF orientation (transformers'
 // processors do not rotate either; only its load_image helper does).
 func DecodeImage(path string) (image.Image, error) {
-	f, err := os.Open(path)
+	f, err := safeio.Open(path) // a FIFO named x.png must not block
 	if err != nil {
 		return nil, err
 	}

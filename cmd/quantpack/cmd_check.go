@@ -56,6 +56,7 @@ Example:
 ` + exitCodeHelp,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked bytes than this"},
+			maxRatioFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		}, trustFlags()...),
 		Action: func(c *cli.Context) error {
@@ -66,11 +67,15 @@ Example:
 			if err != nil {
 				return usagef("--max-bytes: %v", err)
 			}
+			ratio, err := maxRatio(c)
+			if err != nil {
+				return err
+			}
 			trust, err := trustFromFlags(c)
 			if err != nil {
 				return err
 			}
-			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, Trust: trust, JSON: c.Bool("json")}, os.Stdout)
+			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, MaxRatio: ratio, Trust: trust, JSON: c.Bool("json")}, os.Stdout)
 		},
 	}
 }
@@ -79,6 +84,7 @@ type checkOptions struct {
 	Path     string
 	MaxBytes int64
 	Trust    *bundle.TrustPolicy // require a signature by an allowed signer (nil: report only)
+	MaxRatio float64
 	JSON     bool
 }
 
@@ -92,7 +98,7 @@ type checkJSON struct {
 // is nil only when everything matches.
 func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
 	bar := newProgress("check")
-	res, err := bundle.Check(ctx, o.Path, bundle.UnpackOptions{MaxBytes: o.MaxBytes, Progress: bar.Set, Trust: o.Trust})
+	res, err := bundle.Check(ctx, o.Path, bundle.UnpackOptions{MaxBytes: o.MaxBytes, MaxRatio: o.MaxRatio, Progress: bar.Set, Trust: o.Trust})
 	bar.Done()
 	if res == nil {
 		return err

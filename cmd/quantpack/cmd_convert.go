@@ -40,6 +40,12 @@ Layouts:
                nested_* with double quant, quant_state JSON; loadable with
                transformers + bitsandbytes
 
+An already-quantized SRC (a quantpack int8/int4/nf4 artifact, a bitsandbytes
+checkpoint) is refused with exit 4: converting it would relabel its codes.
+--dequantize-input converts its float32 reconstruction instead, and
+quantpack.json records that ("dequantized"). NaN or ±Inf in a tensor are
+counted and reported ("non_finite"); --fail-on-nonfinite makes them exit 3.
+
 A README.md model card (Hub front matter, size and error table) is written
 beside the weights. Output is byte-identical for any --threads. OUT must not
 exist or be empty; it appears only when the conversion is complete.
@@ -61,6 +67,8 @@ Example:
 			&cli.BoolFlag{Name: "generic", Usage: "convert an architecture quantpack does not know, Linear-only policy"},
 			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},
 			&cli.BoolFlag{Name: "no-stats", Usage: "skip per-tensor error statistics (faster)"},
+			&cli.BoolFlag{Name: "dequantize-input", Usage: "accept an already-quantized SRC: dequantize it to float32 first (recorded in quantpack.json)"},
+			&cli.BoolFlag{Name: "fail-on-nonfinite", Usage: "exit 3 and write nothing when a tensor holds NaN or ±Inf (source or output)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -76,6 +84,7 @@ Example:
 				DoubleQuant: switchFlag(c, "double-quant"),
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
+				FailOnNonFinite: c.Bool("fail-on-nonfinite"), DequantizeInput: c.Bool("dequantize-input"),
 			}
 			src, origin, err := resolveSource(c, c.Args().First())
 			if err != nil {
@@ -89,6 +98,7 @@ Example:
 			if err != nil {
 				return err
 			}
+			warnNonFinite(os.Stderr, m)
 			if c.Bool("json") {
 				return printJSON(os.Stdout, convertSummary(m, c.String("output")))
 			}
@@ -113,6 +123,10 @@ type ConvertSummary struct {
 	FP16Overflow    int64    `json:"fp16_overflow"`
 	MinSQNRdB       *float64 `json:"min_sqnr_db"`
 	WorstTensor     string   `json:"worst_tensor,omitempty"`
+	// NonFiniteTensors and NonFinite: tensors with NaN or ±Inf values
+	// (min_sqnr_db is then null and worst_tensor names the first).
+	NonFiniteTensors int                `json:"non_finite_tensors"`
+	NonFinite        *convert.NonFinite `json:"non_finite,omitempty"`
 }
 
 func convertSummary(m *convert.Manifest, out string) ConvertSummary {
@@ -120,7 +134,8 @@ func convertSummary(m *convert.Manifest, out string) ConvertSummary {
 	return ConvertSummary{Output: out, Precision: string(m.Precision), Architecture: m.Architecture,
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut, Ratio: t.Ratio, BitsPerParam: t.BitsPerParam,
 		Params: t.Params, QuantizedParams: t.QuantizedParams, Tensors: t.TensorsIn,
-		FP16Overflow: t.FP16Overflow, MinSQNRdB: t.MinSQNRdB, WorstTensor: t.WorstTensor}
+		FP16Overflow: t.FP16Overflow, MinSQNRdB: t.MinSQNRdB, WorstTensor: t.WorstTensor,
+		NonFiniteTensors: t.NonFiniteTensors, NonFinite: t.NonFinite}
 }
 
 func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
@@ -137,7 +152,15 @@ func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "worst tensors\tscheme\tSQNR dB\tcosine\tmax abs")
 	for i, r := range recs {
-		if i == 5 || r.Error == nil || r.Error.SQNRdB == nil {
+		if i == 5 {
+			break
+		}
+		if nf := r.NonFinite; nf != nil {
+			fmt.Fprintf(tw, "%s\t%s\tNaN/Inf\t%d NaN, %d Inf in\t%d NaN, %d Inf out\n", r.Name, r.Scheme,
+				nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf)
+			continue
+		}
+		if r.Error == nil || r.Error.SQNRdB == nil {
 			break
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.6f\t%.3g\n", r.Name, r.Scheme, *r.Error.SQNRdB, r.Error.Cosine, r.Error.MaxAbs)
@@ -145,7 +168,23 @@ func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
 	tw.Flush()
 }
 
+// warnNonFinite tells the user, on stderr whatever the output format, which
+// tensors hold NaN or ±Inf.
+func warnNonFinite(w io.Writer, m *convert.Manifest) {
+	t := m.Totals
+	if t.NonFiniteTensors == 0 {
+		return
+	}
+	nf := t.NonFinite
+	fmt.Fprintf(w, "warning: %d tensors hold NaN or ±Inf (source: %d NaN, %d Inf; output: %d NaN, %d Inf), first %s; "+
+		"their error is unbounded (--fail-on-nonfinite makes this exit 3)\n",
+		t.NonFiniteTensors, nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf, t.WorstTensor)
+}
+
 func sqnr(r *convert.TensorRecord) float64 {
+	if r.NonFinite != nil {
+		return -1e300 // unbounded error: first
+	}
 	if r.Error == nil || r.Error.SQNRdB == nil {
 		return 1e300
 	}

@@ -69,6 +69,7 @@ Example:
 			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "when converting: dtype of tensors that stay float (fp32, fp16, bf16)"},
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library for --check (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
+			&cli.BoolFlag{Name: "allow-unused", Usage: "export even when config.json leaves some tensors unused (they are dropped)"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
 		}, exportStaticFlags()...),
 		Action: func(c *cli.Context) error {
@@ -77,7 +78,7 @@ Example:
 			}
 			opt := convert.ExportOptions{
 				Int8Mode: c.String("int8-mode"), ImageSize: c.Int("image-size"), Opset: c.Int("opset"),
-				Plain: c.Bool("plain"), Int4Accuracy: c.Int("int4-accuracy"),
+				Plain: c.Bool("plain"), Int4Accuracy: c.Int("int4-accuracy"), AllowUnused: c.Bool("allow-unused"),
 				Convert: convert.Options{BlockSize: c.Int("block-size"), DoubleQuant: switchFlag(c, "double-quant"),
 					Asymmetric: c.Bool("asymmetric"), RestDType: c.String("rest-dtype")},
 			}

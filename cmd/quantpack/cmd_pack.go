@@ -43,6 +43,10 @@ after convert, such as verify.json, a file changed, or no manifest at all)
 pack stores a regenerated one: the same JSON object with "files" recomputed
 and "files_rewritten_by": "pack" added (with "tool_version" when DIR had no
 manifest). unpack then yields that manifest. DIR itself is never modified.
+A file the manifest lists that is missing, of another size or another sha256
+is refused (exit 3, as check reports it): pack never packs a corrupted
+artifact under fresh hashes. --rehash packs the files as they are, with a
+regenerated manifest.
 
 Each file is read once, hashed while it streams into the archive and checked
 against the manifest; only when a listed file turns out to have changed
@@ -73,6 +77,7 @@ Example:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle file to write", Required: true},
 			&cli.StringFlag{Name: "level", Value: string(bundle.LevelAuto), Usage: "zstd level: " + strings.Join(levels, ", ")},
 			&cli.StringFlag{Name: "sign-key", Usage: "sign the provenance with this OpenSSH private key `FILE` (or a .pub whose key ssh-agent holds)"},
+			&cli.BoolFlag{Name: "rehash", Usage: "pack files that differ from quantpack.json as they are (regenerates the manifest)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -82,6 +87,7 @@ Example:
 			return runPack(c.Context, packOptions{
 				Dir: c.Args().First(), Output: c.String("output"), Level: c.String("level"), JSON: c.Bool("json"),
 				SignKey: c.String("sign-key"),
+				Rehash:  c.Bool("rehash"),
 			}, os.Stdout)
 		},
 	}
@@ -90,7 +96,7 @@ Example:
 type packOptions struct {
 	Dir, Output, Level string
 	SignKey            string // OpenSSH key to sign with ("" : unsigned)
-	JSON               bool
+	JSON, Rehash       bool
 }
 
 // runPack packs o.Dir into o.Output and reports on w.
@@ -111,7 +117,7 @@ func runPack(ctx context.Context, o packOptions, w io.Writer) error {
 		}
 	}
 	bar := newProgress("pack")
-	popts.Progress = bar.Set
+	popts.Progress, popts.Rehash = bar.Set, o.Rehash
 	res, err := bundle.Pack(ctx, o.Dir, o.Output, popts)
 	bar.Done()
 	if err != nil {

@@ -127,3 +127,32 @@ func TestBundleCommandsExitCodes(t *testing.T) {
 		t.Errorf("refused unpack left %s behind", filepath.Join(tmp, "out3"))
 	}
 }
+
+// Issue 17 case 6: check flags a flipped byte (exit 3) and pack now refuses
+// the same artifact (exit 3, no bundle) instead of packing it under fresh
+// hashes; --rehash packs it as it is, saying the manifest was rewritten.
+func TestPackRefusesCorruptArtifact(t *testing.T) {
+	dir := bundleArtifact(t)
+	p := filepath.Join(dir, "model.safetensors")
+	b, _ := os.ReadFile(p)
+	b[len(b)/2] ^= 0x01
+	os.WriteFile(p, b, 0o644)
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a.tar.zst")
+	for _, args := range [][]string{{"check", dir}, {"pack", dir, "-o", file}} {
+		if got := run(append([]string{"quantpack"}, args...)); got != ExitInvalid {
+			t.Errorf("quantpack %s: exit %d, want %d", strings.Join(args, " "), got, ExitInvalid)
+		}
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("refused pack left %d entries in %s", len(ents), tmp)
+	}
+	var out bytes.Buffer
+	if err := runPack(context.Background(), packOptions{Dir: dir, Output: file, Level: "auto", JSON: true, Rehash: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var res bundle.PackResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || res.Manifest != "rewritten" {
+		t.Errorf("--rehash: manifest %q (%v), want rewritten", res.Manifest, err)
+	}
+}

@@ -31,7 +31,9 @@ every other entry is a regular file (no links, devices, directories), with a
 relative name without "..", listed in the manifest exactly once, with the
 declared size and sha256; every listed file is present; the zstd stream is
 intact to its end (frame checksum and the bundle's sha256 trailer). The
-manifest's declared total may not exceed --max-bytes.
+manifest's declared total may not exceed --max-bytes, nor (past 256 MiB)
+--max-ratio times the bundle's size (a decompression bomb), nor the free
+space of the file system DIR is on.
 
 Every bundle of format 2 carries quantpack.provenance.json, written into DIR
 beside quantpack.json. With --allowed-signers FILE (OpenSSH allowed_signers)
@@ -57,6 +59,7 @@ Example:
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create (absent or empty)", Required: true},
 			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "refuse bundles that declare more unpacked bytes (suffixes KB MB GB TB, KiB MiB GiB TiB)"},
+			maxRatioFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		}, trustFlags()...),
 		Action: func(c *cli.Context) error {
@@ -67,12 +70,16 @@ Example:
 			if err != nil {
 				return usagef("--max-bytes: %v", err)
 			}
+			ratio, err := maxRatio(c)
+			if err != nil {
+				return err
+			}
 			trust, err := trustFromFlags(c)
 			if err != nil {
 				return err
 			}
 			return runUnpack(c.Context, unpackOptions{
-				Bundle: c.Args().First(), Output: c.String("output"), MaxBytes: max, Trust: trust, JSON: c.Bool("json"),
+				Bundle: c.Args().First(), Output: c.String("output"), MaxBytes: max, MaxRatio: ratio, Trust: trust, JSON: c.Bool("json"),
 			}, os.Stdout)
 		},
 	}
@@ -82,13 +89,29 @@ type unpackOptions struct {
 	Bundle, Output string
 	MaxBytes       int64
 	Trust          *bundle.TrustPolicy // require a signature by an allowed signer (nil: none required)
+	MaxRatio       float64
 	JSON           bool
+}
+
+// maxRatioFlag returns unpack's and check's --max-ratio.
+func maxRatioFlag() cli.Flag {
+	return &cli.Float64Flag{Name: "max-ratio", Value: bundle.DefaultMaxRatio,
+		Usage: "refuse bundles declaring more than this many unpacked bytes per bundle byte (past 256 MiB)"}
+}
+
+// maxRatio reads --max-ratio: a finite number ≥ 1.
+func maxRatio(c *cli.Context) (float64, error) {
+	r := c.Float64("max-ratio")
+	if !(r >= 1 && r <= 1e18) {
+		return 0, usagef("--max-ratio %g: want a number from 1 to 1e18", r)
+	}
+	return r, nil
 }
 
 // runUnpack extracts o.Bundle into o.Output and reports on w.
 func runUnpack(ctx context.Context, o unpackOptions, w io.Writer) error {
 	bar := newProgress("unpack")
-	res, err := bundle.Unpack(ctx, o.Bundle, o.Output, bundle.UnpackOptions{MaxBytes: o.MaxBytes, Progress: bar.Set, Trust: o.Trust})
+	res, err := bundle.Unpack(ctx, o.Bundle, o.Output, bundle.UnpackOptions{MaxBytes: o.MaxBytes, MaxRatio: o.MaxRatio, Progress: bar.Set, Trust: o.Trust})
 	bar.Done()
 	if err != nil {
 		return err

@@ -143,6 +143,9 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 	}
 	o.gates = verify.Gates{MaxTop1Drop: gate("max-top1-drop"), MinCosine: gate("min-cosine"),
 		MaxLatencyMs: gate("max-latency-ms"), MinSpeedup: gate("min-speedup"), MaxSizeRatio: gate("max-size-ratio")}
+	if err := o.gates.Validate(); err != nil {
+		return o, usagef("%v", err)
+	}
 	if o.childModel != "" || o.childRuntime {
 		return o, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -77,19 +78,18 @@ func main() {
 // cancel the context; commands stop at the next tensor or file boundary, and
 // any temporary file still open is removed before exiting with 130.
 func run(args []string) int {
+	atomicfile.Logf = func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "quantpack: "+format+"\n", args...)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		// A second signal while cleaning up kills at once, after removing
-		// temporary files.
-		stop()
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-		<-sigs
+	finished := make(chan struct{})
+	defer close(finished)
+	go watchSignals(ctx, stop, finished, shutdownGrace, func() {
 		atomicfile.RemoveAll()
+		fmt.Fprintln(os.Stderr, "quantpack: interrupted; temporary files removed")
 		os.Exit(ExitInterrupted)
-	}()
+	})
 	app := newApp()
 	err := app.RunContext(ctx, interspersed(app.Commands, args))
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
@@ -104,6 +104,41 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "quantpack: %v\n", err)
 	}
 	return code
+}
+
+// shutdownGrace is how long a command has, after the first SIGINT/SIGTERM,
+// to reach its next cancellation check (a tensor or file boundary, well under
+// a second) before the process ends anyway: a call blocked in the kernel
+// never reaches one, and the first signal must always end the process.
+const shutdownGrace = 3 * time.Second
+
+// watchSignals waits for ctx (cancelled by the first signal) and then calls
+// exit when a second signal arrives or grace passes, whichever is first;
+// it returns without calling exit once finished is closed (the command
+// returned and run maps its error itself).
+func watchSignals(ctx context.Context, stop func(), finished <-chan struct{}, grace time.Duration, exit func()) {
+	select {
+	case <-ctx.Done():
+	case <-finished:
+		return
+	}
+	stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-sigs:
+	case <-timer.C:
+	case <-finished:
+		return
+	}
+	select {
+	case <-finished: // the command returned meanwhile: run reports it
+	default:
+		exit()
+	}
 }
 
 // interrupted reports a run stopped by SIGINT/SIGTERM (exit 130).

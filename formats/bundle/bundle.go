@@ -42,6 +42,18 @@ const (
 	// for much bigger models while refusing a bundle that would fill a disk.
 	DefaultMaxBytes int64 = 64 << 30
 
+	// DefaultMaxRatio caps declared unpacked bytes per bundle byte. Model
+	// weights barely compress (docs/bundle.md: ratios 0.5 to 1.0, that is
+	// 1× to 2× expansion), so 100× leaves room for zero-filled tensors while
+	// refusing a 165 KB bundle that would unpack to 5 GiB (a ratio of
+	// 32 000) before anything is written. UnpackOptions.MaxRatio raises it.
+	DefaultMaxRatio = 100
+
+	// ratioFloor: bundles declaring at most this many bytes pass the ratio
+	// check whatever their size (a tiny artifact of JSON compresses well,
+	// and a quarter GiB cannot fill a disk).
+	ratioFloor = 256 << 20
+
 	// maxStreamOverhead is what the tar stream may hold beyond the file
 	// bytes: headers (512 B each, plus a PAX header for long names), block
 	// padding and the end-of-archive trailer. Our writer needs about 1.5 KiB
@@ -99,6 +111,9 @@ var (
 	// ErrOutputInside: pack was asked to write the bundle inside the
 	// directory it is packing.
 	ErrOutputInside = fault.New(fault.Usage, "bundle: output file is inside the packed directory")
+	// ErrNoSpace is an output file system with less free space than the
+	// bundle declares.
+	ErrNoSpace = fault.New(fault.Other, "bundle: not enough free disk space")
 )
 
 // EntryError locates a failure inside a bundle: which entry, where in the

@@ -60,6 +60,7 @@ func Check(ctx context.Context, path string, opts UnpackOptions) (*CheckResult, 
 		fn := opts.Progress
 		opts.Progress = func(done, _ int64) { fn(done, fi.Size()) }
 	}
+	opts.size = fi.Size()
 	return verify(ctx, f, path, opts)
 }
 
@@ -83,7 +84,7 @@ func verify(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (
 
 func verifyState(ctx context.Context, r io.Reader, name string, opts UnpackOptions) (*CheckResult, *signState, error) {
 	res := &CheckResult{Path: name, Kind: "bundle", Differences: []string{}, Signatures: []SignatureInfo{}}
-	rd, err := openReader(ctx, r, name, opts.MaxBytes, &progress{fn: opts.Progress})
+	rd, err := openReader(ctx, r, name, opts, &progress{fn: opts.Progress})
 	if err != nil {
 		return res, nil, err
 	}

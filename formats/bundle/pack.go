@@ -43,6 +43,12 @@ type PackOptions struct {
 	// Signer, when set, signs the provenance (SSHSIG, namespace
 	// SignNamespace) and the signature is stored in the bundle.
 	Signer ssh.Signer
+	// Rehash packs the files as they are when they differ from the files
+	// quantpack.json lists (size, sha256, missing): every file is hashed
+	// first and the manifest regenerated. Without it such a difference is
+	// an error (ErrSize, ErrHash, ErrMissing): pack never launders a
+	// corrupt artifact into a bundle that passes check.
+	Rehash bool
 
 	workers int // zstd goroutines (0: GOMAXPROCS); output does not depend on it
 }
@@ -67,24 +73,27 @@ type PackResult struct {
 type packFile struct {
 	manifest.File        // Path (slash-separated, relative), Size, SHA256 (expected)
 	abs           string // path on disk
+	vouched       bool   // SHA256 comes from quantpack.json, not from a first pass
 }
 
-// errStale reports that a file's hash differs from the one the directory's
-// manifest gave it; Pack then starts over hashing every file first.
-var errStale = errors.New("bundle: manifest hash is stale")
+// errStale reports that a file's hash differs from the expected one.
+var errStale = errors.New("bundle: sha256 differs from the expected one")
 
 // Pack writes dir as a bundle to out (atomically: a temporary file beside
 // out, renamed when complete). quantpack.json is the first entry: stored
 // byte-for-byte when it lists exactly the files present with their sizes and
 // hashes, otherwise regenerated with "files" recomputed and
-// "files_rewritten_by": "pack" (a directory without a manifest gets one).
+// "files_rewritten_by": "pack" (files added after convert, such as
+// verify.json; a directory without a manifest gets one).
 //
-// Each file is read once: files the manifest vouches for (listed with the
-// size found on disk) are hashed while they are streamed into the archive,
-// after the manifest has been written, and checked against it; files it does
-// not vouch for are hashed in a first pass. Should a vouched-for hash turn
-// out wrong (a file edited after convert without changing size), Pack
-// starts over with every file hashed first, so that case costs two reads.
+// A file the manifest lists must match it: missing (ErrMissing), of another
+// size (ErrSize) or another sha256 (ErrHash) is an error, so that a
+// corrupted artifact is never packed under fresh hashes, unless
+// opts.Rehash asks for exactly that.
+//
+// Each file is read once: files the manifest vouches for are hashed while
+// they are streamed into the archive, after the manifest has been written,
+// and checked against it; files it does not list are hashed in a first pass.
 // Memory is bounded by the copy buffer and the encoder's jobs, never by the
 // artifact.
 func Pack(ctx context.Context, dir, out string, opts PackOptions) (*PackResult, error) {
@@ -99,11 +108,36 @@ func Pack(ctx context.Context, dir, out string, opts PackOptions) (*PackResult, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := packOnce(ctx, dir, out, files, orig, listed, doc, true, opts)
-	if errors.Is(err, errStale) {
-		res, err = packOnce(ctx, dir, out, files, orig, listed, doc, false, opts)
+	if !opts.Rehash {
+		if err := checkListed(dir, files, listed); err != nil {
+			return nil, err
+		}
 	}
-	return res, err
+	return packOnce(ctx, dir, out, files, orig, listed, doc, !opts.Rehash, opts)
+}
+
+// rehashHint tells the user what to do about a file that differs from the
+// manifest.
+const rehashHint = "the artifact changed after its manifest was written; `quantpack check` it, or pack --rehash to pack the files as they are"
+
+// checkListed compares the files on disk with those the manifest lists, by
+// path and size (hashes are checked while packing).
+func checkListed(dir string, files []packFile, listed []manifest.File) error {
+	onDisk := make(map[string]int64, len(files))
+	for _, f := range files {
+		onDisk[f.Path] = f.Size
+	}
+	for _, g := range listed {
+		size, ok := onDisk[g.Path]
+		p := filepath.Join(dir, filepath.FromSlash(g.Path))
+		if !ok {
+			return &FileError{Path: p, Err: ErrMissing, Detail: "listed in " + manifest.Name + "; " + rehashHint}
+		}
+		if size != g.Size {
+			return &FileError{Path: p, Err: ErrSize, Detail: fmt.Sprintf("%d bytes, %s lists %d; %s", size, manifest.Name, g.Size, rehashHint)}
+		}
+	}
+	return nil
 }
 
 func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byte, listed []manifest.File,
@@ -130,7 +164,7 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 		f := &files[i]
 		g, ok := byPath[f.Path]
 		if trust && ok && g.Size == f.Size {
-			f.SHA256 = g.SHA256
+			f.SHA256, f.vouched = g.SHA256, true
 			continue
 		}
 		exact = exact && ok && g.Size == f.Size
@@ -224,8 +258,12 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 	}
 	for i := range files {
 		if err := packFileEntry(ctx, tw, &files[i], buf, &prog); err != nil {
-			if errors.Is(err, errStale) && !trust {
-				err = &FileError{Path: files[i].abs, Err: ErrChanged, Detail: "sha256 differs from the first pass"}
+			if errors.Is(err, errStale) {
+				if files[i].vouched {
+					err = &FileError{Path: files[i].abs, Err: ErrHash, Detail: "differs from " + manifest.Name + "; " + rehashHint}
+				} else {
+					err = &FileError{Path: files[i].abs, Err: ErrChanged, Detail: "sha256 differs from the first pass"}
+				}
 			}
 			return nil, err
 		}
@@ -243,7 +281,7 @@ func packOnce(ctx context.Context, dir, out string, files []packFile, orig []byt
 	if _, err := io.MultiWriter(af, sum).Write(trailer(sum.Sum(nil))); err != nil {
 		return nil, err
 	}
-	if err := af.Commit(); err != nil {
+	if err := af.CommitContext(ctx); err != nil {
 		return nil, err
 	}
 	raw := fileBytes + int64(len(man)) + int64(len(prov))

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,10 +183,47 @@ func TestPackRewritesManifest(t *testing.T) {
 	}
 }
 
-// A file edited after convert without changing its size: the manifest's
-// hash is stale. Pack notices while streaming, starts over, and the bundle
-// carries the true hashes.
-func TestPackStaleManifest(t *testing.T) {
+// Issue 17 case 6: a file that differs from the manifest (a flipped byte,
+// another size, missing) is refused with the class check reports (exit 3),
+// and no bundle is written: pack used to rewrite the manifest with the
+// corrupt data's hashes, and the bundle then passed check and unpack.
+func TestPackRefusesManifestMismatch(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(dir string, b []byte)
+		want error
+	}{
+		{"flipped byte", func(dir string, b []byte) {
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(filepath.Join(dir, "model.safetensors"), b, 0o644)
+		}, ErrHash},
+		{"truncated", func(dir string, b []byte) {
+			os.WriteFile(filepath.Join(dir, "model.safetensors"), b[:len(b)-1], 0o644)
+		}, ErrSize},
+		{"missing", func(dir string, _ []byte) { os.Remove(filepath.Join(dir, "model.safetensors")) }, ErrMissing},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := t.TempDir()
+			files := sampleFiles()
+			writeArtifact(t, src, files, sampleMeta)
+			c.edit(src, bytes.Clone(files["model.safetensors"]))
+			parent := t.TempDir()
+			_, err := Pack(context.Background(), src, filepath.Join(parent, "b.tar.zst"), PackOptions{})
+			var fe *FileError
+			if !errors.Is(err, c.want) || fault.ClassOf(err) != fault.Invalid || !errors.As(err, &fe) || !strings.Contains(fe.Path, "model.safetensors") {
+				t.Errorf("Pack: err = %v, want %v naming model.safetensors (invalid)", err, c.want)
+			}
+			if names := dirNames(t, parent); len(names) != 0 {
+				t.Errorf("left beside the bundle: %v", names)
+			}
+		})
+	}
+}
+
+// With Rehash, a file edited after convert is packed as it is, under a
+// regenerated manifest that says pack rewrote it.
+func TestPackRehash(t *testing.T) {
 	src := t.TempDir()
 	files := sampleFiles()
 	writeArtifact(t, src, files, sampleMeta)
@@ -194,7 +232,7 @@ func TestPackStaleManifest(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "model.safetensors"), edited, 0o644)
 	files["model.safetensors"] = edited
 
-	bundle, res := packDir(t, src, PackOptions{})
+	bundle, res := packDir(t, src, PackOptions{Rehash: true})
 	if res.Manifest != "rewritten" {
 		t.Errorf("manifest %q, want rewritten", res.Manifest)
 	}

@@ -43,9 +43,11 @@ type reader struct {
 }
 
 // openReader starts reading a bundle from r and reads its manifest. The
-// declared total may not exceed maxBytes; the uncompressed stream may not
-// exceed maxBytes plus maxStreamOverhead. The caller must call close.
-func openReader(ctx context.Context, r io.Reader, bundle string, maxBytes int64, prog *progress) (*reader, error) {
+// declared total may not exceed opts.MaxBytes, nor opts.MaxRatio times the
+// bundle's size when known; the uncompressed stream may not exceed MaxBytes
+// plus maxStreamOverhead. The caller must call close.
+func openReader(ctx context.Context, r io.Reader, bundle string, opts UnpackOptions, prog *progress) (*reader, error) {
+	maxBytes := opts.MaxBytes
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
@@ -59,6 +61,10 @@ func openReader(ctx context.Context, r io.Reader, bundle string, maxBytes int64,
 	rd.zr, rd.raw.r = zr, zr
 	rd.tr = tar.NewReader(rd.raw)
 	if err := rd.readManifest(maxBytes); err != nil {
+		rd.close()
+		return nil, err
+	}
+	if err := rd.checkRatio(opts); err != nil {
 		rd.close()
 		return nil, err
 	}
@@ -133,6 +139,21 @@ func (rd *reader) readManifest(maxBytes int64) error {
 	}
 	rd.man, rd.manRaw = m, b.Bytes()
 	return nil
+}
+
+// checkRatio refuses a bundle that declares more than MaxRatio unpacked
+// bytes per bundle byte (a decompression bomb), past ratioFloor.
+func (rd *reader) checkRatio(opts UnpackOptions) error {
+	ratio := opts.MaxRatio
+	if ratio <= 0 {
+		ratio = DefaultMaxRatio
+	}
+	total := rd.man.total
+	if opts.size <= 0 || total <= ratioFloor || float64(total) <= ratio*float64(opts.size) {
+		return nil
+	}
+	return rd.fail(ErrTooLarge, "manifest declares %d bytes from a %d-byte bundle, a compression ratio of %.0f (limit %g; --max-ratio raises it)",
+		total, opts.size, float64(total)/float64(opts.size), ratio)
 }
 
 // nextHeader reads the next entry's header and checks that it is a regular

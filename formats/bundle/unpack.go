@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/manifest"
 )
 
@@ -20,6 +21,10 @@ type UnpackOptions struct {
 	// MaxBytes caps the unpacked size (the file sizes the manifest
 	// declares); 0 means DefaultMaxBytes.
 	MaxBytes int64
+	// MaxRatio caps declared unpacked bytes per byte of bundle file (above
+	// 256 MiB declared); 0 means DefaultMaxRatio. Streams of unknown length
+	// are not checked.
+	MaxRatio float64
 	// Progress, when set, is called as compressed bytes are consumed, with
 	// the bundle's size as total (0 when unknown, as for a stream).
 	Progress func(done, total int64)
@@ -27,6 +32,8 @@ type UnpackOptions struct {
 	// signers (see TrustPolicy); without one nothing is extracted and the
 	// error wraps ErrSignature.
 	Trust *TrustPolicy
+
+	size int64 // of the bundle file, when known: for MaxRatio
 }
 
 // UnpackResult describes an unpacked bundle; it is also the JSON that
@@ -85,10 +92,12 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 			removeEmptyUpTo(parent, created)
 		}
 	}()
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(outDir)+".unpack-*")
+	atomicfile.RemoveStale(parent)
+	tmp, err := os.MkdirTemp(parent, atomicfile.TempPattern(filepath.Base(outDir), "unpack"))
 	if err != nil {
 		return nil, err
 	}
+	defer atomicfile.Track(tmp)() // a forced exit on a signal removes it
 	defer func() {
 		if !committed {
 			os.RemoveAll(tmp)
@@ -96,11 +105,17 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 	}()
 
 	prog := &progress{fn: opts.Progress, total: fi.Size()}
-	rd, err := openReader(ctx, f, path, max, prog)
+	opts.MaxBytes, opts.size = max, fi.Size()
+	rd, err := openReader(ctx, f, path, opts, prog)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.close()
+	// Refuse before writing anything what the disk cannot hold.
+	if free, ok := freeBytes(parent); ok && free < rd.man.total {
+		return nil, &FileError{Path: parent, Err: ErrNoSpace,
+			Detail: fmt.Sprintf("the bundle declares %d bytes, %d are free", rd.man.total, free)}
+	}
 	res := &UnpackResult{Bundle: path, Dir: outDir, FormatVersion: rd.version, ManifestRewritten: rd.man.rewritten}
 	if err := writeFileSync(filepath.Join(tmp, manifest.Name), rd.manRaw); err != nil {
 		return nil, err
@@ -149,6 +164,10 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 	// The signatures come last in the file; they are judged before the
 	// extracted tree is moved into place, so a refused bundle leaves nothing.
 	if res.Signatures, err = rd.judge(opts.Trust); err != nil {
+		return nil, err
+	}
+	// The commit point is the last cancellation check.
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err := commitDir(tmp, outDir, dirs); err != nil {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // ReadFile reads a model file and resolves its external data references
@@ -21,7 +23,7 @@ func ReadFile(path string) (*Model, error) {
 	if st.Size() > MaxProtoSize {
 		return nil, &FormatError{File: path, Offset: -1, Msg: fmt.Sprintf("%d bytes", st.Size()), Err: ErrTooLarge}
 	}
-	b, err := os.ReadFile(path)
+	b, err := safeio.ReadFile(path, MaxProtoSize)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -40,6 +41,10 @@ type WriteOptions struct {
 	// Align is the offset alignment of each tensor in the data file, a
 	// power of two up to MaxAlign. 0 means DefaultAlign.
 	Align int64
+	// Context, when set, is checked before each external tensor is written:
+	// once it is cancelled WriteFile stops with its error and leaves no
+	// file behind.
+	Context context.Context
 }
 
 // WriteFile writes m to path, and its large initializers to a data file
@@ -116,7 +121,7 @@ func WriteFile(path string, m *Model, opt WriteOptions) error {
 			return err
 		}
 		defer data.Abort()
-		if err := writeData(data, plan, ext); err != nil {
+		if err := writeData(opt.Context, data, plan, ext); err != nil {
 			return fmt.Errorf("onnx: writing %s: %w", data.Path(), err)
 		}
 	}
@@ -148,11 +153,17 @@ const holeMin = 64 << 10
 var zeros [holeMin]byte
 
 // writeData streams the planned tensors into f at their offsets.
-func writeData(f *atomicfile.File, plan []*Tensor, ext map[*Tensor]*ExternalRef) error {
+func writeData(ctx context.Context, f *atomicfile.File, plan []*Tensor, ext map[*Tensor]*ExternalRef) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	bw := newBufWriter(f)
 	var pos int64
 	hole := false
 	for _, t := range plan {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		r := ext[t]
 		if pad := r.Offset - pos; pad >= holeMin {
 			if err := bw.Flush(); err != nil {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Names of the Hugging Face single-file and sharded layouts.
@@ -150,7 +152,7 @@ func (c *Checkpoint) sortEntries() {
 // readIndex reads and checks model.safetensors.index.json. Non-string
 // metadata values (total_size is a number) are kept as their JSON text.
 func readIndex(path string) (map[string]string, map[string]string, error) {
-	osf, err := os.Open(path)
+	osf, err := safeio.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}

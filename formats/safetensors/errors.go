@@ -53,6 +53,9 @@ var (
 	ErrUnsupportedDType = fault.New(fault.Unsupported, "safetensors: unsupported dtype")
 	// ErrTooManyDims: a shape with more than MaxDims dimensions.
 	ErrTooManyDims = fault.New(fault.Unsupported, "safetensors: too many dimensions")
+	// ErrTooManyTensors is a header declaring more than MaxTensors tensors:
+	// not corrupt per se, but more than quantpack indexes.
+	ErrTooManyTensors = fault.New(fault.Unsupported, "safetensors: too many tensors")
 )
 
 // Sentinels for misuse of the API by the caller (fault.Other, exit 1): these

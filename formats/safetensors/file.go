@@ -2,9 +2,10 @@ package safetensors
 
 import (
 	"io"
-	"os"
 	"slices"
 	"sync/atomic"
+
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // TensorInfo describes one tensor of a file.
@@ -46,7 +47,7 @@ type File struct {
 // As with any mapping, truncating the file while it is open makes later
 // accesses fault; checkpoints are not expected to change under us.
 func Open(path string) (*File, error) {
-	osf, err := os.Open(path)
+	osf, err := safeio.Open(path)
 	if err != nil {
 		return nil, err
 	}

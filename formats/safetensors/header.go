@@ -28,6 +28,15 @@ const (
 	// lets consumers index shapes with small fixed arrays.
 	MaxDims = 32
 
+	// MaxTensors caps the tensors one file may declare. Parsing an entry
+	// allocates about 1.7 kB whatever its size in the header (tokens, name,
+	// shape, index), so MaxHeaderSize alone let a 99 MB header of 1.4 M tiny
+	// entries cost inspect 1.7 GB of RSS. Vision checkpoints hold a few
+	// hundred to a few thousand tensors and the largest language-model
+	// shards about ten thousand; 100 000 bounds the parse at under 200 MB
+	// allocated (TestTooManyTensors).
+	MaxTensors = 100_000
+
 	// readChunk is the most the ReaderAt path allocates ahead of the bytes it
 	// has actually read (see readAt), so a lying size costs at most this.
 	readChunk = 10 << 20
@@ -157,6 +166,9 @@ func parseHeader(hdr []byte, file string) ([]rawEntry, map[string]string, error)
 				return nil, nil, err
 			}
 			continue
+		}
+		if len(entries) == MaxTensors {
+			return nil, nil, errAt(ErrTooManyTensors, file, key, pos, "header declares more than %d tensors (MaxTensors)", MaxTensors)
 		}
 		e, err := p.tensor(key)
 		if err != nil {

@@ -8,6 +8,7 @@
 package atomicfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -34,7 +35,8 @@ func Create(path string) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	RemoveStale(dir)
+	tmp, err := os.CreateTemp(dir, TempPattern(base, "tmp"))
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +77,17 @@ func (f *File) Commit() error {
 	}
 	syncDir(filepath.Dir(f.path))
 	return nil
+}
+
+// CommitContext is Commit behind one last check of ctx: the commit point is
+// the last cancellation check, so a signal that arrived before it means no
+// output (the temporary file is removed) and ctx's error.
+func (f *File) CommitContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		f.Abort()
+		return err
+	}
+	return f.Commit()
 }
 
 // Abort closes and removes the temporary file. It is safe to call after
@@ -133,6 +146,16 @@ func RemoveAll() {
 	}
 }
 
+// Track registers a temporary directory made elsewhere (unpack's) so that
+// RemoveAll removes it too; call the returned function once it has been
+// renamed into place or removed.
+func Track(dir string) (untrack func()) {
+	mu.Lock()
+	openDirs[dir] = struct{}{}
+	mu.Unlock()
+	return func() { forgetDir(dir) }
+}
+
 // Pending reports how many temporary files are open (for tests).
 func Pending() int {
 	mu.Lock()
@@ -157,8 +180,13 @@ type Dir struct {
 var openDirs = map[string]struct{}{}
 
 // CreateDir makes a temporary directory beside path. path must not exist, or
-// be an empty directory (it is replaced on Commit).
+// be an empty directory (it is replaced on Commit). A symbolic link, even to
+// an empty directory, is refused (ErrNotDir), as unpack refuses it: Commit
+// would replace the link, not write into its target.
 func CreateDir(path string) (*Dir, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s: %w: it is a symbolic link; give the directory it points to", path, ErrNotDir)
+	}
 	if ents, err := os.ReadDir(path); err == nil && len(ents) > 0 {
 		return nil, fmt.Errorf("%s: %w", path, ErrNotEmpty)
 	} else if err == nil {
@@ -176,7 +204,8 @@ func CreateDir(path string) (*Dir, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("atomicfile: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	RemoveStale(parent)
+	tmp, err := os.MkdirTemp(parent, TempPattern(base, "tmp"))
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +244,17 @@ func (d *Dir) Commit() error {
 	}
 	syncDir(filepath.Dir(filepath.Clean(d.path)))
 	return nil
+}
+
+// CommitContext is Commit behind one last check of ctx (see
+// File.CommitContext): cancelled, the temporary directory is removed and
+// ctx's error returned, so nothing appears at Path.
+func (d *Dir) CommitContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		d.Abort()
+		return err
+	}
+	return d.Commit()
 }
 
 // Abort removes the temporary directory; safe after Commit.

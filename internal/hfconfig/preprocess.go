@@ -8,10 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Size is a "size" or "crop_size" entry of preprocessor_config.json after
@@ -441,19 +442,9 @@ func DefaultPreprocessorConfig(modelType string, imageSize int) (PreprocessorCon
 
 // ReadCapped reads a whole small file, refusing one over limit bytes.
 func ReadCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
+	// safeio refuses non-regular files (a FIFO would block, /dev/zero
+	// would never end) before opening them, and caps what it reads.
+	return safeio.ReadFile(path, limit)
 }
 
 // ReadPreprocessorConfig reads dir/preprocessor_config.json with the class

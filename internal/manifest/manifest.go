@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/safeio"
 )
 
 // Name is the manifest's file name inside an artifact directory.
@@ -28,6 +28,10 @@ const Name = "quantpack.json"
 // unpack writes beside Name. Like Name it describes the files rather than
 // being one of them: Walk skips both at the top level.
 const ProvenanceName = "quantpack.provenance.json"
+
+// MaxSize caps a quantpack.json read from disk: a manifest lists one record
+// per tensor and file, a few megabytes for the largest models.
+const MaxSize = 64 << 20
 
 // File is one entry of the manifest's file list. Path is slash-separated and
 // relative to the artifact directory.
@@ -41,32 +45,37 @@ type File struct {
 var ErrInvalid = fault.New(fault.Invalid, "manifest: invalid quantpack.json")
 
 // HashFile returns the size and hex sha256 of the file at path.
-func HashFile(path string) (File, error) { return HashFileContext(context.Background(), path) }
+func HashFile(path string) (File, error) {
+	return HashFileContext(context.Background(), path)
+}
 
-// hashChunk is how much HashFileContext reads between looks at its
-// context: large enough that the look costs nothing next to hashing it,
-// small enough (a few milliseconds of sha256) that cancellation is prompt.
-const hashChunk = 1 << 20
+// hashChunk is how much HashFileContext reads between checks of its
+// context: a few milliseconds of hashing.
+const hashChunk = 8 << 20
 
-// HashFileContext is HashFile that stops, with ctx.Err(), within one chunk of
-// ctx being cancelled: a multi-gigabyte checkpoint is not read to its end
-// after the work it was hashed for has failed.
+// HashFileContext is HashFile that stops with ctx's error within one
+// hashChunk of ctx being cancelled: a multi-gigabyte checkpoint must not
+// delay exit 130 by the seconds it takes to hash.
 func HashFileContext(ctx context.Context, path string) (File, error) {
-	if err := ctx.Err(); err != nil {
-		return File{}, err
-	}
-	f, err := os.Open(path)
+	f, err := safeio.Open(path)
 	if err != nil {
 		return File{}, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, hashChunk))
-	if err != nil {
-		if ctx.Err() != nil {
-			return File{}, ctx.Err()
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return File{}, err
 		}
-		return File{}, fmt.Errorf("hash %s: %w", path, err)
+		k, err := io.CopyN(h, f, hashChunk)
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return File{}, fmt.Errorf("hash %s: %w", path, err)
+		}
 	}
 	return File{Path: filepath.Base(path), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
@@ -146,7 +155,7 @@ func Walk(dir string, fn func(rel, path string, d fs.DirEntry) error) error {
 // document as raw JSON members.
 func ReadFiles(dir string) ([]File, map[string]json.RawMessage, error) {
 	p := filepath.Join(dir, Name)
-	b, err := os.ReadFile(p)
+	b, err := safeio.ReadFile(p, MaxSize)
 	if err != nil {
 		return nil, nil, err
 	}

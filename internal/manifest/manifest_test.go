@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,5 +33,22 @@ func TestScanAndDiff(t *testing.T) {
 	changed = changed[:1]
 	if d := Diff(changed, files); len(d) != 2 {
 		t.Fatalf("diff = %v, want hash change and extra file", d)
+	}
+}
+
+// Issue 17 case 10: hashing stops on a cancelled context instead of reading
+// the whole file first.
+func TestHashFileContextCancelled(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, make([]byte, hashChunk+1), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := HashFileContext(ctx, p); !errors.Is(err, context.Canceled) {
+		t.Errorf("HashFileContext(cancelled): %v, want context.Canceled", err)
+	}
+	a, err1 := HashFileContext(context.Background(), p)
+	b, err2 := HashFile(p)
+	if err1 != nil || err2 != nil || a != b || a.Size != hashChunk+1 {
+		t.Errorf("HashFileContext %+v %v, HashFile %+v %v", a, err1, b, err2)
 	}
 }
