@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -57,28 +58,42 @@ type BatchCell struct {
 	Throughput  float64 `json:"throughput_sps"`
 }
 
-// cellKey hashes everything that changes a cell's numbers.
+// cellKey hashes everything that changes a cell's numbers (see
+// Options.cellKeyParts): the JSON of parts, sha256, hex.
 func cellKey(parts ...any) string {
 	b, _ := json.Marshal(parts)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
 
-// cachePath is where a finished cell is kept.
-func cachePath(dir, model, precision string) string {
-	return filepath.Join(dir, "cells", model+"__"+precision+".json")
+// cachePath is where a finished cell is kept: content-addressed by its key,
+// so a cell made from other bytes or settings can never be found there, and
+// the cells/ directories of several runs (shards) can be pooled.
+func cachePath(dir, key string) string {
+	return filepath.Join(dir, "cells", key+".json")
 }
 
-// loadCell returns a cached cell when its key matches.
-func loadCell(path, key string) (*Cell, bool) {
-	b, err := os.ReadFile(path)
+// maxCellBytes bounds a cached cell file (a few KiB: one verify report).
+const maxCellBytes = 16 << 20
+
+// loadCell returns a cached cell when its key matches. The cell is
+// relabelled with mi's name: the key holds the source's sha256, not its
+// directory name, so the same checkpoint under another name reuses it.
+func loadCell(path, key string, mi ModelInfo) (*Cell, bool) {
+	f, err := os.Open(path)
 	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCellBytes+1))
+	if err != nil || len(b) > maxCellBytes {
 		return nil, false
 	}
 	var c Cell
 	if json.Unmarshal(b, &c) != nil || c.Key != key {
 		return nil, false
 	}
+	c.Model, c.Family, c.Arch, c.Params = mi.Name, mi.Family, mi.Arch, mi.Params
 	c.Reused = true
 	return &c, true
 }
