@@ -107,6 +107,9 @@ func recommend(r *Report, k Constraints) []Recommendation {
 				}
 			}
 		}
+		if len(cells) == 0 {
+			continue // not measured (another shard's model, or it failed)
+		}
 		rec := Recommendation{Model: m.Name}
 		for _, c := range pass {
 			rec.Passing = append(rec.Passing, c.Precision)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/verify"
 )
 
 // Report file names inside REPORTDIR.
@@ -234,4 +235,38 @@ func ReadReport(dir string) (*Report, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// JUnitSuite is the study as a JUnit test suite: one case per model,
+// failing when no precision meets the constraints (the message lists what
+// each missed) or when the model failed.
+func JUnitSuite(r *Report, seconds float64) verify.JUnitSuite {
+	s := verify.JUnitSuite{Name: "quantpack study", Package: "quantpack.study", Seconds: seconds}
+	if r.Shard != nil {
+		s.Name += " shard " + r.Shard.Shard.String()
+	}
+	failed := map[string]string{}
+	for _, f := range r.Failures {
+		failed[f.Model] = f.Error
+	}
+	recs := map[string]Recommendation{}
+	for _, rec := range r.Recommendations {
+		recs[rec.Model] = rec
+	}
+	for _, m := range r.Models {
+		c := verify.JUnitCase{Name: m.Name, Classname: "quantpack.study." + m.Family}
+		rec, has := recs[m.Name]
+		switch {
+		case failed[m.Name] != "":
+			c.Failure = m.Name + ": failed: " + failed[m.Name]
+		case !has:
+			continue // not in this shard
+		case rec.Precision == "":
+			c.Failure = m.Name + ": " + rec.Reason
+		default:
+			c.Details = "recommended " + rec.Precision + ": " + rec.Reason
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	return s
 }

@@ -158,7 +158,7 @@ type Regression struct {
 	// Previous is the --baseline-report path; PreviousCandidateSHA256 its
 	// candidate's model.onnx.
 	Previous                string `json:"previous"`
-	PreviousCandidateSHA256 string `json:"previous_candidate_sha256"`
+	PreviousCandidateSHA256 string `json:"previous_model_sha256"`
 	// SameMachine is false when the fingerprints differ; Differences says
 	// how (latency was then judged only with --allow-other-machine).
 	SameMachine bool            `json:"same_machine"`
