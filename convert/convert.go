@@ -39,6 +39,10 @@ type Options struct {
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
+	// SourceHashes, when set, are the checkpoint files' sha256 sums as the
+	// caller already took them (study hashes each checkpoint once); used
+	// when they match the files' names and sizes (knownHashes).
+	SourceHashes []manifest.File
 }
 
 func (o *Options) blockSize() int {
@@ -200,7 +204,7 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	// Hash the source files while the workers quantize: the hash is one
 	// sequential pass over the whole checkpoint, and overlapping it with the
 	// workers' reads and writes hides most of its cost.
-	srcHash := hashSources(ctx, s.Ckpt.Files())
+	srcHash := sourceHashes(ctx, s.Ckpt.Files(), opt.SourceHashes)
 	meta := map[string]string{"format": "pt"}
 	for k, v := range s.Ckpt.Metadata() {
 		meta[k] = v

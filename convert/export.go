@@ -80,6 +80,8 @@ type ExportOptions struct {
 	// Convert configures the conversion export runs first when SRC is a
 	// checkpoint and the precision is not fp32 (Precision is set by export).
 	Convert Options
+	// SourceHashes: as Options.SourceHashes, for a checkpoint SRC.
+	SourceHashes []manifest.File
 }
 
 // ParseExportPrecision validates a precision name.
@@ -300,6 +302,9 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 			copt.DoubleQuant = true // convert's default
 		}
 		copt.NoStats = true
+		if copt.SourceHashes == nil {
+			copt.SourceHashes = opt.SourceHashes
+		}
 		tmp := dir.Join("convert.tmp")
 		if _, err := Convert(ctx, src, tmp, copt); err != nil {
 			return nil, err
@@ -378,7 +383,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 	// reading gigabytes, and they use different cores.
 	var hashes <-chan hashResult
 	if s.artifact == nil {
-		hashes = hashFilesAsync(origin)
+		hashes = exportSourceHashes(origin, opt.SourceHashes)
 	}
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
 		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w}

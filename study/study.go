@@ -422,7 +422,8 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 			return nil, nil, err
 		}
 	}
-	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), DoubleQuant: p == "nf4"})
+	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), DoubleQuant: p == "nf4",
+		SourceHashes: mi.Sources})
 	if err != nil {
 		return nil, nil, fmt.Errorf("convert %s: %w", p, err)
 	}
@@ -479,7 +480,7 @@ func ensureExport(ctx context.Context, opt *Options, mi ModelInfo, dir string) e
 			return err
 		}
 	}
-	if _, err := convert.Export(ctx, mi.Path, dir, convert.ExportOptions{Precision: convert.ExportPrecision("fp32")}); err != nil {
+	if _, err := convert.Export(ctx, mi.Path, dir, convert.ExportOptions{Precision: convert.ExportFP32, SourceHashes: mi.Sources}); err != nil {
 		return fmt.Errorf("export fp32: %w", err)
 	}
 	opt.exported[dir] = true
