@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -120,4 +121,44 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// inputsDigest hashes the comparison inputs that live in files: every
+// regular file under --images (relative path and sha256, in walk order)
+// and the --labels file, so that a changed image set is a cache miss, not
+// a reused cell measured on other pictures. Empty without --images.
+func inputsDigest(ctx context.Context, images, labels string) (string, error) {
+	if images == "" {
+		return "", nil
+	}
+	h := sha256.New()
+	err := filepath.WalkDir(images, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := manifest.HashFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(images, p)
+		fmt.Fprintf(h, "%s\x00%d\x00%s\n", filepath.ToSlash(rel), f.Size, f.SHA256)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: --images %s: %w", ErrSource, images, err)
+	}
+	if labels != "" {
+		f, err := manifest.HashFile(labels)
+		if err != nil {
+			return "", fmt.Errorf("%w: --labels: %w", ErrSource, err)
+		}
+		fmt.Fprintf(h, "labels\x00%s\n", f.SHA256)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/internal/testenv"
 	"github.com/quantpack/quantpack/verify"
 )
 
@@ -376,5 +377,55 @@ func TestFailedModelKeepsReport(t *testing.T) {
 	md, _ := os.ReadFile(filepath.Join(out, FileMarkdown))
 	if !strings.Contains(string(md), "**Failed models**") || !strings.Contains(string(md), "- vit: ") {
 		t.Fatalf("report.md does not name the failed model:\n%s", md)
+	}
+}
+
+// TestImagesKeyedByContent: cells measured on an image folder are reused
+// only while the folder's contents are unchanged.
+func TestImagesKeyedByContent(t *testing.T) {
+	src := testenv.Fixtures(t, "images")
+	imgs := filepath.Join(t.TempDir(), "images")
+	for class, file := range map[string]string{"LABEL_1": "astronaut.png", "LABEL_2": "coffee.png"} {
+		if err := os.MkdirAll(filepath.Join(imgs, class), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(src, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(imgs, class, file), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opt := fakeOptions(t, t.TempDir())
+	opt.Sources = opt.Sources[:1]
+	opt.Precisions = []string{"fp32", "int8"}
+	opt.Images = imgs
+	var lines []string
+	opt.Log = logLines(&lines)
+	if _, err := Run(context.Background(), opt); err != nil {
+		t.Fatal(err)
+	}
+	lines = nil
+	if _, err := Run(context.Background(), opt); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(lines, "reused "); n != 2 {
+		t.Fatalf("unchanged images: %d of 2 cells reused: %q", n, lines)
+	}
+	// The same file name, other pixels.
+	b, err := os.ReadFile(filepath.Join(src, "camera.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(imgs, "LABEL_1", "astronaut.png"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines = nil
+	if _, err := Run(context.Background(), opt); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(lines, "reused "); n != 0 {
+		t.Fatalf("changed images: %d cells reused: %q", n, lines)
 	}
 }

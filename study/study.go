@@ -52,6 +52,7 @@ type Options struct {
 	Log func(line string)
 
 	exported map[string]bool // FP32 exports made in this run (--force)
+	inputs   string          // inputsDigest of Images and Labels
 }
 
 // DefaultPrecisions are the study's columns.
@@ -240,6 +241,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	r := &Report{Format: ReportFormat, ToolVersion: version.Version, Created: time.Now().UTC().Format(time.RFC3339),
 		Provenance: verify.CollectProvenance(), Constraints: opt.Constraints, Settings: opt.settings(), Models: models}
 	r.StudyID = studyID(r.Settings, r.Constraints, models)
+	if opt.inputs, err = inputsDigest(ctx, opt.Images, opt.Labels); err != nil {
+		return nil, err
+	}
 	shards := assign(models, opt.Precisions, opt.Shard.Total)
 	mine := shards[0]
 	if !opt.Shard.Whole() {
@@ -322,15 +326,16 @@ func inputsKind(opt Options) string {
 
 // cellKeyParts are everything besides the precision that changes a cell's
 // bytes or its measurement: the tool version (the converter and exporter),
-// the checkpoint's sha256 sums, every export and verify option, the ONNX
-// Runtime version and the machine.
+// the checkpoint's sha256 sums, every export and verify option (the image
+// folder and labels by content too), the ONNX Runtime version and the
+// machine.
 func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
 	var sums []string
 	for _, s := range mi.Sources {
 		sums = append(sums, s.Path+":"+s.SHA256)
 	}
 	return []any{"quantpack-study-cell/2", version.Version, sums, o.Int8Mode, o.Device, o.EPLibrary, o.ORTVersion,
-		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.Samples, o.Memory != nil,
+		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Memory != nil,
 		machine.CPUModel, machine.CPUFlags, machine.LogicalCPUs, machine.OS, machine.Arch}
 }
 
@@ -492,82 +497,4 @@ func compare(ctx context.Context, opt *Options, base, cand string) (*verify.Repo
 		Device: opt.Device, EPLibrary: opt.EPLibrary, ORTVersion: opt.ORTVersion, Threads: opt.Threads,
 		BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters, Images: opt.Images, Labels: opt.Labels,
 		Samples: opt.Samples})
-}
-
-// cellFrom turns a verify report into a cell.
-func cellFrom(mi ModelInfo, p string, rep *verify.Report) *Cell {
-	c := &Cell{Model: mi.Name, Family: mi.Family, Arch: mi.Arch, Precision: p, Params: mi.Params, Verify: rep,
-		Inputs: rep.Inputs.Kind}
-	for i, b := range rep.Candidate.Batches {
-		bc := BatchCell{Batch: b.Batch, P50Ms: b.LatencyMs.P50, P90Ms: b.LatencyMs.P90, P99Ms: b.LatencyMs.P99,
-			Throughput: b.ThroughputSPS}
-		if i < len(rep.Baseline.Batches) {
-			bc.BaselineP50 = rep.Baseline.Batches[i].LatencyMs.P50
-		}
-		c.Batches = append(c.Batches, bc)
-	}
-	c.P50Ms, c.BaselineP50, c.Speedup = rep.Candidate.LatencyMs.P50, rep.Baseline.LatencyMs.P50, rep.Speedup
-	if n := len(c.Batches); n > 0 {
-		c.Throughput = c.Batches[n-1].Throughput
-	}
-	c.PeakMB, c.BaselineMB = rep.Candidate.PeakRSSMB, rep.Baseline.PeakRSSMB
-	if c.PeakMB != nil && c.BaselineMB != nil && *c.BaselineMB > 0 {
-		v := 1 - *c.PeakMB / *c.BaselineMB
-		c.MemReduction = &v
-	}
-	c.Top1, c.Top5 = rep.Agreement.Top1, rep.Agreement.Top5
-	c.CosineMean, c.CosineMin = rep.Agreement.CosineMean, rep.Agreement.CosineMin
-	if a := rep.Accuracy; a != nil {
-		acc, drop := a.CandidateTop1, a.Drop
-		c.Accuracy, c.AccuracyDrop = &acc, &drop
-	}
-	return c
-}
-
-// baselineCell is the FP32 row: the baseline side of a verify report.
-func baselineCell(mi ModelInfo, rep *verify.Report, fp32Dir string) *Cell {
-	c := &Cell{Model: mi.Name, Family: mi.Family, Arch: mi.Arch, Precision: "fp32", Params: mi.Params,
-		Inputs: rep.Inputs.Kind, Speedup: 1, SizeRatio: 1, BitsPerParam: 32}
-	for _, b := range rep.Baseline.Batches {
-		c.Batches = append(c.Batches, BatchCell{Batch: b.Batch, P50Ms: b.LatencyMs.P50, P90Ms: b.LatencyMs.P90,
-			P99Ms: b.LatencyMs.P99, BaselineP50: b.LatencyMs.P50, Throughput: b.ThroughputSPS})
-	}
-	c.P50Ms, c.BaselineP50 = rep.Baseline.LatencyMs.P50, rep.Baseline.LatencyMs.P50
-	if n := len(c.Batches); n > 0 {
-		c.Throughput = c.Batches[n-1].Throughput
-	}
-	c.PeakMB, c.BaselineMB = rep.Baseline.PeakRSSMB, rep.Baseline.PeakRSSMB
-	if c.PeakMB != nil {
-		zero := 0.0
-		c.MemReduction = &zero
-	}
-	one := 1.0
-	c.Top1, c.Top5, c.CosineMean, c.CosineMin = &one, &one, 1, 1
-	if rep.Agreement.Top1 == nil {
-		c.Top1, c.Top5 = nil, nil
-	}
-	if a := rep.Accuracy; a != nil {
-		acc, drop := a.BaselineTop1, 0.0
-		c.Accuracy, c.AccuracyDrop = &acc, &drop
-	}
-	for _, s := range mi.Sources {
-		c.ArtifactBytes += s.Size
-	}
-	c.ONNXBytes = fp32Bytes(fp32Dir)
-	return c
-}
-
-// fp32Bytes is the FP32 export's size (model.onnx + data).
-func fp32Bytes(dir string) int64 {
-	files, _, err := manifest.ReadFiles(dir)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, f := range files {
-		if strings.HasPrefix(f.Path, "model.onnx") {
-			n += f.Size
-		}
-	}
-	return n
 }
