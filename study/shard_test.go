@@ -429,3 +429,25 @@ func TestImagesKeyedByContent(t *testing.T) {
 		t.Fatalf("changed images: %d cells reused: %q", n, lines)
 	}
 }
+
+// FuzzParseShard: any --shard value and CI variables give a valid shard or
+// a usage error, never a panic or an out-of-range index.
+func FuzzParseShard(f *testing.F) {
+	f.Add("2/3", "", "")
+	f.Add("auto", "3", "4")
+	f.Add("auto", "", "")
+	f.Add("-1/99999999999999999999", "x", "0")
+	f.Fuzz(func(t *testing.T, s, index, total string) {
+		env := map[string]string{EnvGitLabIndex: index, EnvGitLabTotal: total, EnvK8sIndex: index, EnvShardTotal: total}
+		sh, err := ParseShard(s, func(k string) string { return env[k] })
+		if err != nil {
+			if fault.ClassOf(err) != fault.Usage {
+				t.Fatalf("%q: class %v", s, fault.ClassOf(err))
+			}
+			return
+		}
+		if s != "" && (sh.Index < 1 || sh.Index > sh.Total || sh.Total > maxShards) {
+			t.Fatalf("%q → %+v", s, sh)
+		}
+	})
+}

@@ -61,6 +61,11 @@ func LoadReport(path string) (*Report, error) {
 	if len(b) > maxReportBytes {
 		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrPreviousReport, path, maxReportBytes)
 	}
+	return parseReport(path, b)
+}
+
+// parseReport decodes and checks a stored report.
+func parseReport(path string, b []byte) (*Report, error) {
 	var r Report
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrPreviousReport, path, err)
@@ -70,6 +75,15 @@ func LoadReport(path string) (*Report, error) {
 	}
 	if len(r.Candidate.Batches) == 0 {
 		return nil, fmt.Errorf("%w: %s has no timed batch sizes", ErrPreviousReport, path)
+	}
+	for _, b := range r.Candidate.Batches {
+		p := b.LatencyMs.P50
+		if p < 0 || p != p || p > 1e12 {
+			return nil, fmt.Errorf("%w: %s: candidate p50 %v ms at batch %d", ErrPreviousReport, path, p, b.Batch)
+		}
+	}
+	if r.Candidate.SizeBytes < 0 {
+		return nil, fmt.Errorf("%w: %s: candidate size %d bytes", ErrPreviousReport, path, r.Candidate.SizeBytes)
 	}
 	return &r, nil
 }

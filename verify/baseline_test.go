@@ -155,3 +155,28 @@ func TestLoadReportRefusesOtherDocuments(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+// FuzzParseReport: any bytes as --baseline-report either fail with
+// ErrPreviousReport or give a report the regression code can use without
+// panicking.
+func FuzzParseReport(f *testing.F) {
+	f.Add([]byte(`{"format":"quantpack-verify/1","candidate":{"size_bytes":10,"batches":[{"batch":1,"latency_ms":{"p50":1}}]}}`))
+	f.Add([]byte(`{"format":"quantpack-verify/1","candidate":{"batches":[{"batch":1,"latency_ms":{"p50":-1}}]}}`))
+	f.Add([]byte(`{"format":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		prev, err := parseReport("prev.json", b)
+		if err != nil {
+			if !errors.Is(err, ErrPreviousReport) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		cur := &Report{Candidate: ModelReport{SizeBytes: 5, Batches: []BatchReport{{Batch: 1, LatencyMs: LatencyStats{P50: 2}}}}}
+		cur.Gates = GateResults{Passed: []string{}, Failed: []string{}}
+		lim := 1.0
+		reg := compareWithPrevious(cur, prev, "prev.json", RegressionGates{MaxLatencyPct: &lim, MaxSizePct: &lim, MaxAgreementPct: &lim})
+		if _, err := json.Marshal(reg); err != nil {
+			t.Fatalf("regression not encodable: %v", err)
+		}
+	})
+}

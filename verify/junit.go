@@ -81,9 +81,10 @@ type xmlFailure struct {
 // suites' timestamp.
 func WriteJUnit(w io.Writer, name string, suites []JUnitSuite, now time.Time) error {
 	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
+	if err != nil {
+		host = ""
 	}
+	host = nonEmpty(host, "localhost")
 	secs := func(s float64) string { return fmt.Sprintf("%.3f", max(s, 0)) }
 	doc := xmlSuites{Name: name}
 	var total float64
@@ -117,11 +118,13 @@ func WriteJUnit(w io.Writer, name string, suites []JUnitSuite, now time.Time) er
 	return err
 }
 
+// nonEmpty is s as an xs:token (whitespace runs collapsed to one space,
+// none at the ends), or def when nothing is left.
 func nonEmpty(s, def string) string {
-	if strings.TrimSpace(s) == "" {
-		return def
+	if t := strings.Join(strings.Fields(s), " "); t != "" {
+		return t
 	}
-	return s
+	return def
 }
 
 // GateName is a gate sentence's flag name: the text before the first ":".
@@ -141,7 +144,7 @@ func (r *Report) JUnitSuite(seconds float64) JUnitSuite {
 	name := func(g string) string {
 		// A gate checked at several batch sizes gives several cases; the
 		// second and later get their ordinal, so names stay unique.
-		n := GateName(g)
+		n := nonEmpty(GateName(g), "gate")
 		seen[n]++
 		if k := seen[n]; k > 1 {
 			return fmt.Sprintf("%s #%d", n, k)

@@ -229,3 +229,21 @@ func TestJUnitValid(t *testing.T) {
 		}
 	}
 }
+
+// FuzzJUnit: any gate sentence and path (paths come from the user, gate
+// text quotes them) still gives a well-formed, schema-valid document.
+func FuzzJUnit(f *testing.F) {
+	f.Add("min-cosine: 0.5 (min 0.9)", "out/int8")
+	f.Add("x\x00\x01\xff<]]>&", "a b/\"c\"")
+	f.Add(":", "")
+	f.Fuzz(func(t *testing.T, gate, path string) {
+		r := &Report{Candidate: ModelReport{Path: path}, Gates: GateResults{Failed: []string{gate}, Passed: []string{gate}}}
+		var b bytes.Buffer
+		if err := WriteJUnit(&b, "quantpack", []JUnitSuite{r.JUnitSuite(0)}, time.Unix(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if errs := validateJUnit(parseXML(t, b.Bytes())); len(errs) > 0 {
+			t.Fatalf("%q %q: %s\n%s", gate, path, strings.Join(errs, "; "), b.String())
+		}
+	})
+}
