@@ -2,6 +2,7 @@ package study
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"path/filepath"
 	"slices"
@@ -181,7 +182,7 @@ func writeHeatmap(path string, spec heatmapSpec, g grid) error {
 	}
 	p := plot.New()
 	p.Title.Text = spec.title
-	hm := plotter.NewHeatMap(scaled, cm.Palette(255))
+	hm := plotter.NewHeatMap(scaled, discrete(cm, -d, d, heatmapColors))
 	hm.Min, hm.Max = -d, d
 	hm.NaN = drawTransparent{}
 	p.Add(hm)
@@ -232,6 +233,31 @@ func writeHeatmap(path string, spec heatmapSpec, g grid) error {
 		return err
 	}
 	return f.Commit()
+}
+
+// heatmapColors is how many colours a heatmap's cells are binned into
+// (odd, so that FP32's value has a bin of its own in the middle).
+const heatmapColors = 255
+
+// colorList is a palette.Palette.
+type colorList []color.Color
+
+func (c colorList) Colors() []color.Color { return c }
+
+// discrete samples cm at n evenly spaced values over [lo, hi]. (gonum's
+// palette.Reverse(cm).Palette(n) leaves the middle colour nil for odd n,
+// which drew FP32's own cells transparent.)
+func discrete(cm palette.ColorMap, lo, hi float64, n int) palette.Palette {
+	out := make(colorList, n)
+	for i := range out {
+		v := lo + (hi-lo)*float64(i)/float64(n-1)
+		c, err := cm.At(math.Max(cm.Min(), math.Min(cm.Max(), v)))
+		if err != nil {
+			c = color.Transparent
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // legendTicks labels the colour bar with values, not scaled values: the

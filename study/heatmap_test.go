@@ -2,7 +2,10 @@ package study
 
 import (
 	"image/color"
+	"image/png"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -70,5 +73,68 @@ func TestHeatmapRowOrder(t *testing.T) {
 	rows, cols := HeatmapLayout(r)
 	if rows[0] != "first" || cols[1] != "int8" {
 		t.Fatalf("layout %v × %v", rows, cols)
+	}
+}
+
+// TestHeatmapPalette: every bin of every map's palette has a colour, and
+// the middle bin (FP32's value) is the neutral one.
+func TestHeatmapPalette(t *testing.T) {
+	r := &Report{Settings: Settings{BatchSizes: []int{1}}}
+	for _, spec := range heatmapSpecs(r) {
+		g := grid{v: [][]float64{{1, 0.5, 2}}}
+		cm, d := colorMap(spec, g)
+		cols := discrete(cm, -d, d, heatmapColors).Colors()
+		for i, c := range cols {
+			if c == nil {
+				t.Fatalf("%s: bin %d has no colour", spec.file, i)
+			}
+			if _, _, _, a := c.RGBA(); a == 0 {
+				t.Fatalf("%s: bin %d is transparent", spec.file, i)
+			}
+		}
+		mid, _ := cm.At(0)
+		if cols[heatmapColors/2] != mid {
+			t.Errorf("%s: middle bin %v, FP32's colour %v", spec.file, cols[heatmapColors/2], mid)
+		}
+	}
+}
+
+// TestHeatmapPaintsFP32: a rendered speedup map paints FP32's cell (1.0×)
+// in the neutral colour over a cell's area, not leaves it blank.
+func TestHeatmapPaintsFP32(t *testing.T) {
+	r := &Report{Settings: Settings{BatchSizes: []int{1}, Precisions: []string{"fp32", "int8"}}, Models: []ModelInfo{{Name: "m"}},
+		Cells: []*Cell{{Model: "m", Precision: "fp32", Speedup: 1}, {Model: "m", Precision: "int8", Speedup: 2}}}
+	spec := heatmapSpecs(r)[0]
+	g := metricGrid(r, spec.f)
+	path := filepath.Join(t.TempDir(), "h.png")
+	if err := writeHeatmap(path, spec, g); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, _ := colorMap(spec, g)
+	mid, _ := cm.At(0)
+	mr, mg, mb, _ := mid.RGBA()
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bb, _ := img.At(x, y).RGBA()
+			if r>>8 == mr>>8 && g>>8 == mg>>8 && bb>>8 == mb>>8 {
+				n++
+			}
+		}
+	}
+	// A cell is about a fifth of a 672-pixel-wide plot by a 0.38-inch row:
+	// thousands of pixels; the colour bar's middle adds a few.
+	if n < 2000 {
+		t.Fatalf("%d pixels in FP32's neutral colour: its cell was not painted", n)
 	}
 }

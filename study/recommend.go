@@ -77,7 +77,10 @@ func violations(c *Cell, k Constraints) []string {
 	return v
 }
 
-// score orders passing cells: lower is better.
+// score orders passing cells: lower is better. Latency is compared as
+// each cell's p50 relative to the FP32 p50 of its own run (1/speedup):
+// cells are timed in separate runs, and on a shared machine the absolute
+// p50 of two runs differ by more than the precisions do.
 func score(c *Cell, prefer string) float64 {
 	switch prefer {
 	case "size":
@@ -87,6 +90,9 @@ func score(c *Cell, prefer string) float64 {
 			return *c.PeakMB
 		}
 		return math.Inf(1)
+	}
+	if c.BaselineP50 > 0 && c.P50Ms > 0 {
+		return c.P50Ms / c.BaselineP50
 	}
 	return c.P50Ms
 }
@@ -136,8 +142,12 @@ func recommend(r *Report, k Constraints) []Recommendation {
 			}
 		}
 		rec.Precision = best.Precision
+		by := prefer
+		if prefer == "latency" {
+			by = "latency relative to its own run's FP32"
+		}
 		rec.Reason = fmt.Sprintf("%s: p50 %.3g ms (%.2f× FP32 p50 %.3g ms of the same run), %s, %s; best by %s of %d passing (%s)",
-			best.Precision, best.P50Ms, best.Speedup, best.BaselineP50, humanMB(best.ONNXBytes), dropText(best), prefer, len(pass),
+			best.Precision, best.P50Ms, best.Speedup, best.BaselineP50, humanMB(best.ONNXBytes), dropText(best), by, len(pass),
 			strings.Join(rec.Passing, ", "))
 		if best != fastest {
 			rec.Reason += fmt.Sprintf("; tie rule: %s is within %.0f%% of the best %s (%s) and its file is smaller",

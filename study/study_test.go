@@ -229,3 +229,18 @@ func TestRecommendWording(t *testing.T) {
 		t.Fatalf("labelled wording: %+v", rec)
 	}
 }
+
+// TestRecommendWithinRun: latency is compared as each cell's p50 relative
+// to its own run's FP32 p50, not as absolute milliseconds from different
+// runs: nf4 at 6 ms in a run whose FP32 took 5 ms is slower than FP32,
+// although 6 ms < the FP32 row's 10 ms (timed while the machine was busy).
+func TestRecommendWithinRun(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	r := &Report{Models: []ModelInfo{{Name: "m"}}, Cells: []*Cell{
+		{Model: "m", Precision: "fp32", P50Ms: 10, BaselineP50: 10, Speedup: 1, ONNXBytes: 400, Top1: f(1)},
+		{Model: "m", Precision: "nf4", P50Ms: 6, BaselineP50: 5, Speedup: 5.0 / 6, ONNXBytes: 60, Top1: f(1)},
+	}}
+	if rec := recommend(r, Constraints{})[0]; rec.Precision != "fp32" || !strings.Contains(rec.Reason, "relative to its own run's FP32") {
+		t.Fatalf("%+v", rec)
+	}
+}
