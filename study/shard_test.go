@@ -96,6 +96,32 @@ func TestShardsMergeEqualWhole(t *testing.T) {
 		}
 	}
 
+	// A shard measured on another machine is merged, and the report says so.
+	other2 := filepath.Join(root, "shard", "2-other-machine")
+	r2, err := ReadReport(dirs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Provenance.CPUModel = "another CPU"
+	if err := os.MkdirAll(other2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(r2)
+	if err := os.WriteFile(filepath.Join(other2, FileJSON), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mixed, err := Merge([]string{dirs[0], other2, dirs[2]}, filepath.Join(root, "mixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(root, "mixed", FileMarkdown))
+	if len(mixed.Machines) != 2 || !strings.Contains(string(md), "measured on 2 different machines") {
+		t.Fatalf("machines %q; report.md does not flag them", mixed.Machines)
+	}
+	if !slices.Equal(rowsOf(mixed), rowsOf(whole)) {
+		t.Fatal("rows changed with the machines")
+	}
+
 	// A shard of another study (other settings) is refused: exit 2.
 	other := fakeOptions(t, filepath.Join(root, "other"))
 	other.Samples = 3
