@@ -477,3 +477,25 @@ func FuzzParseShard(f *testing.F) {
 		}
 	})
 }
+
+// TestAddModelRunsOnlyNewCells: a study re-run with one more model reuses
+// every cell of the first and computes only the new model's.
+func TestAddModelRunsOnlyNewCells(t *testing.T) {
+	opt := fakeOptions(t, t.TempDir())
+	opt.Precisions = []string{"fp32", "int8"}
+	all := opt.Sources
+	opt.Sources = all[:1]
+	if _, err := Run(context.Background(), opt); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	opt.Log = logLines(&lines)
+	opt.Sources = all
+	r, err := Run(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if countPrefix(lines, "reused vit/") != 2 || countPrefix(lines, "done deit-distilled/") != 2 || len(r.Cells) != 4 {
+		t.Fatalf("second run: %q", lines)
+	}
+}
