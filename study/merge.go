@@ -56,13 +56,16 @@ func Merge(dirs []string, out string) (*Report, error) {
 		if r.Format != ReportFormat || r.Shard == nil {
 			return nil, fmt.Errorf("%w: %s is not a shard's report (format %q; run study --shard I/N)", ErrNotShard, d, r.Format)
 		}
+		if err := checkShardReport(r); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrNotShard, d, err)
+		}
 		shards = append(shards, r)
 	}
 	first := shards[0]
 	byIndex := map[int]string{}
 	for i, r := range shards {
 		switch {
-		case r.StudyID != first.StudyID:
+		case r.StudyID != first.StudyID || len(r.Models) != len(first.Models) || !sameFiles(r.Models, first.Models):
 			return nil, fmt.Errorf("%w: %s is study %.12s, %s is study %.12s (%s)", ErrForeignShard, dirs[i], r.StudyID,
 				dirs[0], first.StudyID, studyDiff(first, r))
 		case r.Shard.Total != first.Shard.Total:
@@ -124,6 +127,44 @@ func Merge(dirs []string, out string) (*Report, error) {
 	return m, nil
 }
 
+// checkShardReport rejects a report.json that a shard cannot have written
+// (hand-edited or corrupt), before anything indexes into it.
+func checkShardReport(r *Report) error {
+	sh := r.Shard
+	switch {
+	case sh.Total < 1 || sh.Total > maxShards || sh.Index < 1 || sh.Index > sh.Total:
+		return fmt.Errorf("shard %s out of range", sh.Shard)
+	case len(r.Settings.Precisions) == 0 || len(r.Settings.BatchSizes) == 0:
+		return fmt.Errorf("no precisions or batch sizes in its settings")
+	case len(r.Models) == 0:
+		return fmt.Errorf("no models")
+	}
+	names := map[string]bool{}
+	for _, m := range r.Models {
+		if m.Name == "" || names[m.Name] {
+			return fmt.Errorf("model name %q empty or repeated", m.Name)
+		}
+		names[m.Name] = true
+	}
+	precs := map[string]bool{}
+	for _, p := range r.Settings.Precisions {
+		precs[p] = true
+	}
+	for i, c := range r.Cells {
+		if c == nil || !names[c.Model] || !precs[c.Precision] {
+			return fmt.Errorf("cell %d is not one of the study's models and precisions", i)
+		}
+	}
+	return nil
+}
+
+// sameFiles reports whether two model lists name the same files per model.
+func sameFiles(a, b []ModelInfo) bool {
+	return slices.EqualFunc(a, b, func(x, y ModelInfo) bool {
+		return x.Name == y.Name && slices.EqualFunc(x.Sources, y.Sources, func(p, q manifest.File) bool { return p.Path == q.Path && p.Size == q.Size })
+	})
+}
+
 // mergeSources fills dst's source sha256 sums from a shard's models (each
 // shard hashes only the checkpoints it used) and refuses a sum that differs
 // from another shard's: the shards read different checkpoints.
@@ -158,9 +199,7 @@ func studyDiff(a, b *Report) string {
 	if js(a.Constraints) != js(b.Constraints) {
 		d = append(d, "recommendation constraints differ")
 	}
-	if !slices.EqualFunc(a.Models, b.Models, func(x, y ModelInfo) bool {
-		return x.Name == y.Name && slices.EqualFunc(x.Sources, y.Sources, func(p, q manifest.File) bool { return p.Path == q.Path && p.Size == q.Size })
-	}) {
+	if !sameFiles(a.Models, b.Models) {
 		d = append(d, "the models (names, files or sizes) differ")
 	}
 	if len(d) == 0 {

@@ -224,11 +224,32 @@ func WriteCSV(w io.Writer, r *Report) error {
 	return cw.Error()
 }
 
-// ReadReport loads a report.json.
+// maxReportBytes bounds a report.json (about 10 KB per cell: thousands of
+// cells fit).
+const maxReportBytes = 256 << 20
+
+// ReadReport loads a report.json: a regular file of at most
+// maxReportBytes.
 func ReadReport(dir string) (*Report, error) {
-	b, err := os.ReadFile(filepath.Join(dir, FileJSON))
+	path := filepath.Join(dir, FileJSON)
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxReportBytes {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxReportBytes)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxReportBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxReportBytes {
+		return nil, fmt.Errorf("%s: over %d bytes", path, maxReportBytes)
 	}
 	var r Report
 	if err := json.Unmarshal(b, &r); err != nil {

@@ -499,3 +499,24 @@ func TestAddModelRunsOnlyNewCells(t *testing.T) {
 		t.Fatalf("second run: %q", lines)
 	}
 }
+
+// FuzzMergeReport: whatever a shard directory's report.json holds, Merge
+// fails with a classified error or merges; it never panics.
+func FuzzMergeReport(f *testing.F) {
+	good := `{"format":"quantpack-study/1","study_id":"x","settings":{"precisions":["fp32"],"batch_sizes":[1]},` +
+		`"models":[{"name":"m","sources":[{"path":"a","size":1,"sha256":""}]}],` +
+		`"cells":[{"model":"m","precision":"fp32","speedup":1,"size_ratio":1}],"shard":{"index":1,"total":1,"cells":["m/fp32"]}}`
+	f.Add([]byte(good))
+	f.Add([]byte(`{"format":"quantpack-study/1","settings":{"precisions":["fp32"],"batch_sizes":[]},"models":[{"name":"m"}],"cells":[null],"shard":{"index":1,"total":1}}`))
+	f.Add([]byte(`{"format":"quantpack-study/1","shard":{"index":3,"total":99999999}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileJSON), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Merge([]string{dir}, filepath.Join(dir, "out"))
+		if err != nil && fault.ClassOf(err) == fault.Other && !errors.Is(err, ErrNotShard) {
+			t.Fatalf("unclassified: %v", err)
+		}
+	})
+}
