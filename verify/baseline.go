@@ -49,6 +49,14 @@ const maxReportBytes = 64 << 20
 
 // LoadReport reads a report that `verify --json` wrote.
 func LoadReport(path string) (*Report, error) {
+	// A FIFO or device would block or never end: refuse before opening.
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPreviousReport, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrPreviousReport, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPreviousReport, err)

@@ -154,6 +154,9 @@ func TestLoadReportRefusesOtherDocuments(t *testing.T) {
 	if _, err := LoadReport(filepath.Join(dir, "missing.json")); !errors.Is(err, ErrPreviousReport) {
 		t.Errorf("missing: %v", err)
 	}
+	if _, err := LoadReport(dir); !errors.Is(err, ErrPreviousReport) || fault.ClassOf(err) != fault.Invalid {
+		t.Errorf("a directory: %v", err)
+	}
 }
 
 // FuzzParseReport: any bytes as --baseline-report either fail with
