@@ -145,9 +145,14 @@ func TestStudyShardsCLI(t *testing.T) {
 		shards = append(shards, out)
 	}
 	merged := filepath.Join(dir, "merged")
+	summary := filepath.Join(dir, "summary.md")
+	t.Setenv(envStepSummary, summary)
 	code, stdout := runCLI(t, "study", "merge", shards[0], shards[1], "-o", merged, "--junit", merged+".xml")
 	if code != ExitOK {
 		t.Fatalf("merge: exit %d\n%s", code, stdout)
+	}
+	if md, err := os.ReadFile(summary); err != nil || !strings.HasPrefix(string(md), "# quantpack study") {
+		t.Fatalf("$GITHUB_STEP_SUMMARY after merge: %v\n%.200s", err, md)
 	}
 	r, err := study.ReadReport(merged)
 	if err != nil {
