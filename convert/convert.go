@@ -47,6 +47,10 @@ type Options struct {
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
+	// SourceHashes, when set, are the checkpoint files' sha256 sums as the
+	// caller already took them (study hashes each checkpoint once); used
+	// when they match the files' names and sizes (knownHashes).
+	SourceHashes []manifest.File
 }
 
 func (o *Options) rest() string {
@@ -266,7 +270,7 @@ func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Mani
 	if s.hashFiles != nil {
 		hashFiles = s.hashFiles
 	}
-	srcHash := hashSources(ctx, hashFiles)
+	srcHash := sourceHashes(ctx, hashFiles, opt.SourceHashes)
 	meta := map[string]string{"format": "pt"}
 	for k, v := range s.Ckpt.Metadata() {
 		meta[k] = v

@@ -78,6 +78,8 @@ type ExportOptions struct {
 	// Convert configures the conversion export runs first when SRC is a
 	// checkpoint and the precision is not fp32 (Precision is set by export).
 	Convert Options
+	// SourceHashes: as Options.SourceHashes, for a checkpoint SRC.
+	SourceHashes []manifest.File
 }
 
 func (o *ExportOptions) validate() error {
@@ -268,6 +270,9 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 		copt := opt.Convert
 		copt.Precision = prec
 		copt.NoStats = true
+		if copt.SourceHashes == nil {
+			copt.SourceHashes = opt.SourceHashes
+		}
 		tmp := dir.Join("convert.tmp")
 		if _, err := Convert(ctx, src, tmp, copt); err != nil {
 			return nil, err
@@ -354,7 +359,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec P
 	defer cancel()
 	var srcHash func() ([]manifest.File, error)
 	if s.artifact == nil {
-		srcHash = hashSources(ctx, origin.ckpt.Files())
+		srcHash = sourceHashes(ctx, origin.ckpt.Files(), opt.SourceHashes)
 	}
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
 		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w}

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/verify"
 )
 
@@ -57,28 +60,42 @@ type BatchCell struct {
 	Throughput  float64 `json:"throughput_sps"`
 }
 
-// cellKey hashes everything that changes a cell's numbers.
+// cellKey hashes everything that changes a cell's numbers (see
+// Options.cellKeyParts): the JSON of parts, sha256, hex.
 func cellKey(parts ...any) string {
 	b, _ := json.Marshal(parts)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
 
-// cachePath is where a finished cell is kept.
-func cachePath(dir, model, precision string) string {
-	return filepath.Join(dir, "cells", model+"__"+precision+".json")
+// cachePath is where a finished cell is kept: content-addressed by its key,
+// so a cell made from other bytes or settings can never be found there, and
+// the cells/ directories of several runs (shards) can be pooled.
+func cachePath(dir, key string) string {
+	return filepath.Join(dir, "cells", key+".json")
 }
 
-// loadCell returns a cached cell when its key matches.
-func loadCell(path, key string) (*Cell, bool) {
-	b, err := os.ReadFile(path)
+// maxCellBytes bounds a cached cell file (a few KiB: one verify report).
+const maxCellBytes = 16 << 20
+
+// loadCell returns a cached cell when its key matches. The cell is
+// relabelled with mi's name: the key holds the source's sha256, not its
+// directory name, so the same checkpoint under another name reuses it.
+func loadCell(path, key string, mi ModelInfo) (*Cell, bool) {
+	f, err := os.Open(path)
 	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCellBytes+1))
+	if err != nil || len(b) > maxCellBytes {
 		return nil, false
 	}
 	var c Cell
 	if json.Unmarshal(b, &c) != nil || c.Key != key {
 		return nil, false
 	}
+	c.Model, c.Family, c.Arch, c.Params = mi.Name, mi.Family, mi.Arch, mi.Params
 	c.Reused = true
 	return &c, true
 }
@@ -92,4 +109,82 @@ func saveCell(path string, c *Cell) error {
 		return err
 	}
 	return atomicfile.WriteFile(path, append(b, '\n'))
+}
+
+// cellFrom turns a verify report into a cell.
+func cellFrom(mi ModelInfo, p string, rep *verify.Report) *Cell {
+	c := &Cell{Model: mi.Name, Family: mi.Family, Arch: mi.Arch, Precision: p, Params: mi.Params, Verify: rep,
+		Inputs: rep.Inputs.Kind}
+	for i, b := range rep.Candidate.Batches {
+		bc := BatchCell{Batch: b.Batch, P50Ms: b.LatencyMs.P50, P90Ms: b.LatencyMs.P90, P99Ms: b.LatencyMs.P99,
+			Throughput: b.ThroughputSPS}
+		if i < len(rep.Baseline.Batches) {
+			bc.BaselineP50 = rep.Baseline.Batches[i].LatencyMs.P50
+		}
+		c.Batches = append(c.Batches, bc)
+	}
+	c.P50Ms, c.BaselineP50, c.Speedup = rep.Candidate.LatencyMs.P50, rep.Baseline.LatencyMs.P50, rep.Speedup
+	if n := len(c.Batches); n > 0 {
+		c.Throughput = c.Batches[n-1].Throughput
+	}
+	c.PeakMB, c.BaselineMB = rep.Candidate.PeakRSSMB, rep.Baseline.PeakRSSMB
+	if c.PeakMB != nil && c.BaselineMB != nil && *c.BaselineMB > 0 {
+		v := 1 - *c.PeakMB / *c.BaselineMB
+		c.MemReduction = &v
+	}
+	c.Top1, c.Top5 = rep.Agreement.Top1, rep.Agreement.Top5
+	c.CosineMean, c.CosineMin = rep.Agreement.CosineMean, rep.Agreement.CosineMin
+	if a := rep.Accuracy; a != nil {
+		acc, drop := a.CandidateTop1, a.Drop
+		c.Accuracy, c.AccuracyDrop = &acc, &drop
+	}
+	return c
+}
+
+// baselineCell is the FP32 row: the baseline side of a verify report.
+func baselineCell(mi ModelInfo, rep *verify.Report, fp32Dir string) *Cell {
+	c := &Cell{Model: mi.Name, Family: mi.Family, Arch: mi.Arch, Precision: "fp32", Params: mi.Params,
+		Inputs: rep.Inputs.Kind, Speedup: 1, SizeRatio: 1, BitsPerParam: 32}
+	for _, b := range rep.Baseline.Batches {
+		c.Batches = append(c.Batches, BatchCell{Batch: b.Batch, P50Ms: b.LatencyMs.P50, P90Ms: b.LatencyMs.P90,
+			P99Ms: b.LatencyMs.P99, BaselineP50: b.LatencyMs.P50, Throughput: b.ThroughputSPS})
+	}
+	c.P50Ms, c.BaselineP50 = rep.Baseline.LatencyMs.P50, rep.Baseline.LatencyMs.P50
+	if n := len(c.Batches); n > 0 {
+		c.Throughput = c.Batches[n-1].Throughput
+	}
+	c.PeakMB, c.BaselineMB = rep.Baseline.PeakRSSMB, rep.Baseline.PeakRSSMB
+	if c.PeakMB != nil {
+		zero := 0.0
+		c.MemReduction = &zero
+	}
+	one := 1.0
+	c.Top1, c.Top5, c.CosineMean, c.CosineMin = &one, &one, 1, 1
+	if rep.Agreement.Top1 == nil {
+		c.Top1, c.Top5 = nil, nil
+	}
+	if a := rep.Accuracy; a != nil {
+		acc, drop := a.BaselineTop1, 0.0
+		c.Accuracy, c.AccuracyDrop = &acc, &drop
+	}
+	for _, s := range mi.Sources {
+		c.ArtifactBytes += s.Size
+	}
+	c.ONNXBytes = fp32Bytes(fp32Dir)
+	return c
+}
+
+// fp32Bytes is the FP32 export's size (model.onnx + data).
+func fp32Bytes(dir string) int64 {
+	files, _, err := manifest.ReadFiles(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, f := range files {
+		if strings.HasPrefix(f.Path, "model.onnx") {
+			n += f.Size
+		}
+	}
+	return n
 }

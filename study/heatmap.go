@@ -2,10 +2,13 @@ package study
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -16,12 +19,14 @@ import (
 )
 
 // Heatmap geometry: the width is fixed and each model adds a row, so the
-// PNG's pixel size is a function of the model count (HeatmapSize).
+// PNG's pixel size is a function of the model count (HeatmapSize). The
+// colour legend takes a strip on the right.
 const (
 	heatmapDPI    = 96
 	heatmapWidth  = 7 * vg.Inch
 	heatmapBase   = 1.6 * vg.Inch
 	heatmapPerRow = 0.38 * vg.Inch
+	legendWidth   = 0.9 * vg.Inch
 )
 
 // HeatmapSize returns the pixel dimensions of a heatmap with n models.
@@ -30,10 +35,22 @@ func HeatmapSize(n int) (w, h int) {
 	return px(heatmapWidth), px(heatmapBase + vg.Length(n)*heatmapPerRow)
 }
 
-// grid is models × precisions of one metric.
+// HeatmapLayout is what every heatmap shows, in order: the rows top to
+// bottom (the models, in the tables' order) and the columns left to right
+// (the precisions).
+func HeatmapLayout(r *Report) (rows, cols []string) {
+	for _, m := range r.Models {
+		rows = append(rows, m.Name)
+	}
+	return rows, slices.Clone(r.Settings.Precisions)
+}
+
+// grid is models × precisions of one metric. Row 0 is drawn at the bottom
+// (gonum's y axis points up), so the grid holds the models in reverse
+// table order and the first model is the top row, as in the tables.
 type grid struct {
 	models, precs []string
-	v             [][]float64 // [model][precision], NaN when missing
+	v             [][]float64 // [row][precision], NaN when missing
 }
 
 func (g grid) Dims() (c, r int)   { return len(g.precs), len(g.models) }
@@ -42,21 +59,22 @@ func (g grid) X(c int) float64    { return float64(c) }
 func (g grid) Y(r int) float64    { return float64(r) }
 
 func metricGrid(r *Report, f func(*Cell) (float64, bool)) grid {
-	g := grid{precs: r.Settings.Precisions}
-	for _, m := range r.Models {
-		g.models = append(g.models, m.Name)
+	rows, cols := HeatmapLayout(r)
+	g := grid{precs: cols}
+	for i := len(rows) - 1; i >= 0; i-- {
+		g.models = append(g.models, rows[i])
 		row := make([]float64, len(g.precs))
-		for i := range row {
-			row[i] = math.NaN()
+		for j := range row {
+			row[j] = math.NaN()
 		}
 		for _, c := range r.Cells {
-			if c.Model != m.Name {
+			if c.Model != rows[i] {
 				continue
 			}
-			for i, p := range g.precs {
+			for j, p := range g.precs {
 				if p == c.Precision {
 					if v, ok := f(c); ok {
-						row[i] = v
+						row[j] = v
 					}
 				}
 			}
@@ -66,54 +84,106 @@ func metricGrid(r *Report, f func(*Cell) (float64, bool)) grid {
 	return g
 }
 
-func writeHeatmaps(dir string, r *Report) error {
-	maps := []struct {
-		file, title, format string
-		f                   func(*Cell) (float64, bool)
-	}{
-		{FileSpeedup, "Speedup over FP32 (p50, batch %d)", "%.2f×", func(c *Cell) (float64, bool) { return c.Speedup, c.Speedup > 0 }},
-		{FileSize, "ONNX size relative to FP32", "%.2f", func(c *Cell) (float64, bool) { return c.SizeRatio, c.SizeRatio > 0 }},
-		{FileAgree, "Top-1 agreement with FP32 (cosine for embeddings)", "%.3f", func(c *Cell) (float64, bool) {
+// scale is how a heatmap colours its values. Every map is centred on the
+// FP32 value (1.0: same speed, same size, full agreement), which is drawn
+// white; colours say better (blue) or worse (red) than FP32, and the
+// legend on the right maps colours to values. Ratios (speedup, size) are
+// coloured on a log scale, so 2× faster and 2× slower are equally strong.
+type scale struct {
+	log          bool
+	higherBetter bool
+}
+
+func (s scale) value(v float64) float64 {
+	if s.log {
+		return math.Log2(v)
+	}
+	return v - 1
+}
+
+func (s scale) inverse(x float64) float64 {
+	if s.log {
+		return math.Exp2(x)
+	}
+	return x + 1
+}
+
+// heatmapSpec is one of the three maps.
+type heatmapSpec struct {
+	file, title, format string
+	scale               scale
+	f                   func(*Cell) (float64, bool)
+}
+
+func heatmapSpecs(r *Report) []heatmapSpec {
+	return []heatmapSpec{
+		{FileSpeedup, fmt.Sprintf("Speedup over FP32 (p50, batch %d)", r.Settings.BatchSizes[0]), "%.2f×", scale{log: true, higherBetter: true},
+			func(c *Cell) (float64, bool) { return c.Speedup, c.Speedup > 0 }},
+		{FileSize, "ONNX size relative to FP32", "%.2f", scale{log: true},
+			func(c *Cell) (float64, bool) { return c.SizeRatio, c.SizeRatio > 0 }},
+		{FileAgree, "Top-1 agreement with FP32 (cosine for embeddings)", "%.3f", scale{higherBetter: true}, func(c *Cell) (float64, bool) {
 			if c.Top1 != nil {
 				return *c.Top1, true
 			}
 			return c.CosineMean, true
 		}},
 	}
-	for _, m := range maps {
-		title := m.title
-		if m.file == FileSpeedup {
-			title = fmt.Sprintf(m.title, r.Settings.BatchSizes[0])
-		}
-		if err := writeHeatmap(filepath.Join(dir, m.file), title, m.format, metricGrid(r, m.f)); err != nil {
+}
+
+func writeHeatmaps(dir string, r *Report) error {
+	for _, m := range heatmapSpecs(r) {
+		if err := writeHeatmap(filepath.Join(dir, m.file), m, metricGrid(r, m.f)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeHeatmap(path, title, format string, g grid) error {
-	p := plot.New()
-	p.Title.Text = title
-	lo, hi := math.Inf(1), math.Inf(-1)
+// colorRange is the symmetric range of scaled values around 0 (FP32).
+func colorRange(s scale, g grid) float64 {
+	d := 0.0
 	for _, row := range g.v {
 		for _, v := range row {
-			if !math.IsNaN(v) {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			if !math.IsNaN(v) && !math.IsInf(s.value(v), 0) {
+				d = math.Max(d, math.Abs(s.value(v)))
 			}
 		}
 	}
-	if math.IsInf(lo, 1) {
-		lo, hi = 0, 1
+	// At least ±5% (log2 1.05 ≈ 0.07), so that an all-FP32-like map is
+	// white rather than saturated noise.
+	return math.Max(d, 0.07)
+}
+
+// colorMap is the map's colours over scaled values [-d, d]: blue for
+// better than FP32, red for worse, the palette's neutral middle at FP32.
+func colorMap(spec heatmapSpec, g grid) (palette.ColorMap, float64) {
+	d := colorRange(spec.scale, g)
+	var cm palette.ColorMap = moreland.SmoothBlueRed() // low blue, high red
+	if spec.scale.higherBetter {
+		cm = palette.Reverse(cm)
 	}
-	if hi-lo < 1e-9 {
-		lo, hi = lo-0.5, hi+0.5
+	cm.SetMin(-d)
+	cm.SetMax(d)
+	return cm, d
+}
+
+func writeHeatmap(path string, spec heatmapSpec, g grid) error {
+	cm, d := colorMap(spec, g)
+	scaled := grid{models: g.models, precs: g.precs}
+	for _, row := range g.v {
+		out := make([]float64, len(row))
+		for i, v := range row {
+			out[i] = math.NaN()
+			if !math.IsNaN(v) {
+				out[i] = math.Max(-d, math.Min(d, spec.scale.value(v)))
+			}
+		}
+		scaled.v = append(scaled.v, out)
 	}
-	pal := moreland.SmoothBlueRed()
-	pal.SetMin(lo)
-	pal.SetMax(hi)
-	hm := plotter.NewHeatMap(g, pal.Palette(255))
-	hm.Min, hm.Max = lo, hi
+	p := plot.New()
+	p.Title.Text = spec.title
+	hm := plotter.NewHeatMap(scaled, discrete(cm, -d, d, heatmapColors))
+	hm.Min, hm.Max = -d, d
 	hm.NaN = drawTransparent{}
 	p.Add(hm)
 	var xys plotter.XYs
@@ -124,7 +194,7 @@ func writeHeatmap(path, title, format string, g grid) error {
 				continue
 			}
 			xys = append(xys, plotter.XY{X: float64(c), Y: float64(r)})
-			labels = append(labels, fmt.Sprintf(format, v))
+			labels = append(labels, fmt.Sprintf(spec.format, v))
 		}
 	}
 	if len(xys) > 0 {
@@ -141,9 +211,19 @@ func writeHeatmap(path, title, format string, g grid) error {
 	p.NominalX(g.precs...)
 	p.NominalY(g.models...)
 	p.X.Padding, p.Y.Padding = 0, 0
+
+	legend := plot.New()
+	legend.Title.Text = "vs FP32"
+	legend.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
+	legend.HideX()
+	legend.Y.Padding = 0
+	legend.Y.Tick.Marker = legendTicks{spec}
+
 	w, h := heatmapWidth, heatmapBase+vg.Length(len(g.models))*heatmapPerRow
 	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(heatmapDPI))
-	p.Draw(draw.New(c))
+	dc := draw.New(c)
+	p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
+	legend.Draw(draw.Crop(dc, w-legendWidth, 0, 0.35*vg.Inch, -0.1*vg.Inch))
 	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
@@ -153,6 +233,43 @@ func writeHeatmap(path, title, format string, g grid) error {
 		return err
 	}
 	return f.Commit()
+}
+
+// heatmapColors is how many colours a heatmap's cells are binned into
+// (odd, so that FP32's value has a bin of its own in the middle).
+const heatmapColors = 255
+
+// colorList is a palette.Palette.
+type colorList []color.Color
+
+func (c colorList) Colors() []color.Color { return c }
+
+// discrete samples cm at n evenly spaced values over [lo, hi]. (gonum's
+// palette.Reverse(cm).Palette(n) leaves the middle colour nil for odd n,
+// which drew FP32's own cells transparent.)
+func discrete(cm palette.ColorMap, lo, hi float64, n int) palette.Palette {
+	out := make(colorList, n)
+	for i := range out {
+		v := lo + (hi-lo)*float64(i)/float64(n-1)
+		c, err := cm.At(math.Max(cm.Min(), math.Min(cm.Max(), v)))
+		if err != nil {
+			c = color.Transparent
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// legendTicks labels the colour bar with values, not scaled values: the
+// ends, FP32's 1.0 in the middle, and halfway points.
+type legendTicks struct{ spec heatmapSpec }
+
+func (t legendTicks) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	for _, x := range []float64{lo, lo / 2, 0, hi / 2, hi} {
+		out = append(out, plot.Tick{Value: x, Label: fmt.Sprintf(t.spec.format, t.spec.scale.inverse(x))})
+	}
+	return out
 }
 
 // drawTransparent marks missing cells.

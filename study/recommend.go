@@ -38,6 +38,26 @@ func top1Drop(c *Cell) float64 {
 	return 100 * (1 - c.CosineMean)
 }
 
+// dropText names and formats what top1Drop measured for c: an accuracy
+// drop with labels, a disagreement with FP32 without (which is not a drop
+// in accuracy, and is not called one), or 100·(1 − cosine) for embeddings.
+func dropText(c *Cell) string {
+	switch {
+	case c.AccuracyDrop != nil:
+		return fmt.Sprintf("top-1 accuracy drop %.2f pp", top1Drop(c))
+	case c.Top1 != nil:
+		return fmt.Sprintf("top-1 disagreement with FP32 %.2f%%", top1Drop(c))
+	}
+	return fmt.Sprintf("embedding 100·(1−cosine) %.2f", top1Drop(c))
+}
+
+// TieFraction is the recommendation's tie rule: a passing precision whose
+// score (p50, bytes or peak memory, by preference) is within this fraction
+// of the best one's counts as tied with it (timing noise on a shared
+// machine is of this order), and among tied precisions the smallest ONNX
+// file wins. The reason text states it whenever it decided.
+const TieFraction = 0.03
+
 // violations lists the constraints a cell misses.
 func violations(c *Cell, k Constraints) []string {
 	var v []string
@@ -52,12 +72,15 @@ func violations(c *Cell, k Constraints) []string {
 		}
 	}
 	if k.MaxTop1Drop != nil && top1Drop(c) > *k.MaxTop1Drop {
-		v = append(v, fmt.Sprintf("top-1 drop %.2f pp > %g", top1Drop(c), *k.MaxTop1Drop))
+		v = append(v, fmt.Sprintf("%s > %g", dropText(c), *k.MaxTop1Drop))
 	}
 	return v
 }
 
-// score orders passing cells: lower is better.
+// score orders passing cells: lower is better. Latency is compared as
+// each cell's p50 relative to the FP32 p50 of its own run (1/speedup):
+// cells are timed in separate runs, and on a shared machine the absolute
+// p50 of two runs differ by more than the precisions do.
 func score(c *Cell, prefer string) float64 {
 	switch prefer {
 	case "size":
@@ -67,6 +90,9 @@ func score(c *Cell, prefer string) float64 {
 			return *c.PeakMB
 		}
 		return math.Inf(1)
+	}
+	if c.BaselineP50 > 0 && c.P50Ms > 0 {
+		return c.P50Ms / c.BaselineP50
 	}
 	return c.P50Ms
 }
@@ -87,6 +113,9 @@ func recommend(r *Report, k Constraints) []Recommendation {
 				}
 			}
 		}
+		if len(cells) == 0 {
+			continue // not measured (another shard's model, or it failed)
+		}
 		rec := Recommendation{Model: m.Name}
 		for _, c := range pass {
 			rec.Passing = append(rec.Passing, c.Precision)
@@ -100,19 +129,30 @@ func recommend(r *Report, k Constraints) []Recommendation {
 			out = append(out, rec)
 			continue
 		}
-		// Ties (within 3%, below timing noise) go to the smaller file.
-		sort.SliceStable(pass, func(i, j int) bool {
-			a, b := score(pass[i], prefer), score(pass[j], prefer)
-			if math.Abs(a-b) <= 0.03*math.Max(a, b) {
-				return pass[i].ONNXBytes < pass[j].ONNXBytes
-			}
-			return a < b
-		})
 		best := pass[0]
+		for _, c := range pass[1:] {
+			if score(c, prefer) < score(best, prefer) {
+				best = c
+			}
+		}
+		fastest := best
+		for _, c := range pass {
+			if score(c, prefer) <= (1+TieFraction)*score(fastest, prefer) && c.ONNXBytes < best.ONNXBytes {
+				best = c
+			}
+		}
 		rec.Precision = best.Precision
-		rec.Reason = fmt.Sprintf("%s: p50 %.3g ms (%.2f× FP32), %s, top-1 drop %.2f pp; best by %s of %d passing (%s)",
-			best.Precision, best.P50Ms, best.Speedup, humanMB(best.ONNXBytes), top1Drop(best), prefer, len(pass),
+		by := prefer
+		if prefer == "latency" {
+			by = "latency relative to its own run's FP32"
+		}
+		rec.Reason = fmt.Sprintf("%s: p50 %.3g ms (%.2f× FP32 p50 %.3g ms of the same run), %s, %s; best by %s of %d passing (%s)",
+			best.Precision, best.P50Ms, best.Speedup, best.BaselineP50, humanMB(best.ONNXBytes), dropText(best), by, len(pass),
 			strings.Join(rec.Passing, ", "))
+		if best != fastest {
+			rec.Reason += fmt.Sprintf("; tie rule: %s is within %.0f%% of the best %s (%s) and its file is smaller",
+				best.Precision, 100*TieFraction, prefer, fastest.Precision)
+		}
 		out = append(out, rec)
 	}
 	return out

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/verify"
 )
 
 // Report file names inside REPORTDIR.
@@ -70,12 +71,12 @@ func optional(v *float64, f func(float64) string) string {
 
 // MarkdownColumns are the per-cell table's headers.
 var MarkdownColumns = []string{"model", "precision", "params (M)", "ONNX MB", "size reduction %", "bits/param",
-	"p50 ms", "speedup", "throughput/s", "peak MB", "memory reduction %", "top-1 agree %", "cosine", "top-1 acc %"}
+	"p50 ms", "FP32 p50 ms", "speedup", "throughput/s", "peak MB", "memory reduction %", "top-1 agree %", "cosine", "top-1 acc %"}
 
 // CellRow is one cell's Markdown row, formatted as the columns say.
 func CellRow(c *Cell) []string {
 	return []string{c.Model, c.Precision, fmtParams(c.Params), fmtMB(c.ONNXBytes), fmtPct(1 - c.SizeRatio),
-		fmtBits(c.BitsPerParam), fmtMs(c.P50Ms), fmtX(c.Speedup), fmtSPS(c.Throughput), fmtOptMB(c.PeakMB),
+		fmtBits(c.BitsPerParam), fmtMs(c.P50Ms), fmtMs(c.BaselineP50), fmtX(c.Speedup), fmtSPS(c.Throughput), fmtOptMB(c.PeakMB),
 		fmtOptPct(c.MemReduction), fmtOptPct(c.Top1), fmtCos(c.CosineMean), fmtOptPct(c.Accuracy)}
 }
 
@@ -87,10 +88,30 @@ func WriteMarkdown(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "%d models × %s on %s (ONNX Runtime %s, %d threads, %s), batch sizes %v, %d warm-up + %d timed runs; inputs: %s.\n\n",
 		len(r.Models), strings.Join(s.Precisions, ", "), s.Device, s.ORTVersion, s.Threads, r.Provenance.CPUModel,
 		s.BatchSizes, s.Warmup, s.Iters, s.Inputs)
-	fmt.Fprintf(w, "Speedup is FP32 p50 / candidate p50 at batch %d, both measured in the same run; sizes are the ONNX files; "+
-		"agreement and cosine are against the model's own FP32 export on the same inputs (measured, not simulated). "+
-		"Each row's speedup uses the FP32 p50 of its own run; the FP32 row shows the first quantized cell's baseline, "+
-		"so compare speedups rather than milliseconds across rows.\n\n", s.BatchSizes[0])
+	fmt.Fprintf(w, "Speedup is FP32 p50 / candidate p50 at batch %d, both measured in the same run: each row shows the "+
+		"FP32 p50 of its own run beside its own p50 (\"FP32 p50 ms\"), and timings drift between runs on a shared machine, "+
+		"so compare speedups rather than milliseconds across rows. Sizes are the ONNX files; "+
+		"agreement and cosine are against the model's own FP32 export on the same inputs (measured, not simulated); "+
+		"without labelled images there is no accuracy, and \"top-1 agree\" is agreement with FP32, not accuracy.\n\n", s.BatchSizes[0])
+	if r.Shard != nil {
+		fmt.Fprintf(w, "**Shard %s** of study %.12s: %d of the study's cells (%s). `quantpack study merge` combines the shards.\n\n",
+			r.Shard.Shard, r.StudyID, len(r.Shard.Cells), strings.Join(r.Shard.Cells, ", "))
+	}
+	if len(r.Failures) > 0 {
+		fmt.Fprintf(w, "**Failed models** (their finished cells are below, the rest are missing):\n\n")
+		for _, f := range r.Failures {
+			fmt.Fprintf(w, "- %s: %s\n", f.Model, strings.ReplaceAll(f.Error, "\n", " "))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Machines) > 1 {
+		fmt.Fprintf(w, "**Merged from shards measured on %d different machines**: each speedup is a ratio within one run on one "+
+			"machine, but absolute latencies, throughput and memory are not comparable across rows.\n\n", len(r.Machines))
+		for _, m := range r.Machines {
+			fmt.Fprintf(w, "- %s\n", m)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "## Performance matrix\n\n")
 	writeTable(w, MarkdownColumns, func(row func([]string)) {
 		for _, c := range r.Cells {
@@ -98,10 +119,10 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		}
 	})
 	if len(s.BatchSizes) > 1 {
-		fmt.Fprintf(w, "\n## Latency per batch size (p50 ms, speedup)\n\n")
+		fmt.Fprintf(w, "\n## Latency per batch size (p50 ms, the same run's FP32 p50 ms, speedup)\n\n")
 		cols := []string{"model", "precision"}
 		for _, b := range s.BatchSizes {
-			cols = append(cols, fmt.Sprintf("batch %d p50 ms", b), fmt.Sprintf("batch %d speedup", b))
+			cols = append(cols, fmt.Sprintf("batch %d p50 ms", b), fmt.Sprintf("batch %d FP32 p50 ms", b), fmt.Sprintf("batch %d speedup", b))
 		}
 		writeTable(w, cols, func(row func([]string)) {
 			for _, c := range r.Cells {
@@ -111,7 +132,7 @@ func WriteMarkdown(w io.Writer, r *Report) {
 					if b.P50Ms > 0 {
 						sp = b.BaselineP50 / b.P50Ms
 					}
-					cells = append(cells, fmtMs(b.P50Ms), fmtX(sp))
+					cells = append(cells, fmtMs(b.P50Ms), fmtMs(b.BaselineP50), fmtX(sp))
 				}
 				row(cells)
 			}
@@ -127,8 +148,11 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		})
 	fmt.Fprintf(w, "\n## Recommendation\n\n")
 	k := r.Constraints
-	fmt.Fprintf(w, "Constraints: max latency %s ms, max memory %s MB, max top-1 drop %s pp; preference: %s.\n\n",
-		optional(k.MaxLatencyMs, fmtG), optional(k.MaxMemoryMB, fmtG), optional(k.MaxTop1Drop, fmtG), orDefault(k.Prefer, "latency"))
+	fmt.Fprintf(w, "Constraints: max latency %s ms, max memory %s MB, max top-1 drop %s pp (top-1 disagreement with FP32 "+
+		"when there are no labels); preference: %s. Tie rule: a passing precision within %.0f%% of the best score counts as "+
+		"tied with it, and the smallest ONNX file among the tied wins.\n\n",
+		optional(k.MaxLatencyMs, fmtG), optional(k.MaxMemoryMB, fmtG), optional(k.MaxTop1Drop, fmtG), orDefault(k.Prefer, "latency"),
+		100*TieFraction)
 	writeTable(w, []string{"model", "precision", "why"}, func(row func([]string)) {
 		for _, rec := range r.Recommendations {
 			p := rec.Precision
@@ -200,15 +224,70 @@ func WriteCSV(w io.Writer, r *Report) error {
 	return cw.Error()
 }
 
-// ReadReport loads a report.json.
+// maxReportBytes bounds a report.json (about 10 KB per cell: thousands of
+// cells fit).
+const maxReportBytes = 256 << 20
+
+// ReadReport loads a report.json: a regular file of at most
+// maxReportBytes.
 func ReadReport(dir string) (*Report, error) {
-	b, err := os.ReadFile(filepath.Join(dir, FileJSON))
+	path := filepath.Join(dir, FileJSON)
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxReportBytes {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxReportBytes)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxReportBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxReportBytes {
+		return nil, fmt.Errorf("%s: over %d bytes", path, maxReportBytes)
 	}
 	var r Report
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// JUnitSuite is the study as a JUnit test suite: one case per model,
+// failing when no precision meets the constraints (the message lists what
+// each missed) or when the model failed.
+func JUnitSuite(r *Report, seconds float64) verify.JUnitSuite {
+	s := verify.JUnitSuite{Name: "quantpack study", Package: "quantpack.study", Seconds: seconds}
+	if r.Shard != nil {
+		s.Name += " shard " + r.Shard.Shard.String()
+	}
+	failed := map[string]string{}
+	for _, f := range r.Failures {
+		failed[f.Model] = f.Error
+	}
+	recs := map[string]Recommendation{}
+	for _, rec := range r.Recommendations {
+		recs[rec.Model] = rec
+	}
+	for _, m := range r.Models {
+		c := verify.JUnitCase{Name: m.Name, Classname: "quantpack.study." + m.Family}
+		rec, has := recs[m.Name]
+		switch {
+		case failed[m.Name] != "":
+			c.Failure = m.Name + ": failed: " + failed[m.Name]
+		case !has:
+			continue // not in this shard
+		case rec.Precision == "":
+			c.Failure = m.Name + ": " + rec.Reason
+		default:
+			c.Details = "recommended " + rec.Precision + ": " + rec.Reason
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	return s
 }

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
@@ -29,6 +31,7 @@ type Options struct {
 	Names      map[string]string
 	Out        string
 	Precisions []convert.Precision // default DefaultPrecisions
+	precs      []string            // Precisions checked, fp32 first, as names (normalize)
 	Int8Mode   string              // export's --int8-mode
 	// Verify settings, passed to every verify.Compare.
 	Open       verify.Opener
@@ -43,11 +46,17 @@ type Options struct {
 	Images     string
 	Labels     string
 	Samples    int
-	// Force recomputes cached cells.
-	Force       bool
+	// Force recomputes cached cells and re-exports FP32.
+	Force bool
+	// Shard runs only this slice of the cells (see assign); the zero value
+	// runs them all. Merge combines the shards' report directories.
+	Shard       Shard
 	Constraints Constraints
 	// Log, when set, gets one line per finished or reused cell.
 	Log func(line string)
+
+	exported map[string]bool // FP32 exports made in this run (--force)
+	inputs   string          // inputsDigest of Images and Labels
 }
 
 // DefaultPrecisions are the study's columns.
@@ -65,6 +74,32 @@ type Report struct {
 	Families        []FamilySummary   `json:"families"`
 	Recommendations []Recommendation  `json:"recommendations"`
 	Constraints     Constraints       `json:"constraints"`
+	// StudyID hashes what makes two runs the same study: the settings,
+	// constraints and the models (names, files and sizes). Shards of one
+	// study share it; Merge refuses shards whose IDs differ.
+	StudyID string `json:"study_id"`
+	// Shard is set in a shard's report: which slice it ran.
+	Shard *ShardInfo `json:"shard,omitempty"`
+	// Failures are models whose cells could not all be measured; the report
+	// holds every cell that was.
+	Failures []Failure `json:"failures,omitempty"`
+	// Machines lists each distinct machine of a merged study's shards when
+	// there was more than one (speedups stay within-run ratios; absolute
+	// latencies from different machines are not comparable).
+	Machines []string `json:"machines,omitempty"`
+}
+
+// ShardInfo is one shard's place in its study.
+type ShardInfo struct {
+	Shard
+	// Cells are the cells this shard was dealt, "model/precision".
+	Cells []string `json:"cells"`
+}
+
+// Failure is a model whose cells did not all finish.
+type Failure struct {
+	Model string `json:"model"`
+	Error string `json:"error"`
 }
 
 // Settings are the run's knobs, recorded with the numbers.
@@ -78,6 +113,10 @@ type Settings struct {
 	Warmup     int      `json:"warmup"`
 	Iters      int      `json:"iters"`
 	Inputs     string   `json:"inputs"`
+	Samples    int      `json:"samples"`
+	Labels     string   `json:"labels,omitempty"`
+	EPLibrary  string   `json:"ep_library,omitempty"`
+	Memory     bool     `json:"memory"`
 }
 
 // ModelInfo is one source checkpoint.
@@ -88,6 +127,7 @@ type ModelInfo struct {
 	Family  string          `json:"family"`
 	Params  int64           `json:"params"`
 	Sources []manifest.File `json:"sources"`
+	files   []string        // paths of Sources, for hashSources
 }
 
 func precisionNames(ps []convert.Precision) []string {
@@ -108,51 +148,185 @@ func (o *Options) normalize() error {
 	if len(o.Precisions) == 0 {
 		o.Precisions = DefaultPrecisions
 	}
+	seen := map[string]bool{}
+	var precs []string
 	for _, p := range o.Precisions {
 		if _, err := convert.ParseExportPrecision(string(p)); err != nil {
 			return fmt.Errorf("%w: %v", ErrOption, err)
 		}
+		if seen[string(p)] {
+			return fmt.Errorf("%w: precision %s given twice", ErrOption, p)
+		}
+		seen[string(p)] = true
+		precs = append(precs, string(p))
 	}
+	// FP32 is every row's baseline: it leads each model's rows.
+	if seen["fp32"] {
+		precs = append([]string{"fp32"}, slices.DeleteFunc(precs, func(p string) bool { return p == "fp32" })...)
+	}
+	o.precs = precs
 	if len(o.BatchSizes) == 0 {
 		o.BatchSizes = []int{1}
 	}
 	if o.Open == nil {
 		return fmt.Errorf("study: Options.Open is nil")
 	}
+	if o.Shard.Total < 0 || o.Shard.Total > maxShards || (o.Shard.Total > 0 && (o.Shard.Index < 1 || o.Shard.Index > o.Shard.Total)) {
+		return fmt.Errorf("%w: shard %s", ErrOption, o.Shard)
+	}
+	for _, p := range []struct{ flag, path string }{{"--images", o.Images}, {"--labels", o.Labels}} {
+		if p.path == "" {
+			continue
+		}
+		if _, err := os.Stat(p.path); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrSource, p.flag, err)
+		}
+	}
 	return nil
 }
 
-// Run executes the study and writes the reports into opt.Out.
+// settings is what the report records of opt.
+func (o *Options) settings() Settings {
+	return Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
+		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
+		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+}
+
+// studyID hashes the settings, constraints and models of a study (see
+// Report.StudyID). Sources enter by name and size: shards hash only the
+// checkpoints they use, and Merge compares those hashes model by model.
+func studyID(s Settings, k Constraints, models []ModelInfo) string {
+	type src struct {
+		Name, Arch string
+		Files      []manifest.File
+	}
+	var ms []src
+	for _, m := range models {
+		var fs []manifest.File
+		for _, f := range m.Sources {
+			fs = append(fs, manifest.File{Path: f.Path, Size: f.Size})
+		}
+		ms = append(ms, src{m.Name, m.Arch, fs})
+	}
+	return cellKey(ReportFormat, version.Version, s, k, ms)
+}
+
+// ErrFailed is a study in which some model failed; the report holds the
+// cells that were measured and names the models that failed.
+var ErrFailed = fault.New(fault.Other, "study: some models failed")
+
+// RunError lists the models of a study that failed. It unwraps to the
+// first failure's error, so the exit code is that error's class.
+type RunError struct {
+	Failures []Failure
+	Report   string // the report that was written regardless
+	first    error
+}
+
+func (e *RunError) Error() string {
+	var parts []string
+	for _, f := range e.Failures {
+		parts = append(parts, f.Model+": "+f.Error)
+	}
+	return fmt.Sprintf("study: %d model(s) failed (%s); what was measured is in %s", len(e.Failures), strings.Join(parts, "; "), e.Report)
+}
+
+// Unwrap returns the first failure's error.
+func (e *RunError) Unwrap() error { return e.first }
+
+// Run executes the study (or opt.Shard's slice of it) and writes the
+// reports into opt.Out. Every SRC is checked before the first cell runs.
+// When a model fails, the other models still run (unless the context was
+// cancelled), the reports are written with every cell that was measured,
+// and Run returns them with a *RunError naming the failed models.
 func Run(ctx context.Context, opt Options) (*Report, error) {
 	if err := opt.normalize(); err != nil {
+		return nil, err
+	}
+	models, err := describeAll(opt.Sources, opt.Names)
+	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
 		return nil, err
 	}
 	r := &Report{Format: ReportFormat, ToolVersion: version.Version, Created: time.Now().UTC().Format(time.RFC3339),
-		Provenance: verify.CollectProvenance(), Constraints: opt.Constraints,
-		Settings: Settings{Precisions: precisionNames(opt.Precisions), Int8Mode: opt.Int8Mode, Device: opt.Device, ORTVersion: opt.ORTVersion,
-			Threads: opt.Threads, BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters, Inputs: inputsKind(opt)}}
-	names := map[string]int{}
-	for _, src := range opt.Sources {
-		mi, err := describe(src, opt.Names[src], names)
-		if err != nil {
-			return nil, err
-		}
-		r.Models = append(r.Models, mi)
-		cells, err := runModel(ctx, &opt, mi)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", mi.Name, err)
-		}
-		r.Cells = append(r.Cells, cells...)
+		Provenance: verify.CollectProvenance(), Constraints: opt.Constraints, Settings: opt.settings(), Models: models}
+	r.StudyID = studyID(r.Settings, r.Constraints, models)
+	if opt.inputs, err = inputsDigest(ctx, opt.Images, opt.Labels); err != nil {
+		return nil, err
 	}
-	r.Families = summarize(r)
-	r.Recommendations = recommend(r, opt.Constraints)
+	shards := assign(models, opt.precs, opt.Shard.Total)
+	mine := shards[0]
+	if !opt.Shard.Whole() {
+		mine = shards[opt.Shard.Index-1]
+		r.Shard = &ShardInfo{Shard: opt.Shard, Cells: cellNames(models, mine)}
+	}
+	perModel := map[int][]string{}
+	for _, c := range mine {
+		perModel[c.model] = append(perModel[c.model], c.precision)
+	}
+	var firstErr error
+	for i := range r.Models {
+		precs := perModel[i]
+		if len(precs) == 0 {
+			continue
+		}
+		mi := &r.Models[i]
+		cells, err := func() ([]*Cell, error) {
+			if err := hashSources(ctx, mi); err != nil {
+				return nil, err
+			}
+			return runModel(ctx, &opt, *mi, precs, r.Provenance)
+		}()
+		r.Cells = append(r.Cells, cells...)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", mi.Name, err)
+			}
+			r.Failures = append(r.Failures, Failure{Model: mi.Name, Error: err.Error()})
+			if opt.Log != nil {
+				opt.Log(fmt.Sprintf("failed %s: %v", mi.Name, err))
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	finalize(r)
 	if err := writeReports(opt.Out, r); err != nil {
 		return nil, err
 	}
+	if firstErr != nil {
+		if ctx.Err() != nil {
+			return r, firstErr // interrupted: exit 130, the report is there
+		}
+		return r, &RunError{Failures: r.Failures, Report: filepath.Join(opt.Out, FileMarkdown), first: firstErr}
+	}
 	return r, nil
+}
+
+// finalize orders the cells as the tables show them (models as given,
+// precisions as given with FP32 first) and derives the family summary and
+// the recommendations. A whole run and a merge of its shards go through it
+// alike, so they agree row for row.
+func finalize(r *Report) {
+	modelRank := map[string]int{}
+	for i, m := range r.Models {
+		modelRank[m.Name] = i
+	}
+	precRank := map[string]int{}
+	for i, p := range r.Settings.Precisions {
+		precRank[p] = i
+	}
+	slices.SortStableFunc(r.Cells, func(a, b *Cell) int {
+		if d := modelRank[a.Model] - modelRank[b.Model]; d != 0 {
+			return d
+		}
+		return precRank[a.Precision] - precRank[b.Precision]
+	})
+	r.Families = summarize(r)
+	r.Recommendations = recommend(r, r.Constraints)
 }
 
 func inputsKind(opt Options) string {
@@ -162,100 +336,78 @@ func inputsKind(opt Options) string {
 	return "synthetic"
 }
 
-// describe opens a checkpoint for its architecture, parameter count and
-// file hashes; names are made unique by suffixing -2, -3, ….
-func describe(src, name string, names map[string]int) (ModelInfo, error) {
-	s, err := convert.OpenSource(src, false)
-	if err != nil {
-		return ModelInfo{}, err
+// cellKeyParts are everything besides the precision that changes a cell's
+// bytes or its measurement: the tool version (the converter and exporter),
+// the checkpoint's sha256 sums, every export and verify option (the image
+// folder and labels by content too), the ONNX Runtime version and the
+// machine.
+func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
+	var sums []string
+	for _, s := range mi.Sources {
+		sums = append(sums, s.Path+":"+s.SHA256)
 	}
-	defer s.Close()
-	if name == "" {
-		name = filepath.Base(filepath.Clean(src))
-	}
-	names[name]++
-	if n := names[name]; n > 1 {
-		name = fmt.Sprintf("%s-%d", name, n)
-	}
-	mi := ModelInfo{Name: name, Path: src, Arch: s.ArchName()}
-	if s.Arch != nil {
-		mi.Family = s.Arch.Family
-	}
-	for _, e := range s.Ckpt.Tensors() {
-		switch e.DType {
-		case "F32", "F16", "BF16", "F64":
-			mi.Params += e.NumElements()
-		}
-	}
-	for _, f := range s.Ckpt.Files() {
-		h, err := manifest.HashFile(f)
-		if err != nil {
-			return mi, err
-		}
-		mi.Sources = append(mi.Sources, h)
-	}
-	return mi, nil
+	return []any{"quantpack-study-cell/2", version.Version, sums, o.Int8Mode, o.Device, o.EPLibrary, o.ORTVersion,
+		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Memory != nil,
+		machine.CPUModel, machine.CPUFlags, machine.LogicalCPUs, machine.OS, machine.Arch}
 }
 
-// runModel computes (or reuses) every cell of one model. The quantized
-// cells come first; the FP32 cell reuses the first one's baseline
-// measurement, taken in the same run as that cell's candidate.
-func runModel(ctx context.Context, opt *Options, mi ModelInfo) ([]*Cell, error) {
+// runModel computes (or reuses) the cells of one model at precs. The
+// quantized cells come first; the FP32 cell reuses the first one's baseline
+// measurement, taken in the same run as that cell's candidate, or measures
+// FP32 against itself when no quantized cell ran. The cells finished
+// before an error are returned with it.
+func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, machine verify.Provenance) ([]*Cell, error) {
 	work := filepath.Join(opt.Out, "work", mi.Name)
 	fp32Dir := filepath.Join(work, "fp32")
-	settings := []any{version.Version, mi.Sources, opt.Int8Mode, opt.Device, opt.EPLibrary, opt.ORTVersion,
-		opt.Threads, opt.BatchSizes, opt.Warmup, opt.Iters, opt.Images, opt.Labels, opt.Samples}
+	parts := opt.cellKeyParts(mi, machine)
 	var cells []*Cell
+	var todo []string
+	for _, p := range precs {
+		key := cellKey(append(parts, p)...)
+		if c, ok := loadCell(cachePath(opt.Out, key), key, mi); ok && !opt.Force {
+			opt.logCell(c)
+			cells = append(cells, c)
+			continue
+		}
+		todo = append(todo, p)
+	}
+	if len(todo) == 0 {
+		return cells, nil
+	}
+	if err := ensureExport(ctx, opt, mi, fp32Dir); err != nil {
+		return cells, err
+	}
 	var firstReport *verify.Report
-	var fp32Wanted bool
-	for _, p := range opt.Precisions {
-		if p == convert.FP32 {
+	fp32Wanted := false
+	for _, p := range todo {
+		if p == "fp32" {
 			fp32Wanted = true
 			continue
 		}
-		c, rep, err := runCell(ctx, opt, mi, string(p), work, fp32Dir, cellKey(append(settings, string(p))...))
+		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, cellKey(append(parts, p)...))
 		if err != nil {
-			return nil, err
+			return cells, err
 		}
-		if firstReport == nil && rep != nil {
+		if firstReport == nil {
 			firstReport = rep
 		}
 		cells = append(cells, c)
 	}
 	if fp32Wanted {
-		key := cellKey(append(settings, "fp32")...)
-		path := cachePath(opt.Out, mi.Name, "fp32")
-		if c, ok := loadCell(path, key); ok && !opt.Force {
-			opt.logCell(c)
-			cells = append([]*Cell{c}, cells...)
-		} else {
-			if firstReport == nil {
-				// Only FP32 asked for (or every other cell was cached):
-				// measure FP32 against itself.
-				if err := ensureExport(ctx, opt, mi, "fp32", fp32Dir, work); err != nil {
-					return nil, err
-				}
-				rep, err := compare(ctx, opt, fp32Dir, fp32Dir)
-				if err != nil {
-					return nil, err
-				}
-				firstReport = rep
+		if firstReport == nil {
+			rep, err := compare(ctx, opt, fp32Dir, fp32Dir)
+			if err != nil {
+				return cells, fmt.Errorf("verify fp32: %w", err)
 			}
-			c := baselineCell(mi, firstReport, fp32Dir)
-			c.Key = key
-			if err := saveCell(path, c); err != nil {
-				return nil, err
-			}
-			opt.logCell(c)
-			cells = append([]*Cell{c}, cells...)
+			firstReport = rep
 		}
-	}
-	// Size ratios against the FP32 ONNX bytes.
-	base := fp32Bytes(fp32Dir)
-	for _, c := range cells {
-		if base > 0 && c.ONNXBytes > 0 {
-			c.SizeRatio = float64(c.ONNXBytes) / float64(base)
+		c := baselineCell(mi, firstReport, fp32Dir)
+		c.Key = cellKey(append(parts, "fp32")...)
+		if err := saveCell(cachePath(opt.Out, c.Key), c); err != nil {
+			return cells, err
 		}
+		opt.logCell(c)
+		cells = append(cells, c)
 	}
 	return cells, nil
 }
@@ -280,14 +432,6 @@ func humanMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // runCell computes one quantized cell, or reuses its cache entry.
 func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, key string) (*Cell, *verify.Report, error) {
-	path := cachePath(opt.Out, mi.Name, p)
-	if c, ok := loadCell(path, key); ok && !opt.Force {
-		opt.logCell(c)
-		return c, nil, nil
-	}
-	if err := ensureExport(ctx, opt, mi, "fp32", fp32Dir, work); err != nil {
-		return nil, nil, err
-	}
 	artDir := filepath.Join(work, p+"-artifact")
 	outDir := filepath.Join(work, p)
 	for _, d := range []string{artDir, outDir} {
@@ -295,7 +439,7 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 			return nil, nil, err
 		}
 	}
-	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p)})
+	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), SourceHashes: mi.Sources})
 	if err != nil {
 		return nil, nil, fmt.Errorf("convert %s: %w", p, err)
 	}
@@ -312,27 +456,51 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 	c.ArtifactBytes = cm.Totals.BytesOut
 	c.BitsPerParam = cm.Totals.BitsPerParam
 	c.ONNXBytes = em.Sizes.TotalBytes
-	if err := saveCell(path, c); err != nil {
+	if base := fp32Bytes(fp32Dir); base > 0 && c.ONNXBytes > 0 {
+		c.SizeRatio = float64(c.ONNXBytes) / float64(base)
+	}
+	if err := saveCell(cachePath(opt.Out, key), c); err != nil {
 		return nil, nil, err
 	}
 	opt.logCell(c)
 	return c, rep, nil
 }
 
-// ensureExport exports SRC at a precision unless a complete export is there.
-func ensureExport(ctx context.Context, opt *Options, mi ModelInfo, p, dir, work string) error {
-	if _, err := os.Stat(filepath.Join(dir, manifest.Name)); err == nil {
-		return nil
+// ensureExport makes work/<model>/fp32, the baseline every cell of the
+// model is verified against, unless an export of the same checkpoint bytes
+// by the same quantpack is there. The export is keyed like a cell: its key
+// (the source sha256 sums and the tool version) is written beside it after
+// it is complete, and a missing or different key is a miss. With --force
+// it is made again, once per run.
+func ensureExport(ctx context.Context, opt *Options, mi ModelInfo, dir string) error {
+	var sums []string
+	for _, s := range mi.Sources {
+		sums = append(sums, s.Path+":"+s.SHA256)
 	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
+	key := cellKey("quantpack-study-export/1", version.Version, sums, "fp32")
+	keyFile := dir + ".key"
+	if opt.exported == nil {
+		opt.exported = map[string]bool{}
+	}
+	if b, err := os.ReadFile(keyFile); err == nil && strings.TrimSpace(string(b)) == key &&
+		(!opt.Force || opt.exported[dir]) {
+		if _, err := os.Stat(filepath.Join(dir, manifest.Name)); err == nil {
+			return nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
-	os.RemoveAll(dir)
-	_, err := convert.Export(ctx, mi.Path, dir, convert.ExportOptions{Precision: convert.Precision(p)})
-	if err != nil {
-		return fmt.Errorf("export %s: %w", p, err)
+	for _, p := range []string{keyFile, dir} {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
 	}
-	return nil
+	if _, err := convert.Export(ctx, mi.Path, dir, convert.ExportOptions{Precision: convert.ExportFP32, SourceHashes: mi.Sources}); err != nil {
+		return fmt.Errorf("export fp32: %w", err)
+	}
+	opt.exported[dir] = true
+	return atomicfile.WriteFile(keyFile, []byte(key+"\n"))
 }
 
 func compare(ctx context.Context, opt *Options, base, cand string) (*verify.Report, error) {
@@ -340,82 +508,4 @@ func compare(ctx context.Context, opt *Options, base, cand string) (*verify.Repo
 		Device: opt.Device, EPLibrary: opt.EPLibrary, ORTVersion: opt.ORTVersion, Threads: opt.Threads,
 		BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters, Images: opt.Images, Labels: opt.Labels,
 		Samples: opt.Samples})
-}
-
-// cellFrom turns a verify report into a cell.
-func cellFrom(mi ModelInfo, p string, rep *verify.Report) *Cell {
-	c := &Cell{Model: mi.Name, Family: mi.Family, Arch: mi.Arch, Precision: p, Params: mi.Params, Verify: rep,
-		Inputs: rep.Inputs.Kind}
-	for i, b := range rep.Candidate.Batches {
-		bc := BatchCell{Batch: b.Batch, P50Ms: b.LatencyMs.P50, P90Ms: b.LatencyMs.P90, P99Ms: b.LatencyMs.P99,
-			Throughput: b.ThroughputSPS}
-		if i < len(rep.Baseline.Batches) {
-			bc.BaselineP50 = rep.Baseline.Batches[i].LatencyMs.P50
-		}
-		c.Batches = append(c.Batches, bc)
-	}
-	c.P50Ms, c.BaselineP50, c.Speedup = rep.Candidate.LatencyMs.P50, rep.Baseline.LatencyMs.P50, rep.Speedup
-	if n := len(c.Batches); n > 0 {
-		c.Throughput = c.Batches[n-1].Throughput
-	}
-	c.PeakMB, c.BaselineMB = rep.Candidate.PeakRSSMB, rep.Baseline.PeakRSSMB
-	if c.PeakMB != nil && c.BaselineMB != nil && *c.BaselineMB > 0 {
-		v := 1 - *c.PeakMB / *c.BaselineMB
-		c.MemReduction = &v
-	}
-	c.Top1, c.Top5 = rep.Agreement.Top1, rep.Agreement.Top5
-	c.CosineMean, c.CosineMin = rep.Agreement.CosineMean, rep.Agreement.CosineMin
-	if a := rep.Accuracy; a != nil {
-		acc, drop := a.CandidateTop1, a.Drop
-		c.Accuracy, c.AccuracyDrop = &acc, &drop
-	}
-	return c
-}
-
-// baselineCell is the FP32 row: the baseline side of a verify report.
-func baselineCell(mi ModelInfo, rep *verify.Report, fp32Dir string) *Cell {
-	c := &Cell{Model: mi.Name, Family: mi.Family, Arch: mi.Arch, Precision: "fp32", Params: mi.Params,
-		Inputs: rep.Inputs.Kind, Speedup: 1, SizeRatio: 1, BitsPerParam: 32}
-	for _, b := range rep.Baseline.Batches {
-		c.Batches = append(c.Batches, BatchCell{Batch: b.Batch, P50Ms: b.LatencyMs.P50, P90Ms: b.LatencyMs.P90,
-			P99Ms: b.LatencyMs.P99, BaselineP50: b.LatencyMs.P50, Throughput: b.ThroughputSPS})
-	}
-	c.P50Ms, c.BaselineP50 = rep.Baseline.LatencyMs.P50, rep.Baseline.LatencyMs.P50
-	if n := len(c.Batches); n > 0 {
-		c.Throughput = c.Batches[n-1].Throughput
-	}
-	c.PeakMB, c.BaselineMB = rep.Baseline.PeakRSSMB, rep.Baseline.PeakRSSMB
-	if c.PeakMB != nil {
-		zero := 0.0
-		c.MemReduction = &zero
-	}
-	one := 1.0
-	c.Top1, c.Top5, c.CosineMean, c.CosineMin = &one, &one, 1, 1
-	if rep.Agreement.Top1 == nil {
-		c.Top1, c.Top5 = nil, nil
-	}
-	if a := rep.Accuracy; a != nil {
-		acc, drop := a.BaselineTop1, 0.0
-		c.Accuracy, c.AccuracyDrop = &acc, &drop
-	}
-	for _, s := range mi.Sources {
-		c.ArtifactBytes += s.Size
-	}
-	c.ONNXBytes = fp32Bytes(fp32Dir)
-	return c
-}
-
-// fp32Bytes is the FP32 export's size (model.onnx + data).
-func fp32Bytes(dir string) int64 {
-	files, _, err := manifest.ReadFiles(dir)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, f := range files {
-		if strings.HasPrefix(f.Path, "model.onnx") {
-			n += f.Size
-		}
-	}
-	return n
 }

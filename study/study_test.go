@@ -197,3 +197,51 @@ func TestRecommend(t *testing.T) {
 		t.Fatalf("impossible constraint: %+v", rec[0])
 	}
 }
+
+// TestRecommendWording: without labels the reason says disagreement, not
+// drop; with labels, accuracy drop; the tie rule is stated when it decided.
+func TestRecommendWording(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	r := &Report{Models: []ModelInfo{{Name: "m"}}, Cells: []*Cell{
+		{Model: "m", Precision: "fp32", P50Ms: 10, BaselineP50: 10, Speedup: 1, ONNXBytes: 400, Top1: f(1)},
+		{Model: "m", Precision: "fp16", P50Ms: 10.2, BaselineP50: 10, Speedup: 0.98, ONNXBytes: 200, Top1: f(1)},
+	}}
+	rec := recommend(r, Constraints{})[0]
+	if rec.Precision != "fp16" || !strings.Contains(rec.Reason, "tie rule") || !strings.Contains(rec.Reason, "within 3%") {
+		t.Fatalf("tie: %+v", rec)
+	}
+	if !strings.Contains(rec.Reason, "disagreement") || strings.Contains(rec.Reason, "drop") {
+		t.Fatalf("unlabelled wording: %s", rec.Reason)
+	}
+	r.Cells[1].P50Ms = 12 // clearly slower: no tie, fp32 wins, no tie-rule text
+	rec = recommend(r, Constraints{})[0]
+	if rec.Precision != "fp32" || strings.Contains(rec.Reason, "tie rule") {
+		t.Fatalf("no tie: %+v", rec)
+	}
+	r.Cells[1].AccuracyDrop = f(0.5)
+	r.Cells[1].P50Ms = 5
+	rec = recommend(r, Constraints{MaxTop1Drop: f(0.1)})[0]
+	if rec.Precision != "fp32" {
+		t.Fatalf("labelled constraint: %+v", rec)
+	}
+	r.Cells[0].AccuracyDrop = f(0)
+	rec = recommend(r, Constraints{MaxTop1Drop: f(1)})[0]
+	if rec.Precision != "fp16" || !strings.Contains(rec.Reason, "top-1 accuracy drop 0.50 pp") {
+		t.Fatalf("labelled wording: %+v", rec)
+	}
+}
+
+// TestRecommendWithinRun: latency is compared as each cell's p50 relative
+// to its own run's FP32 p50, not as absolute milliseconds from different
+// runs: nf4 at 6 ms in a run whose FP32 took 5 ms is slower than FP32,
+// although 6 ms < the FP32 row's 10 ms (timed while the machine was busy).
+func TestRecommendWithinRun(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	r := &Report{Models: []ModelInfo{{Name: "m"}}, Cells: []*Cell{
+		{Model: "m", Precision: "fp32", P50Ms: 10, BaselineP50: 10, Speedup: 1, ONNXBytes: 400, Top1: f(1)},
+		{Model: "m", Precision: "nf4", P50Ms: 6, BaselineP50: 5, Speedup: 5.0 / 6, ONNXBytes: 60, Top1: f(1)},
+	}}
+	if rec := recommend(r, Constraints{})[0]; rec.Precision != "fp32" || !strings.Contains(rec.Reason, "relative to its own run's FP32") {
+		t.Fatalf("%+v", rec)
+	}
+}

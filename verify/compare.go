@@ -21,6 +21,7 @@ type agreementResult struct {
 	agreement Agreement
 	accuracy  *AccuracyReport
 	labelled  int
+	kls       []float64 // per-sample KL divergence
 }
 
 // compareOutputs feeds every sample of l to both models, batch samples at
@@ -97,6 +98,7 @@ func compareOutputs(ctx context.Context, p *pair, l *Loader, batch int) (agreeme
 		return res, fmt.Errorf("%w: no input to compare on", ErrNoImages)
 	}
 	res.agreement = cmp.Result()
+	res.kls = cmp.KLValues()
 	if scored {
 		acc, err := CompareAccuracy(accB, accC)
 		if err != nil {

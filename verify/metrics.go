@@ -68,6 +68,7 @@ type Comparer struct {
 	klMax      float64
 	nonFinite  int
 	lb, lc     []float64 // log-softmax scratch
+	kls        []float64 // per-sample KL, for its percentiles
 }
 
 // NewComparer compares outputs of dim values per sample.
@@ -135,7 +136,12 @@ func (c *Comparer) addSample(b, x []float32) {
 	kl := KLDivergence(b, x, c.lb, c.lc)
 	c.klSum += kl
 	c.klMax = math.Max(c.klMax, kl)
+	c.kls = append(c.kls, kl)
 }
+
+// KLValues returns the per-sample KL divergences of the finite logit
+// samples added so far, in order (shared, not copied).
+func (c *Comparer) KLValues() []float64 { return c.kls }
 
 // Result returns the metrics over every sample added so far.
 func (c *Comparer) Result() Agreement {

@@ -33,6 +33,10 @@ type Report struct {
 	Placement  PlacementReport `json:"placement"`
 	Memory     MemoryReport    `json:"memory"`
 	Provenance RunProvenance   `json:"provenance"`
+	// Statistics are the figures with their uncertainty (interval.go).
+	Statistics *Statistics `json:"statistics,omitempty"`
+	// Regression compares this run with --baseline-report's (baseline.go).
+	Regression *Regression `json:"regression,omitempty"`
 }
 
 // ModelReport is one model's figures. LatencyMs, ThroughputSPS, PeakRSSMB
@@ -155,6 +159,10 @@ type Gates struct {
 	MinSpeedup *float64
 	// MaxSizeRatio applies to candidate bytes / baseline bytes.
 	MaxSizeRatio *float64
+	// OnBound judges MaxTop1Drop on the pessimistic end of the 95% Wilson
+	// interval (Statistics.top1DropBound), so that few samples cannot
+	// pass by luck.
+	OnBound bool
 }
 
 // GateError is a run whose gates failed. It wraps fault.ErrGate (exit 5).
@@ -180,7 +188,13 @@ func (g Gates) evaluate(r *Report) {
 			r.Gates.Failed = append(r.Gates.Failed, s)
 		}
 	}
-	if g.MaxTop1Drop != nil {
+	if g.MaxTop1Drop != nil && g.OnBound {
+		if d, what, ok := r.Statistics.top1DropBound(r); ok {
+			add(d <= *g.MaxTop1Drop, "top1-drop: %.3g pp %s (max %g)", d, what, *g.MaxTop1Drop)
+		} else {
+			add(false, "top1-drop: not measurable, the models output embeddings, not logits (max %g)", *g.MaxTop1Drop)
+		}
+	} else if g.MaxTop1Drop != nil {
 		switch {
 		case r.Accuracy != nil:
 			d := r.Accuracy.Drop

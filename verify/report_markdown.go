@@ -85,6 +85,10 @@ func (r *Report) Markdown(w io.Writer) error {
 		}
 	}
 
+	statisticsMarkdown(&b, r.Statistics)
+	if r.Regression != nil {
+		regressionMarkdown(&b, r.Regression)
+	}
 	if len(r.Gates.Passed)+len(r.Gates.Failed) > 0 {
 		b.WriteString("\n### Gates\n\n")
 		for _, g := range r.Gates.Failed {

@@ -67,6 +67,12 @@ type Options struct {
 	// Workers decode images; ≤ 0 means GOMAXPROCS.
 	Workers int
 	Gates   Gates
+	// Previous is a stored report of an earlier run (--baseline-report)
+	// that Regression's gates compare this run with; nil skips them.
+	// PreviousPath names it in the report.
+	Previous     *Report
+	PreviousPath string
+	Regression   RegressionGates
 }
 
 func (o *Options) normalize() error {
@@ -113,6 +119,9 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 	if err := opt.normalize(); err != nil {
 		return nil, err
 	}
+	if err := opt.checkPrevious(); err != nil {
+		return nil, err
+	}
 	bModel, bDir, err := modelPaths(opt.Baseline)
 	if err != nil {
 		return nil, err
@@ -155,11 +164,14 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 	r.Inputs.Errors = append([]SkippedImage{}, loader.Skipped()...)
 
 	r.Inputs.TimingInputs = fmt.Sprintf("synthetic, seed %d (the same tensor for both models)", opt.Seed)
+	blocks := map[string][][]float64{}
 	for _, b := range opt.BatchSizes {
-		sb, sc, err := timePair(ctx, p, pre, b, opt.Seed, opt.Warmup, opt.Iters)
+		sb, sc, bl, err := timePair(ctx, p, pre, b, opt.Seed, opt.Warmup, opt.Iters)
 		if err != nil {
 			return nil, err
 		}
+		blocks["baseline"] = append(blocks["baseline"], bl[0])
+		blocks["candidate"] = append(blocks["candidate"], bl[1])
 		r.Baseline.Batches = append(r.Baseline.Batches, BatchReport{Batch: b, LatencyMs: sb, ThroughputSPS: sb.Throughput(b)})
 		r.Candidate.Batches = append(r.Candidate.Batches, BatchReport{Batch: b, LatencyMs: sc, ThroughputSPS: sc.Throughput(b)})
 	}
@@ -175,6 +187,7 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 		r.Memory.Note = "not measured"
 		r.Memory.GPUNote = "not measured: no memory children ran"
 	}
+	r.Statistics = statistics(r, ag.kls, blocks)
 	finish(r, opt)
 	if len(r.Gates.Failed) > 0 {
 		return r, &GateError{Failed: r.Gates.Failed}
@@ -199,6 +212,9 @@ func finish(r *Report, opt Options) {
 		Threads: opt.Threads, BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters,
 		BaselineSHA256: r.Baseline.Files[0].SHA256, CandidateSHA256: r.Candidate.Files[0].SHA256}
 	opt.Gates.evaluate(r)
+	if opt.Previous != nil {
+		r.Regression = compareWithPrevious(r, opt.Previous, opt.PreviousPath, opt.Regression)
+	}
 }
 
 func describeModel(arg, model string) (ModelReport, error) {
@@ -317,15 +333,15 @@ func (o *Options) loader(pre *Preprocessor, dir string, inputs *InputsReport) (*
 // baseline, candidate, candidate, baseline, ..., so that a slow stretch of
 // a shared machine falls on both models rather than one; each model's
 // warm-up runs before its first block. Only the Run call is timed
-// (Measure).
-func timePair(ctx context.Context, p *pair, pre *Preprocessor, b int, seed uint64, warmup, iters int) (LatencyStats, LatencyStats, error) {
+// (Measure). blocks are each model's per-block p50s: the run's noise.
+func timePair(ctx context.Context, p *pair, pre *Preprocessor, b int, seed uint64, warmup, iters int) (sb, sc LatencyStats, blocks [2][]float64, err error) {
 	l, err := NewSyntheticLoader(pre, b, seed)
 	if err != nil {
-		return LatencyStats{}, LatencyStats{}, err
+		return sb, sc, blocks, err
 	}
 	buf := make([]float32, b*l.SampleLen())
 	if _, err := l.Next(ctx, b, buf); err != nil {
-		return LatencyStats{}, LatencyStats{}, err
+		return sb, sc, blocks, err
 	}
 	in := []Tensor{{Name: p.input.Name, DType: Float32, Shape: []int64{int64(b), 3, int64(p.h), int64(p.w)}, F32: buf}}
 	runB := func() error { _, err := p.base.Run(ctx, in); return err }
@@ -340,22 +356,24 @@ func timePair(ctx context.Context, p *pair, pre *Preprocessor, b int, seed uint6
 			w = warmup
 		}
 		order := []struct {
-			fn   func() error
-			dst  *[]time.Duration
-			path string
-		}{{runB, &db, p.basePath}, {runC, &dc, p.candPath}}
+			fn    func() error
+			dst   *[]time.Duration
+			path  string
+			block *[]float64
+		}{{runB, &db, p.basePath, &blocks[0]}, {runC, &dc, p.candPath, &blocks[1]}}
 		if k%2 == 1 {
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, o := range order {
 			d, err := Measure(ctx, o.fn, w, n)
 			if err != nil {
-				return LatencyStats{}, LatencyStats{}, fmt.Errorf("%s, batch %d: %w", o.path, b, err)
+				return sb, sc, blocks, fmt.Errorf("%s, batch %d: %w", o.path, b, err)
 			}
 			*o.dst = append(*o.dst, d...)
+			*o.block = append(*o.block, NewLatencyStats(d).P50)
 		}
 	}
-	return NewLatencyStats(db), NewLatencyStats(dc), nil
+	return NewLatencyStats(db), NewLatencyStats(dc), blocks, nil
 }
 
 // placer is implemented by runners that know where each node ran

@@ -34,6 +34,20 @@ func interspersed(cmds []*cli.Command, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	// A subcommand (study merge) right after the command: its flags apply.
+	for i+1 < len(args) {
+		var sub *cli.Command
+		for _, c := range cmd.Subcommands {
+			if c.Name == args[i+1] || slices.Contains(c.Aliases, args[i+1]) {
+				sub = c
+			}
+		}
+		if sub == nil {
+			break
+		}
+		cmd = sub
+		i++
+	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {
 		_, isBool := f.(*cli.BoolFlag)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vbauerster/mpb/v8"
@@ -23,7 +25,7 @@ func newStudyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "study",
 		Usage:     "the model × precision matrix: convert, export and verify every precision of every model, with reports",
-		ArgsUsage: "SRC... -o REPORTDIR",
+		ArgsUsage: "SRC... -o REPORTDIR  |  study merge SHARDDIR... -o REPORTDIR",
 		Description: `For each Hugging Face checkpoint SRC, study exports FP32 and each precision,
 verifies every precision against the model's own FP32 export on ONNX Runtime
 (same inputs, latency measured in the same run) and writes into REPORTDIR:
@@ -39,8 +41,28 @@ verifies every precision against the model's own FP32 export on ONNX Runtime
                       heatmap-agreement.png beside it
    cells/, work/      finished cells and the exported models
 
-A re-run reuses every finished cell whose inputs and settings are unchanged
-(an interrupted study resumes); --force recomputes them.
+Every SRC is checked before the first cell runs. If a model fails, the
+others still run, the report holds every cell that was measured and names
+the failed models, and the exit code is the failure's.
+
+Cells are content-addressed: a cell's key is the checkpoint's sha256 (each
+checkpoint is hashed once per run), the precision, every export and verify
+option, the ONNX Runtime version and the machine. A re-run reuses every
+finished cell whose key is unchanged (an interrupted study resumes; adding a
+model runs only its cells); a changed checkpoint is a miss, and the FP32
+baseline is exported again. --force recomputes everything.
+
+Sharding for CI matrices: --shard I/N runs a deterministic slice of the cells
+(balanced by checkpoint size; adding models at the end does not move earlier
+cells), --shard auto takes I and N from GitLab's CI_NODE_INDEX/CI_NODE_TOTAL
+or a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with QUANTPACK_SHARD_TOTAL
+(on GitHub Actions pass --shard ${{ matrix.shard }}/N). Then
+"quantpack study merge SHARDDIR... -o REPORTDIR" writes the report a single
+run would have; it refuses shards of another study (exit 2) and names
+missing ones. docs/ci.md has working GitHub Actions and GitLab CI files.
+--junit FILE writes one JUnit test case per model (failing when no precision
+meets the constraints, or the model failed); on GitHub Actions report.md is
+also appended to $GITHUB_STEP_SUMMARY.
 
 Recommendation: among the precisions that meet --max-latency-ms (p50 at the
 first batch size), --max-memory-mb (peak RSS) and --max-top1-drop (percentage
@@ -50,10 +72,14 @@ points; top-1 disagreement with FP32 when there are no labels), the fastest
 Example:
    quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
    quantpack study deit-tiny -o report --batch 1,8 --max-top1-drop 1
+   quantpack study deit-tiny vit-base -o shard-2 --shard 2/3
+   quantpack study merge shard-1 shard-2 shard-3 -o report
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory (required)"},
+			&cli.StringFlag{Name: "shard", Usage: "run slice `I/N` of the cells (1 ≤ I ≤ N), or auto (from the CI's environment)"},
+			junitFlag(),
 			&cli.StringFlag{Name: "precisions", Value: joinPrecisions(study.DefaultPrecisions), Usage: "comma-separated precisions"},
 			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form: dynamic or qdq"},
 			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "cpu or cuda"},
@@ -74,9 +100,17 @@ Example:
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
 		},
+		Subcommands: []*cli.Command{newStudyMergeCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usagef("study needs at least one SRC")
+			}
+			if c.String("output") == "" {
+				return usagef("study needs -o REPORTDIR")
+			}
+			shard, err := study.ParseShard(c.String("shard"), os.Getenv)
+			if err != nil {
+				return usageError{err}
 			}
 			switch c.String("prefer") {
 			case "latency", "size", "memory":
@@ -107,7 +141,7 @@ Example:
 				Precisions: precs, Int8Mode: c.String("int8-mode"),
 				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
 				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: c.String("images"),
-				Labels: c.String("labels"), Samples: c.Int("samples"), Force: c.Bool("force"),
+				Labels: c.String("labels"), Samples: c.Int("samples"), Force: c.Bool("force"), Shard: shard,
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}
@@ -121,15 +155,79 @@ Example:
 			if !c.Bool("no-memory") {
 				opt.Memory = vo.memoryProbe()
 			}
+			start := time.Now()
 			r, err := study.Run(c.Context, opt)
+			if r == nil {
+				if jerr := writeJUnit(c.String("junit"), []verify.JUnitSuite{errorSuite("quantpack study", "quantpack.study", err,
+					time.Since(start).Seconds())}); jerr != nil {
+					return errors.Join(err, jerr)
+				}
+				return err
+			}
+			return errors.Join(err, finishStudy(c, r, opt.Out, time.Since(start).Seconds()))
+		},
+	}
+}
+
+// finishStudy prints a study's summary (or JSON) and writes its CI outputs.
+func finishStudy(c *cli.Context, r *study.Report, dir string, seconds float64) error {
+	if err := writeJUnit(c.String("junit"), []verify.JUnitSuite{study.JUnitSuite(r, seconds)}); err != nil {
+		return err
+	}
+	if os.Getenv(envStepSummary) != "" {
+		md, err := os.ReadFile(filepath.Join(dir, study.FileMarkdown))
+		if err != nil {
+			return err
+		}
+		if err := appendStepSummary(md); err != nil {
+			return err
+		}
+	}
+	if c.Bool("json") {
+		return printJSON(os.Stdout, r)
+	}
+	printStudySummary(os.Stdout, r, dir)
+	return nil
+}
+
+func newStudyMergeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "merge",
+		Usage:     "combine the report directories of a sharded study (study --shard I/N) into one report",
+		ArgsUsage: "SHARDDIR... -o REPORTDIR",
+		Description: `Writes into REPORTDIR the report.md, report.csv, report.json, heatmaps and
+recommendation that one unsharded run would have written, from the shards'
+report.json files (nothing is measured again). Shards of different studies
+(settings, constraints, models or checkpoint hashes differ) are refused with
+exit 2; a missing shard is named with its cells (exit 2). Shards measured
+on different machines are merged and the report lists the machines:
+speedups stay ratios within one run, absolute latencies are not comparable.
+
+Example:
+   quantpack study merge shard-1 shard-2 shard-3 -o report --junit study.xml
+
+` + exitCodeHelp,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory (required)"},
+			junitFlag(),
+			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("study merge needs the shards' report directories")
+			}
+			if c.String("output") == "" {
+				return usagef("study merge needs -o REPORTDIR")
+			}
+			r, err := study.Merge(c.Args().Slice(), c.String("output"))
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return printJSON(os.Stdout, r)
+			for _, m := range r.Machines {
+				fmt.Fprintf(os.Stderr, "study merge: shards ran on different machines; absolute latencies are not comparable: %s\n", m)
 			}
-			printStudySummary(os.Stdout, r, opt.Out)
-			return nil
+			return finishStudy(c, r, c.String("output"), 0)
 		},
 	}
 }

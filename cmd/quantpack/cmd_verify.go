@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -36,6 +37,10 @@ type verifyOptions struct {
 	noMemory            bool
 	json                bool
 	gates               verify.Gates
+	// CI: --baseline-report and its gates, --junit.
+	previous   string
+	regression verify.RegressionGates
+	junit      string
 	// childModel/childRuntime/childBatch: the hidden memory-child mode.
 	childModel   string
 	childRuntime bool
@@ -72,9 +77,29 @@ at the first batch size), --max-size-ratio (candidate bytes / baseline bytes).
 --ep-library PATH a plugin execution provider library; without CUDA the run
 stops with exit 6.
 
+--gate-on-bound judges --max-top1-drop on the pessimistic end of the 95%
+Wilson interval of the agreement (or of the candidate's labelled accuracy),
+so that a run on few samples cannot pass by luck. The report always gives
+those intervals, per-sample KL divergence percentiles (median, p99, p99.9,
+max) and each p50's spread across the alternating timing blocks.
+
+Against a previous release: --baseline-report PREV.json (this command's
+--json output from then) sets both runs side by side and gates on
+--max-latency-regression PCT (candidate p50, every common batch size),
+--max-size-regression PCT (candidate bytes) and --max-agreement-regression
+PP (labelled accuracy, else top-1 agreement, else 100 × mean cosine). A
+previous report from another machine, ONNX Runtime, device or thread count
+is refused for the latency gate (exit 2) unless --allow-other-machine.
+--junit FILE writes one JUnit test case per gate; on GitHub Actions the
+Markdown report is also appended to $GITHUB_STEP_SUMMARY. docs/ci.md has
+working CI files.
+
 Example:
    quantpack verify onnx-fp32 onnx-int8 --batch 1,8 --min-cosine 0.99
    quantpack verify onnx-fp32 onnx-int8 --images val/ --max-top1-drop 1 --json | jq .gates
+   quantpack verify onnx-fp32 onnx-int8 --json > prev.json     # at release
+   quantpack verify onnx-fp32 onnx-int8 --baseline-report prev.json \
+       --max-latency-regression 10 --max-size-regression 1 --junit gates.xml
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
@@ -96,6 +121,13 @@ Example:
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $" + ort.EnvLibraryPath + ", then `make ort`'s copy)"},
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip the memory measurement (no child processes)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object on stdout"},
+			&cli.BoolFlag{Name: "gate-on-bound", Usage: "judge --max-top1-drop on the 95% interval's pessimistic bound"},
+			&cli.StringFlag{Name: "baseline-report", Usage: "a previous run's --json report (`PREV.json`) to compare with and gate against"},
+			&cli.Float64Flag{Name: "max-latency-regression", Usage: "gate: max % the candidate p50 may be slower than in --baseline-report"},
+			&cli.Float64Flag{Name: "max-size-regression", Usage: "gate: max % the candidate may be larger than in --baseline-report"},
+			&cli.Float64Flag{Name: "max-agreement-regression", Usage: "gate: max percentage points of accuracy/agreement lost since --baseline-report"},
+			&cli.BoolFlag{Name: "allow-other-machine", Usage: "judge latency against a --baseline-report from another machine or runtime"},
+			junitFlag(),
 			&cli.StringFlag{Name: "child-measure", Hidden: true},
 			&cli.BoolFlag{Name: "child-runtime", Hidden: true},
 			&cli.IntFlag{Name: "child-batch", Hidden: true, Value: 1},
@@ -142,9 +174,13 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 		return &v
 	}
 	o.gates = verify.Gates{MaxTop1Drop: gate("max-top1-drop"), MinCosine: gate("min-cosine"),
-		MaxLatencyMs: gate("max-latency-ms"), MinSpeedup: gate("min-speedup"), MaxSizeRatio: gate("max-size-ratio")}
+		MaxLatencyMs: gate("max-latency-ms"), MinSpeedup: gate("min-speedup"), MaxSizeRatio: gate("max-size-ratio"),
+		OnBound: c.Bool("gate-on-bound")}
 	if err := o.gates.Validate(); err != nil {
 		return o, usagef("%v", err)
+	}
+	if err := o.ciOptionsFrom(c); err != nil {
+		return o, err
 	}
 	if o.childModel != "" || o.childRuntime {
 		return o, nil
@@ -215,19 +251,70 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	if !o.noMemory {
 		vo.Memory = o.memoryProbe()
 	}
+	if err := o.loadPrevious(&vo); err != nil {
+		return err
+	}
+	start := time.Now()
 	rep, err := verify.Compare(ctx, vo)
 	var gateErr *verify.GateError
 	if err != nil && !errors.As(err, &gateErr) {
+		if jerr := writeJUnit(o.junit, []verify.JUnitSuite{errorSuite("quantpack verify "+o.candidate, "quantpack.verify", err,
+			time.Since(start).Seconds())}); jerr != nil {
+			return errors.Join(err, jerr)
+		}
 		return err
+	}
+	if jerr := writeJUnit(o.junit, []verify.JUnitSuite{rep.JUnitSuite(time.Since(start).Seconds())}); jerr != nil {
+		return jerr
+	}
+	var md bytes.Buffer
+	if perr := rep.Markdown(&md); perr != nil {
+		return perr
+	}
+	if serr := appendStepSummary(md.Bytes()); serr != nil {
+		return serr
 	}
 	if o.json {
 		if perr := printJSON(stdout, rep); perr != nil {
 			return perr
 		}
-	} else if perr := rep.Markdown(stdout); perr != nil {
+	} else if _, perr := stdout.Write(md.Bytes()); perr != nil {
 		return perr
 	}
 	return err
+}
+
+// ciOptionsFrom reads --baseline-report, its gates and --junit.
+func (o *verifyOptions) ciOptionsFrom(c *cli.Context) error {
+	o.previous, o.junit = c.String("baseline-report"), c.String("junit")
+	o.regression.AllowOtherMachine = c.Bool("allow-other-machine")
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  **float64
+	}{{"max-latency-regression", &o.regression.MaxLatencyPct}, {"max-size-regression", &o.regression.MaxSizePct},
+		{"max-agreement-regression", &o.regression.MaxAgreementPct}} {
+		if *f.dst, err = percentFlag(c, f.name); err != nil {
+			return err
+		}
+	}
+	if o.previous == "" && (o.regression.MaxLatencyPct != nil || o.regression.MaxSizePct != nil || o.regression.MaxAgreementPct != nil) {
+		return usagef("--max-latency-regression, --max-size-regression and --max-agreement-regression need --baseline-report PREV.json")
+	}
+	return nil
+}
+
+// loadPrevious reads --baseline-report into vo.
+func (o *verifyOptions) loadPrevious(vo *verify.Options) error {
+	if o.previous == "" {
+		return nil
+	}
+	prev, err := verify.LoadReport(o.previous)
+	if err != nil {
+		return err
+	}
+	vo.Previous, vo.PreviousPath, vo.Regression = prev, o.previous, o.regression
+	return nil
 }
 
 // childExe returns the program a memory child runs and extra environment
