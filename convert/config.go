@@ -17,7 +17,7 @@ var (
 	ErrMissing      = fault.New(fault.Invalid, "convert: tensor missing from checkpoint")
 	ErrTensorShape  = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
 	ErrTensorDType  = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
-	ErrOutputExists = fault.New(fault.Usage, "convert: output directory is occupied")
+	ErrOutputExists = fault.New(fault.Usage, "output directory is occupied") // convert, export and synth: no command named
 )
 
 // maxConfigBytes caps config.json: real ones are a few kilobytes, label maps

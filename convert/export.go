@@ -89,6 +89,11 @@ func ParseExportPrecision(s string) (ExportPrecision, error) {
 			return p, nil
 		}
 	}
+	if s == string(BF16) {
+		// A known precision, just not one export writes: say what to do.
+		return "", fmt.Errorf("--precision bf16: bf16 is a convert precision and is not exported to ONNX; " +
+			"export --precision fp16 gives a graph of the same size (or fp32), and `convert --precision bf16` writes bf16 safetensors")
+	}
 	return "", fmt.Errorf("unknown precision %q (want fp32, fp16, int8, int4 or nf4)", s)
 }
 
@@ -286,7 +291,7 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 		return nil, fmt.Errorf("%w: bf16 artifacts (export the checkpoint at fp32 or fp16)", ErrExportUnsupported)
 	}
 	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
-		return nil, fmt.Errorf("%w: %s", ErrOutputExists, out)
+		return nil, outputErr(fmt.Errorf("%s: %w", out, atomicfile.ErrNotEmpty))
 	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {

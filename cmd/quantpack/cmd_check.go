@@ -43,7 +43,7 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked bytes than this"},
+			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked `BYTES` than this"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -54,7 +54,11 @@ Example:
 			if err != nil {
 				return usagef("--max-bytes: %v", err)
 			}
-			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, JSON: c.Bool("json")}, os.Stdout)
+			path, err := resolveInput("check", "PATH", c.Args().First())
+			if err != nil {
+				return err
+			}
+			return runCheck(c.Context, checkOptions{Path: path, MaxBytes: max, JSON: c.Bool("json")}, os.Stdout)
 		},
 	}
 }
@@ -94,7 +98,7 @@ func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
 		fmt.Fprintf(w, "%s: %s\n", res.Path, d)
 	}
 	if err == nil {
-		fmt.Fprintf(w, "%s: ok, %d files, %s verified\n", res.Path, res.Files, humanBytes(res.Bytes))
+		fmt.Fprintf(w, "%s: ok, %s, %s verified\n", res.Path, fileCount(res.Files), humanBytes(res.Bytes))
 	}
 	return err
 }

@@ -44,21 +44,26 @@ Output is byte-identical for any --threads. OUT must not exist or be empty;
 it appears only when the conversion is complete.
 
 Example:
-   quantpack convert google/vit-base-patch16-224 -o vit-nf4 --precision nf4
+   quantpack synth --preset vit-base-patch16-224 -o vit-base
+   quantpack convert vit-base -o vit-nf4 --precision nf4
    quantpack convert model.safetensors -o out --precision int8 --json
+
+SRC is read from local disk: for a model on the Hugging Face Hub, download
+it first (huggingface-cli download google/vit-base-patch16-224 --local-dir
+vit-base) and pass that directory.
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact directory to create", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp16, bf16, int8, int4 or nf4", Required: true},
-			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 32) and nf4 (default 64)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact `DIR` to create (absent or empty)", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp16, bf16, int8, int4 or nf4", Required: true},
+			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "32 for int4, 64 for nf4"},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
-			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this glob (or module prefix) float; repeatable"},
-			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
-			&cli.IntFlag{Name: "threads", Usage: "worker threads (default: all cores)"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this `GLOB` (or module prefix) float; repeatable"},
+			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "`DTYPE` of tensors that stay float: fp32, fp16 or bf16"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` worker threads", DefaultText: "all cores"},
 			&cli.BoolFlag{Name: "generic", Usage: "convert an architecture quantpack does not know, Linear-only policy"},
-			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},
+			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past `BYTES`", DefaultText: "5 GB"},
 			&cli.BoolFlag{Name: "no-stats", Usage: "skip per-tensor error statistics (faster)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
 		},
@@ -70,6 +75,11 @@ Example:
 			if err != nil {
 				return usagef("%v", err)
 			}
+			src, err := resolveInput("convert", "SRC", c.Args().First())
+			if err != nil {
+				return err
+			}
+			out := outputPath(c)
 			opt := convert.Options{
 				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"),
 				DoubleQuant: p == convert.NF4 && c.Bool("double-quant"),
@@ -78,15 +88,15 @@ Example:
 			}
 			bar := newProgress("convert")
 			opt.Progress = bar.Set
-			m, err := convert.Convert(c.Context, c.Args().First(), c.String("output"), opt)
+			m, err := convert.Convert(c.Context, src, out, opt)
 			bar.Done()
 			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
-				return printJSON(os.Stdout, convertSummary(m, c.String("output")))
+				return printJSON(os.Stdout, convertSummary(m, out))
 			}
-			printConvertTable(os.Stdout, m, c.String("output"))
+			printConvertTable(os.Stdout, m, out)
 			return nil
 		},
 	}

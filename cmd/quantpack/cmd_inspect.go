@@ -33,13 +33,17 @@ Example:
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON on stdout"},
-			&cli.BoolFlag{Name: "all", Usage: "list every tensor (default: the first 40)"},
+			&cli.BoolFlag{Name: "all", Usage: "list every tensor, not only the first 40"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("inspect takes one PATH, got %d arguments", c.NArg())
 			}
-			in, err := convert.Inspect(c.Args().First())
+			path, err := resolveInput("inspect", "PATH", c.Args().First())
+			if err != nil {
+				return err
+			}
+			in, err := convert.Inspect(path)
 			if err != nil {
 				return err
 			}

@@ -52,25 +52,25 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory", Required: true},
-			&cli.StringFlag{Name: "precisions", Value: strings.Join(study.DefaultPrecisions, ","), Usage: "comma-separated precisions"},
-			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form: dynamic or qdq"},
-			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "cpu or cuda"},
-			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library (with --device cuda)"},
-			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes"},
-			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "untimed runs per model and batch size"},
-			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "timed runs per model and batch size"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (default: physical cores)"},
-			&cli.StringFlag{Name: "images", Usage: "ImageFolder to compare on (default: synthetic inputs)"},
-			&cli.StringFlag{Name: "labels", Usage: "class names file"},
-			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "synthetic inputs without --images"},
-			&cli.Float64Flag{Name: "max-latency-ms", Usage: "recommendation constraint: p50 latency"},
-			&cli.Float64Flag{Name: "max-memory-mb", Usage: "recommendation constraint: peak RSS"},
-			&cli.Float64Flag{Name: "max-top1-drop", Usage: "recommendation constraint: top-1 drop in percentage points"},
-			&cli.StringFlag{Name: "prefer", Value: "latency", Usage: "among passing precisions: latency, size or memory"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR`", Required: true},
+			&cli.StringFlag{Name: "precisions", Value: strings.Join(study.DefaultPrecisions, ","), Usage: "comma-separated `PRECISIONS`"},
+			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form `MODE`: dynamic or qdq"},
+			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "`DEVICE`: cpu or cuda"},
+			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library `PATH` (with --device cuda)"},
+			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes `N,N`"},
+			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "`N` untimed runs per model and batch size"},
+			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "`N` timed runs per model and batch size"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads", DefaultText: "physical cores"},
+			&cli.StringFlag{Name: "images", Usage: "ImageFolder `DIR` to compare on", DefaultText: "synthetic inputs"},
+			&cli.StringFlag{Name: "labels", Usage: "`FILE` of class names, one per line", DefaultText: "config.json id2label"},
+			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "`N` synthetic inputs without --images"},
+			&cli.Float64Flag{Name: "max-latency-ms", Usage: "recommendation constraint: p50 latency `MS`", DefaultText: "none"},
+			&cli.Float64Flag{Name: "max-memory-mb", Usage: "recommendation constraint: peak RSS `MB`", DefaultText: "none"},
+			&cli.Float64Flag{Name: "max-top1-drop", Usage: "recommendation constraint: top-1 drop `PP` in percentage points", DefaultText: "none"},
+			&cli.StringFlag{Name: "prefer", Value: "latency", Usage: "among passing precisions, `BEST` by latency, size or memory"},
 			&cli.BoolFlag{Name: "force", Usage: "recompute cached cells"},
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip memory measurement"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library"},
+			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -86,6 +86,12 @@ Example:
 			if err != nil {
 				return err
 			}
+			srcs := c.Args().Slice()
+			for i, s := range srcs {
+				if srcs[i], err = resolveInput("study", "SRC", s); err != nil {
+					return err
+				}
+			}
 			vo := verifyOptions{device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
 				threads: c.Int("threads"), seed: verify.DefaultSeed}
 			if vo.device != ort.DeviceCPU && vo.device != ort.DeviceCUDA {
@@ -94,7 +100,7 @@ Example:
 			if err := vo.initORT(); err != nil {
 				return err
 			}
-			opt := study.Options{Sources: c.Args().Slice(), Out: c.String("output"),
+			opt := study.Options{Sources: srcs, Out: outputPath(c),
 				Precisions: splitList(c.String("precisions")), Int8Mode: c.String("int8-mode"),
 				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
 				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: c.String("images"),

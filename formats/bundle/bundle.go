@@ -96,6 +96,9 @@ var (
 	// ErrOutputInside: pack was asked to write the bundle inside the
 	// directory it is packing.
 	ErrOutputInside = fault.New(fault.Usage, "bundle: output file is inside the packed directory")
+	// ErrOutputFileExists: pack's output file exists and PackOptions.Overwrite
+	// was not set.
+	ErrOutputFileExists = fault.New(fault.Usage, "bundle: output file exists")
 )
 
 // EntryError locates a failure inside a bundle: which entry, where in the

@@ -38,6 +38,10 @@ type PackOptions struct {
 	// Progress, when set, is called after each chunk with the bytes read
 	// so far and the bytes this pass will read in all.
 	Progress func(done, total int64)
+	// Overwrite lets the bundle replace an existing regular file at the
+	// output path; without it an existing output is refused
+	// (ErrOutputFileExists) and left untouched.
+	Overwrite bool
 
 	workers int // zstd goroutines (0: GOMAXPROCS); output does not depend on it
 }
@@ -72,6 +76,9 @@ var errStale = errors.New("bundle: manifest hash is stale")
 // hashes, otherwise regenerated with "files" recomputed and
 // "files_rewritten_by": "pack" (a directory without a manifest gets one).
 //
+// out is cleaned first; an existing out is refused unless opts.Overwrite
+// (ErrOutputFileExists), and missing parent directories are made.
+//
 // Each file is read once: files the manifest vouches for (listed with the
 // size found on disk) are hashed while they are streamed into the archive,
 // after the manifest has been written, and checked against it; files it does
@@ -81,9 +88,26 @@ var errStale = errors.New("bundle: manifest hash is stale")
 // Memory is bounded by the copy buffer and the encoder's jobs, never by the
 // artifact.
 func Pack(ctx context.Context, dir, out string, opts PackOptions) (*PackResult, error) {
+	out = filepath.Clean(out)
 	if err := checkOutsideDir(dir, out); err != nil {
 		return nil, err
 	}
+	if err := checkOutputFile(out, opts.Overwrite); err != nil {
+		return nil, err
+	}
+	// Missing parent directories are made, as unpack makes them, and
+	// removed again when pack fails.
+	parent := filepath.Dir(out)
+	created := firstMissing(parent)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok && created != "" {
+			removeEmptyUpTo(parent, created)
+		}
+	}()
 	files, err := listFiles(dir)
 	if err != nil {
 		return nil, err
@@ -96,6 +120,7 @@ func Pack(ctx context.Context, dir, out string, opts PackOptions) (*PackResult, 
 	if errors.Is(err, errStale) {
 		res, err = packOnce(ctx, dir, out, files, orig, listed, doc, false, opts)
 	}
+	ok = err == nil
 	return res, err
 }
 
@@ -401,6 +426,26 @@ func checkOutsideDir(dir, out string) error {
 	}
 	if rel, err := filepath.Rel(d, o); err == nil && rel != ".." && !startsWithDotDot(rel) {
 		return &FileError{Path: out, Err: ErrOutputInside, Detail: "write the bundle outside " + dir}
+	}
+	return nil
+}
+
+// checkOutputFile refuses an output path that exists, unless overwrite is
+// set and it is a regular file: a mistyped -o must not replace a bundle (or
+// anything else) silently, and never a directory.
+func checkOutputFile(out string, overwrite bool) error {
+	fi, err := os.Lstat(out)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return &FileError{Path: out, Err: ErrOutputFileExists, Detail: "it is a directory; name the bundle file"}
+	case !overwrite:
+		return &FileError{Path: out, Err: ErrOutputFileExists, Detail: "choose another name, or --force to replace it"}
+	case !fi.Mode().IsRegular():
+		return &FileError{Path: out, Err: ErrOutputFileExists, Detail: "it is not a regular file"}
 	}
 	return nil
 }
