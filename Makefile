@@ -57,11 +57,19 @@ vet:
 	CGO_ENABLED=0 $(GO) build ./...
 
 # test runs every test against the real ONNX Runtime, a short fuzz of every
-# parser, and each benchmark once so none of them rots.
+# parser, each benchmark once so none of them rots, and the README's
+# walk-through as written (readme-check).
 test: ort vet
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
+	$(MAKE) readme-check
+
+# readme-check runs every ```sh block of README.md in an empty directory with
+# bin/quantpack on PATH; a command fails the check unless it exits as the
+# README says (0, or N for a line ending in "# exit N").
+readme-check: ort build
+	./scripts/readme-check.sh
 
 # fuzz runs each fuzz target for FUZZTIME (default 30s; CI uses 5s).
 fuzz:
