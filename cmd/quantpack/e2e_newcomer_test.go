@@ -103,6 +103,22 @@ func testNewcomerMessages(t *testing.T, vit string) {
 	qp(t, "convert", vit, "-o", art, "--precision", "int8").ok(t)
 
 	// pack, check and unpack count the same bundle the same way.
+	t.Run("counts", func(t *testing.T) { newcomerCounts(t, dir, art, bundle) })
+	t.Run("pack-force", func(t *testing.T) { newcomerPackForce(t, art, bundle) })
+	t.Run("check-dir", func(t *testing.T) { newcomerCheckDir(t, art) })
+	t.Run("occupied", func(t *testing.T) { newcomerOccupied(t, vit) })
+	t.Run("bf16", func(t *testing.T) { newcomerBF16(t, dir, vit) })
+	t.Run("bare", func(t *testing.T) {
+		// A bare quantpack is a usage mistake: help on stderr, exit 2.
+		r := qp(t)
+		r.wantCode(t, ExitUsage, "COMMANDS:", "convert")
+		if len(r.stdout) != 0 {
+			t.Errorf("bare quantpack wrote to stdout:\n%s", r.stdout)
+		}
+	})
+}
+
+func newcomerCounts(t *testing.T, dir, art, bundle string) {
 	counts := regexp.MustCompile(`\d+ files \+ quantpack\.json`)
 	var seen []string
 	for _, args := range [][]string{
@@ -117,8 +133,13 @@ func testNewcomerMessages(t *testing.T, vit string) {
 			break
 		}
 	}
+}
 
-	// pack does not overwrite a file unless told to.
+// pack does not overwrite a file unless told to.
+func newcomerPackForce(t *testing.T, art, bundle string) {
+	if _, err := os.Stat(bundle); err != nil {
+		qp(t, "pack", art, "-o", bundle).ok(t)
+	}
 	before := fileHash(t, bundle)
 	if err := os.WriteFile(filepath.Join(art, "extra.txt"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -131,15 +152,22 @@ func testNewcomerMessages(t *testing.T, vit string) {
 	if fileHash(t, bundle) == before {
 		t.Errorf("pack --force did not replace %s", bundle)
 	}
+}
 
-	// check DIR says "files differ" once, then the first difference.
+// check DIR says "files differ" once, then the first difference.
+func newcomerCheckDir(t *testing.T, art string) {
+	if err := os.WriteFile(filepath.Join(art, "extra.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r := qp(t, "check", art)
 	r.wantCode(t, ExitInvalid, "extra.txt: not in manifest")
 	if n := strings.Count(r.stderr, "differ from manifest"); n != 1 {
 		t.Errorf("check DIR says \"differ from manifest\" %d times:\n%s", n, r.stderr)
 	}
+}
 
-	// An occupied -o: no command names another one.
+// An occupied -o: no command names another one.
+func newcomerOccupied(t *testing.T, vit string) {
 	occupied := t.TempDir()
 	if err := os.WriteFile(filepath.Join(occupied, "keep"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -157,37 +185,34 @@ func testNewcomerMessages(t *testing.T, vit string) {
 			}
 		}
 	}
+}
 
-	// bf16 is a precision export knows and declines, with what to do.
-	r = qp(t, "export", vit, "-o", filepath.Join(dir, "bf"), "--precision", "bf16")
+// bf16 is a precision export knows and declines, with what to do.
+func newcomerBF16(t *testing.T, dir, vit string) {
+	r := qp(t, "export", vit, "-o", filepath.Join(dir, "bf"), "--precision", "bf16")
 	r.wantCode(t, ExitUsage, "bf16", "fp16")
 	if strings.Contains(r.stderr, "unknown precision") {
 		t.Errorf("export --precision bf16 says unknown precision:\n%s", r.stderr)
-	}
-
-	// A bare quantpack is a usage mistake: help on stderr, exit 2.
-	r = qp(t)
-	r.wantCode(t, ExitUsage, "COMMANDS:", "convert")
-	if len(r.stdout) != 0 {
-		t.Errorf("bare quantpack wrote to stdout:\n%s", r.stdout)
 	}
 }
 
 func testNewcomerGaps(t *testing.T, vit string) {
 	// synth --list --json: one object with snake_case keys.
-	m := qp(t, "synth", "--list", "--json").ok(t).json(t)
-	ps, _ := m["presets"].([]any)
-	if len(ps) == 0 {
-		t.Fatalf("synth --list --json has no presets array: %v", m)
-	}
-	for _, p := range ps {
-		obj, _ := p.(map[string]any)
-		for _, k := range []string{"name", "repo", "architecture", "params"} {
-			if s, _ := obj[k].(string); s == "" {
-				t.Errorf("preset %v has no %q", obj, k)
+	t.Run("synth-list", func(t *testing.T) {
+		m := qp(t, "synth", "--list", "--json").ok(t).json(t)
+		ps, _ := m["presets"].([]any)
+		if len(ps) == 0 {
+			t.Fatalf("synth --list --json has no presets array: %v", m)
+		}
+		for _, p := range ps {
+			obj, _ := p.(map[string]any)
+			for _, k := range []string{"name", "repo", "architecture", "params"} {
+				if s, _ := obj[k].(string); s == "" {
+					t.Errorf("preset %v has no %q", obj, k)
+				}
 			}
 		}
-	}
+	})
 
 	t.Run("runtime", func(t *testing.T) {
 		requireRuntime(t)
