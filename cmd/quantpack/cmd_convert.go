@@ -96,7 +96,7 @@ vit-base) and pass that directory.
 			if c.Bool("json") {
 				return printJSON(os.Stdout, convertSummary(m, out))
 			}
-			printConvertTable(os.Stdout, m, out)
+			printConvertTable(os.Stdout, m, src, out)
 			return nil
 		},
 	}
@@ -127,9 +127,9 @@ func convertSummary(m *convert.Manifest, out string) ConvertSummary {
 		FP16Overflow: t.FP16Overflow, MinSQNRdB: t.MinSQNRdB, WorstTensor: t.WorstTensor}
 }
 
-func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
+func printConvertTable(w io.Writer, m *convert.Manifest, src, out string) {
 	t := m.Totals
-	fmt.Fprintf(w, "%s → %s (%s, %s)\n", m.Sources[0].Path, out, m.Precision, m.Architecture)
+	fmt.Fprintf(w, "%s → %s (%s, %s)\n", src, out, m.Precision, m.Architecture)
 	fmt.Fprintf(w, "size: %s → %s (%.3f×), %.2f bits/param, %d of %d params quantized\n",
 		humanBytes(t.BytesIn), humanBytes(t.BytesOut), t.Ratio, t.BitsPerParam, t.QuantizedParams, t.Params)
 	if t.FP16Overflow > 0 {

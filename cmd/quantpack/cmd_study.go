@@ -92,6 +92,17 @@ Example:
 					return err
 				}
 			}
+			images, labels := c.String("images"), c.String("labels")
+			if images != "" {
+				if images, err = resolveInput("study", "--images", images); err != nil {
+					return err
+				}
+			}
+			if labels != "" {
+				if labels, err = resolveInput("study", "--labels", labels); err != nil {
+					return err
+				}
+			}
 			vo := verifyOptions{device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
 				threads: c.Int("threads"), seed: verify.DefaultSeed}
 			if vo.device != ort.DeviceCPU && vo.device != ort.DeviceCUDA {
@@ -103,8 +114,8 @@ Example:
 			opt := study.Options{Sources: srcs, Out: outputPath(c),
 				Precisions: splitList(c.String("precisions")), Int8Mode: c.String("int8-mode"),
 				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
-				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: c.String("images"),
-				Labels: c.String("labels"), Samples: c.Int("samples"), Force: c.Bool("force"),
+				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: images,
+				Labels: labels, Samples: c.Int("samples"), Force: c.Bool("force"),
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}

@@ -47,6 +47,7 @@ func testMissingInput(t *testing.T, vit string) {
 		{"verify", "--images", []string{"verify", vit, vit, "--images", nope}},
 		{"verify", "--labels", []string{"verify", vit, vit, "--labels", nope}},
 		{"study", "SRC", []string{"study", vit, nope, "-o", out}},
+		{"study", "--images", []string{"study", vit, "-o", out, "--images", nope}},
 		{"pack", "DIR", []string{"pack", nope, "-o", out}},
 		{"unpack", "FILE", []string{"unpack", nope, "-o", out}},
 		{"check", "PATH", []string{"check", nope}},
