@@ -18,7 +18,7 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 readme=${1:-$root/README.md}
-bin=$root/bin/quantpack
+bin=${QUANTPACK_BIN:-$root/bin/quantpack} # QUANTPACK_BIN: another build (the script's own test)
 if [[ ! -x $bin ]]; then
 	echo "readme-check: $bin not built; run make build (or make readme-check)" >&2
 	exit 1
@@ -103,4 +103,4 @@ cat "$gen.body" >>"$gen"
 echo 'echo "readme-check: $__qp_n commands of '"${readme##*/}"' ran as documented in $SECONDS s"' >>"$gen"
 
 cd "$work" || exit 1
-PATH="$root/bin:$PATH" FIXTURES="$fixtures" __qp_dir="$work/.readme-check" bash "$gen"
+PATH="$(dirname "$bin"):$PATH" FIXTURES="$fixtures" __qp_dir="$work/.readme-check" bash "$gen"

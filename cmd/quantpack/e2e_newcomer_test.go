@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,6 +19,50 @@ func testE2ENewcomer(t *testing.T, vit string) {
 	t.Run("trailing-slash", func(t *testing.T) { testTrailingSlash(t, vit) })
 	t.Run("messages", func(t *testing.T) { testNewcomerMessages(t, vit) })
 	t.Run("gaps", func(t *testing.T) { testNewcomerGaps(t, vit) })
+	t.Run("readme-check", testReadmeCheck)
+}
+
+// scripts/readme-check.sh passes a README whose commands exit as it says,
+// and fails, naming the line, on one that does not; skipped blocks and
+// other languages' blocks are not run.
+func testReadmeCheck(t *testing.T) {
+	for _, tool := range []string{"bash", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "readme-check.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const good = "# t\n\n<!-- readme-check: skip -->\n```sh\nfalse\n```\n\n```sh\n" +
+		"quantpack synth --list --json | jq -e '.presets | length > 0'\n" +
+		"quantpack inspect nope   # exit 3\n" +
+		"echo two \\\n  lines\n```\n\n```json\n{\"not\": \"run\"}\n```\n"
+	run := func(readme string) e2eResult {
+		f := filepath.Join(t.TempDir(), "README.md")
+		if err := os.WriteFile(f, []byte(readme), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("bash", script, f)
+		cmd.Env = e2eEnv("QUANTPACK_BIN=" + e2eBinary(t))
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return e2eResult{args: []string{"readme-check"}, code: code, stderr: string(out)}
+	}
+	if r := run(good); r.code != 0 || !strings.Contains(r.stderr, "3 commands") {
+		t.Errorf("a true README: exit %d, want 0 and 3 commands run:\n%s", r.code, r.stderr)
+	}
+	// A command that fails without "# exit N", and one that exits with
+	// another status than its marker says.
+	run(good+"```sh\nquantpack inspect nope\n```\n").wantCode(t, 1, "README line 19", "exit 3, the README expects 0")
+	run(strings.Replace(good, "# exit 3", "# exit 4", 1)).wantCode(t, 1, "README line 10", "expects 4")
 }
 
 // oneLine fails unless stderr is exactly one "quantpack: CMD: ..." line:
