@@ -13,12 +13,30 @@ DEMO_DIR  ?= demo-out
 
 export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(CURDIR)/$(ORT_LIB)
 
-.PHONY: all build test test-short demo bench fuzz fuzz-short ort ocr-models vet clean ssh-keygen
+# go-nvml (verify's GPU memory figures) wraps every NVML function, including
+# those CUDA 13's nvml.h marks deprecated, and gcc warns about each one
+# (~145 lines) whenever that package is compiled. Go has no per-package cgo
+# flags, so the warning is turned off here for all cgo code and back on for
+# our own in verify/ort/capi.go (#cgo CFLAGS): only third-party C is quieted.
+# `make cgo-cflags` prints the flags; a test builds go-nvml with them.
+CGO_CFLAGS ?= -O2 -g
+export CGO_CFLAGS += -Wno-deprecated-declarations
+
+.PHONY: all build install test test-short demo bench fuzz fuzz-short ort ocr-models vet clean cgo-cflags readme-check ssh-keygen
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/quantpack
+
+# install puts quantpack in $(go env GOBIN), else $(go env GOPATH)/bin; with
+# that on PATH, `quantpack` works from any directory. ONNX Runtime is still
+# found through $$ONNXRUNTIME_SHARED_LIBRARY_PATH or --ort-lib.
+install:
+	$(GO) install ./cmd/quantpack
+
+cgo-cflags:
+	@echo $(CGO_CFLAGS)
 
 # ort fetches ONNX Runtime's CPU shared library from the onnxruntime-node npm
 # package with `npm pack` (never `npm install`: its install script reaches for
@@ -68,11 +86,19 @@ vet:
 	CGO_ENABLED=0 $(GO) build ./...
 
 # test runs every test against the real ONNX Runtime, a short fuzz of every
-# parser, and each benchmark once so none of them rots.
-test: ort vet ssh-keygen
+# parser, each benchmark once so none of them rots, and the README's
+# walk-through as written (readme-check).
+test: ort ocr-models vet ssh-keygen
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
+	$(MAKE) readme-check
+
+# readme-check runs every ```sh block of README.md in an empty directory with
+# bin/quantpack on PATH; a command fails the check unless it exits as the
+# README says (0, or N for a line ending in "# exit N").
+readme-check: ort build
+	./scripts/readme-check.sh
 
 # fuzz runs each fuzz target for FUZZTIME (default 30s; CI uses 5s).
 fuzz:

@@ -618,7 +618,7 @@ func nonFiniteErr(path string, items []*item) error {
 // full disk) is reported as it is.
 func outputErr(err error) error {
 	if errors.Is(err, atomicfile.ErrNotEmpty) || errors.Is(err, atomicfile.ErrNotDir) {
-		return fmt.Errorf("%w: %v", ErrOutputExists, err)
+		return fmt.Errorf("%w: %v; choose a new or empty directory", ErrOutputExists, err)
 	}
 	return err
 }

@@ -23,7 +23,7 @@ var (
 	ErrMissing           = fault.New(fault.Invalid, "convert: tensor missing from checkpoint")
 	ErrTensorShape       = fault.New(fault.Invalid, "convert: tensor has an unexpected shape")
 	ErrTensorDType       = fault.New(fault.Unsupported, "convert: tensor dtype not supported here")
-	ErrOutputExists      = fault.New(fault.Usage, "convert: output directory is occupied")
+	ErrOutputExists      = fault.New(fault.Usage, "output directory is occupied") // convert, export and synth: no command named
 	// ErrHubMismatch: a checkpoint file read from the Hugging Face cache
 	// does not hash to what the Hub recorded for it.
 	ErrHubMismatch = fault.New(fault.Invalid, "convert: cached file differs from the Hub's record")

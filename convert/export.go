@@ -259,7 +259,7 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 		return nil, fmt.Errorf("%w: bf16 artifacts (export the checkpoint at fp32 or fp16)", ErrExportUnsupported)
 	}
 	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
-		return nil, fmt.Errorf("%w: %s", ErrOutputExists, out)
+		return nil, outputErr(fmt.Errorf("%s: %w", out, atomicfile.ErrNotEmpty))
 	}
 	dir, err := atomicfile.CreateDir(out)
 	if err != nil {

@@ -26,6 +26,11 @@ func ParseExportPrecision(s string) (Precision, error) {
 			return p, nil
 		}
 	}
+	if s == string(BF16) {
+		// A known precision, just not one export writes: say what to do.
+		return "", fmt.Errorf("--precision bf16: bf16 is a convert precision and is not exported to ONNX; " +
+			"export --precision fp16 gives a graph of the same size (or fp32), and `convert --precision bf16` writes bf16 safetensors")
+	}
 	return "", fmt.Errorf("unknown precision %q (want fp32, fp16, int8, int4 or nf4)", s)
 }
 

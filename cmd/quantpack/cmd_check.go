@@ -55,7 +55,7 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked bytes than this"},
+			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "bundles: refuse more declared unpacked `BYTES` than this"},
 			maxRatioFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		}, trustFlags()...),
@@ -75,7 +75,11 @@ Example:
 			if err != nil {
 				return err
 			}
-			return runCheck(c.Context, checkOptions{Path: c.Args().First(), MaxBytes: max, MaxRatio: ratio, Trust: trust, JSON: c.Bool("json")}, os.Stdout)
+			path, err := resolveInput("check", "PATH", c.Args().First())
+			if err != nil {
+				return err
+			}
+			return runCheck(c.Context, checkOptions{Path: path, MaxBytes: max, MaxRatio: ratio, Trust: trust, JSON: c.Bool("json")}, os.Stdout)
 		},
 	}
 }
@@ -120,7 +124,7 @@ func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
 		fmt.Fprintln(w, l)
 	}
 	if err == nil {
-		fmt.Fprintf(w, "%s: ok, %d files, %s verified\n", res.Path, res.Files, humanBytes(res.Bytes))
+		fmt.Fprintf(w, "%s: ok, %s, %s verified\n", res.Path, fileCount(res.Files), humanBytes(res.Bytes))
 	}
 	return err
 }

@@ -51,21 +51,26 @@ beside the weights. Output is byte-identical for any --threads. OUT must not
 exist or be empty; it appears only when the conversion is complete.
 
 Example:
-   quantpack convert google/vit-base-patch16-224 -o vit-nf4 --precision nf4
+   quantpack synth --preset vit-base-patch16-224 -o vit-base
+   quantpack convert vit-base -o vit-nf4 --precision nf4
    quantpack convert model.safetensors -o out --precision int8 --json
+
+SRC is read from local disk: for a model on the Hugging Face Hub, download
+it first (huggingface-cli download google/vit-base-patch16-224 --local-dir
+vit-base) and pass that directory.
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact directory to create", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp16, bf16, int8, int4 or nf4", Required: true},
-			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 32) and nf4 (default 64)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact `DIR` to create (absent or empty)", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp16, bf16, int8, int4 or nf4", Required: true},
+			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "32 for int4, 64 for nf4"},
 			&cli.BoolFlag{Name: "double-quant", Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant; on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
-			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this glob (or module prefix) float; repeatable"},
-			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
-			&cli.IntFlag{Name: "threads", Usage: "worker threads (default: all cores)"},
+			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this `GLOB` (or module prefix) float; repeatable"},
+			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "`DTYPE` of tensors that stay float: fp32, fp16 or bf16"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` worker threads", DefaultText: "all cores"},
 			&cli.BoolFlag{Name: "generic", Usage: "convert an architecture quantpack does not know, Linear-only policy"},
-			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},
+			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past `BYTES`", DefaultText: "5 GB"},
 			&cli.BoolFlag{Name: "no-stats", Usage: "skip per-tensor error statistics (faster)"},
 			&cli.BoolFlag{Name: "dequantize-input", Usage: "accept an already-quantized SRC: dequantize it to float32 first (recorded in quantpack.json)"},
 			&cli.BoolFlag{Name: "fail-on-nonfinite", Usage: "exit 3 and write nothing when a tensor holds NaN or ±Inf (source or output)"},
@@ -79,6 +84,7 @@ Example:
 			if err != nil {
 				return usagef("%v", err)
 			}
+			out := outputPath(c)
 			opt := convert.Options{
 				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"),
 				DoubleQuant: switchFlag(c, "double-quant"),
@@ -86,23 +92,23 @@ Example:
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
 				FailOnNonFinite: c.Bool("fail-on-nonfinite"), DequantizeInput: c.Bool("dequantize-input"),
 			}
-			src, origin, err := resolveSource(c, c.Args().First())
+			src, origin, err := resolveSource(c, "convert", "SRC", c.Args().First())
 			if err != nil {
 				return err
 			}
 			opt.Hub = origin
 			bar := newProgress("convert")
 			opt.Progress = bar.Set
-			m, err := convert.Convert(c.Context, src, c.String("output"), opt)
+			m, err := convert.Convert(c.Context, src, out, opt)
 			bar.Done()
 			if err != nil {
 				return err
 			}
 			warnNonFinite(os.Stderr, m)
 			if c.Bool("json") {
-				return printJSON(os.Stdout, convertSummary(m, c.String("output")))
+				return printJSON(os.Stdout, convertSummary(m, out))
 			}
-			printConvertTable(os.Stdout, m, c.String("output"))
+			printConvertTable(os.Stdout, m, src, out)
 			return nil
 		},
 	}
@@ -138,9 +144,9 @@ func convertSummary(m *convert.Manifest, out string) ConvertSummary {
 		NonFiniteTensors: t.NonFiniteTensors, NonFinite: t.NonFinite}
 }
 
-func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
+func printConvertTable(w io.Writer, m *convert.Manifest, src, out string) {
 	t := m.Totals
-	fmt.Fprintf(w, "%s → %s (%s, %s)\n", m.Sources[0].Path, out, m.Precision, m.Architecture)
+	fmt.Fprintf(w, "%s → %s (%s, %s)\n", src, out, m.Precision, m.Architecture)
 	fmt.Fprintf(w, "size: %s → %s (%.3f×), %.2f bits/param, %d of %d params quantized\n",
 		humanBytes(t.BytesIn), humanBytes(t.BytesOut), t.Ratio, t.BitsPerParam, t.QuantizedParams, t.Params)
 	if t.FP16Overflow > 0 {

@@ -52,23 +52,24 @@ OUT must not exist or be empty; it appears only when complete.
 Example:
    quantpack export vit-base -o vit-onnx --precision fp32
    quantpack export vit-base -o vit-int8 --precision int8 --int8-mode qdq
-   quantpack export dinov2-small -o dino-518 --precision fp16 --image-size 518 --check
+   quantpack synth --preset dinov2-base -o dinov2
+   quantpack export dinov2 -o dino-518 --precision fp16 --image-size 518 --check
 
 ` + exitCodeHelp,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp32, fp16, int8, int4 or nf4 (default: the artifact's, or fp32)"},
-			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form: dynamic, qdq or static (calibrated W8A8, see quantize)"},
-			&cli.IntFlag{Name: "image-size", Usage: "input height and width (default: preprocessor_config.json, else config.json)"},
-			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset of the default domain, 17 to 21"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`DIR` to create (absent or empty)", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp32, fp16, int8, int4 or nf4", DefaultText: "the artifact's, or fp32"},
+			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form `MODE`: dynamic, qdq or static (calibrated W8A8, see quantize)"},
+			&cli.IntFlag{Name: "image-size", Usage: "input height and width `N`", DefaultText: "preprocessor_config.json, else config.json"},
+			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset `N` of the default domain, 17 to 21"},
 			&cli.BoolFlag{Name: "plain", Usage: "standard ONNX attention instead of com.microsoft MultiHeadAttention (debugging)"},
-			&cli.IntFlag{Name: "int4-accuracy", Value: convert.DefaultInt4Accuracy, Usage: "MatMulNBits accuracy_level: 1 fp32 math, 4 int8 activations (fast)"},
-			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 (default 32) or nf4 (default 64) block size"},
+			&cli.IntFlag{Name: "int4-accuracy", Value: convert.DefaultInt4Accuracy, Usage: "MatMulNBits accuracy_level `N`: 1 fp32 math, 4 int8 activations (fast)"},
+			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 or nf4 block size `N`", DefaultText: "32 for int4, 64 for nf4"},
 			&cli.BoolFlag{Name: "double-quant", Usage: "when converting to nf4: bitsandbytes double quant (on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "when converting to int4: zero points"},
-			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "when converting: dtype of tensors that stay float (fp32, fp16, bf16)"},
-			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library for --check (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
+			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "when converting: `DTYPE` of tensors that stay float (fp32, fp16, bf16)"},
+			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime, run one batch and print the output shapes"},
+			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH` for --check", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.BoolFlag{Name: "allow-unused", Usage: "export even when config.json leaves some tensors unused (they are dropped)"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
 		}, exportStaticFlags()...),
@@ -99,8 +100,8 @@ Example:
 					return err
 				}
 			}
-			out := c.String("output")
-			src, origin, err := resolveSource(c, c.Args().First())
+			out := outputPath(c)
+			src, origin, err := resolveSource(c, "export", "SRC", c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -120,8 +121,9 @@ Example:
 			if err != nil {
 				return err
 			}
+			var ran *exportCheck
 			if c.Bool("check") {
-				if err := checkExport(c.Context, out, m); err != nil {
+				if ran, err = checkExport(c.Context, out, m); err != nil {
 					return err
 				}
 			}
@@ -129,17 +131,40 @@ Example:
 				return printJSON(os.Stdout, m)
 			}
 			printExport(os.Stdout, m, out)
+			if ran != nil {
+				ran.print(os.Stdout)
+			}
 			return nil
 		},
 	}
 }
 
+// exportCheck is what export --check ran: the input it fed ONNX Runtime
+// and the outputs it got back.
+type exportCheck struct {
+	ORTVersion string
+	Input      string
+	Shape      []int64
+	Outputs    []verify.Tensor
+}
+
+// print says what ran and the shape of every output, so a passing --check
+// is visible.
+func (e *exportCheck) print(w io.Writer) {
+	var outs []string
+	for _, o := range e.Outputs {
+		outs = append(outs, fmt.Sprintf("%s %v", o.Name, o.Shape))
+	}
+	fmt.Fprintf(w, "  check      ONNX Runtime %s ran one batch: %s %v → %s, all finite\n",
+		e.ORTVersion, e.Input, e.Shape, strings.Join(outs, ", "))
+}
+
 // checkExport opens the export in ONNX Runtime and runs one batch of a
 // deterministic pattern, so a graph ORT refuses fails here with ORT's message.
-func checkExport(ctx context.Context, dir string, m *convert.ExportManifest) error {
+func checkExport(ctx context.Context, dir string, m *convert.ExportManifest) (*exportCheck, error) {
 	s, err := ort.Open(filepath.Join(dir, "model.onnx"), ort.Options{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer s.Close()
 	in := m.Inputs[0]
@@ -154,16 +179,16 @@ func checkExport(ctx context.Context, dir string, m *convert.ExportManifest) err
 	}
 	outs, err := s.Run(ctx, []verify.Tensor{{Name: in.Name, DType: verify.Float32, Shape: shape, F32: x}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, o := range outs {
 		for i, v := range o.F32 {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("%w: output %s[%d] is %v on the check input", ort.ErrRun, o.Name, i, v)
+				return nil, fmt.Errorf("%w: output %s[%d] is %v on the check input", ort.ErrRun, o.Name, i, v)
 			}
 		}
 	}
-	return nil
+	return &exportCheck{ORTVersion: ort.Version(), Input: in.Name, Shape: shape, Outputs: outs}, nil
 }
 
 func printExport(w io.Writer, m *convert.ExportManifest, out string) {

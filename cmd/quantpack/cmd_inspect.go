@@ -33,13 +33,13 @@ Example:
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON on stdout"},
-			&cli.BoolFlag{Name: "all", Usage: "list every tensor (default: the first 40)"},
+			&cli.BoolFlag{Name: "all", Usage: "list every tensor, not only the first 40"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("inspect takes one PATH, got %d arguments", c.NArg())
 			}
-			src, _, err := resolveSource(c, c.Args().First())
+			src, _, err := resolveSource(c, "inspect", "PATH", c.Args().First())
 			if err != nil {
 				return err
 			}

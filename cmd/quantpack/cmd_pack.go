@@ -52,7 +52,8 @@ Each file is read once, hashed while it streams into the archive and checked
 against the manifest; only when a listed file turns out to have changed
 without changing size does pack start over, hashing first. Memory does not
 grow with the artifact: about 40 MiB on two cores, under 100 MiB on many. FILE is written to a
-temporary name beside it and renamed when complete; it may not be inside DIR.
+temporary name beside it and renamed when complete; it may not be inside DIR,
+and an existing FILE is refused unless --force.
 
 --level picks the zstd setting. auto (default) uses fastest+lit for fp16,
 bf16, int8 and fp32 artifacts (entropy-coding literals is what compresses
@@ -74,8 +75,9 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle file to write", Required: true},
-			&cli.StringFlag{Name: "level", Value: string(bundle.LevelAuto), Usage: "zstd level: " + strings.Join(levels, ", ")},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle `FILE` to write (refused if it exists, unless --force)", Required: true},
+			&cli.StringFlag{Name: "level", Value: string(bundle.LevelAuto), Usage: "zstd `LEVEL`: " + strings.Join(levels, ", ")},
+			&cli.BoolFlag{Name: "force", Usage: "replace FILE when it exists (a directory is never replaced)"},
 			&cli.StringFlag{Name: "sign-key", Usage: "sign the provenance with this OpenSSH private key `FILE` (or a .pub whose key ssh-agent holds)"},
 			&cli.BoolFlag{Name: "rehash", Usage: "pack files that differ from quantpack.json as they are (regenerates the manifest)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
@@ -84,10 +86,13 @@ Example:
 			if c.NArg() != 1 {
 				return usagef("pack takes one DIR, got %d arguments", c.NArg())
 			}
+			dir, err := resolveInput("pack", "DIR", c.Args().First())
+			if err != nil {
+				return err
+			}
 			return runPack(c.Context, packOptions{
-				Dir: c.Args().First(), Output: c.String("output"), Level: c.String("level"), JSON: c.Bool("json"),
-				SignKey: c.String("sign-key"),
-				Rehash:  c.Bool("rehash"),
+				Dir: dir, Output: outputPath(c), Level: c.String("level"), Force: c.Bool("force"), JSON: c.Bool("json"),
+				SignKey: c.String("sign-key"), Rehash: c.Bool("rehash"),
 			}, os.Stdout)
 		},
 	}
@@ -96,7 +101,8 @@ Example:
 type packOptions struct {
 	Dir, Output, Level string
 	SignKey            string // OpenSSH key to sign with ("" : unsigned)
-	JSON, Rehash       bool
+	Force, JSON        bool
+	Rehash             bool
 }
 
 // runPack packs o.Dir into o.Output and reports on w.
@@ -117,7 +123,7 @@ func runPack(ctx context.Context, o packOptions, w io.Writer) error {
 		}
 	}
 	bar := newProgress("pack")
-	popts.Progress, popts.Rehash = bar.Set, o.Rehash
+	popts.Progress, popts.Rehash, popts.Overwrite = bar.Set, o.Rehash, o.Force
 	res, err := bundle.Pack(ctx, o.Dir, o.Output, popts)
 	bar.Done()
 	if err != nil {
@@ -126,8 +132,8 @@ func runPack(ctx context.Context, o packOptions, w io.Writer) error {
 	if o.JSON {
 		return printJSON(w, res)
 	}
-	_, err = fmt.Fprintf(w, "%s → %s: %d files, %s → %s (%.3f×), level %s, manifest %s\nsha256 %s\n",
-		o.Dir, res.Bundle, res.Files, humanBytes(res.RawBytes), humanBytes(res.Bytes), res.Ratio,
+	_, err = fmt.Fprintf(w, "%s → %s: %s, %s → %s (%.3f×), level %s, manifest %s\nsha256 %s\n",
+		o.Dir, res.Bundle, fileCount(listedFiles(res.Files, res.FormatVersion >= 2)), humanBytes(res.RawBytes), humanBytes(res.Bytes), res.Ratio,
 		res.Level, res.Manifest, res.SHA256)
 	for _, s := range res.Signatures {
 		fmt.Fprintf(w, "signed: %s %s (namespace %s)\n", s.KeyType, s.Fingerprint, s.Namespace)

@@ -77,27 +77,27 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory (required)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR` (required)"},
 			&cli.StringFlag{Name: "shard", Usage: "run slice `I/N` of the cells (1 ≤ I ≤ N), or auto (from the CI's environment)"},
 			junitFlag(),
-			&cli.StringFlag{Name: "precisions", Value: joinPrecisions(study.DefaultPrecisions), Usage: "comma-separated precisions"},
-			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form: dynamic or qdq"},
-			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "cpu or cuda"},
-			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library (with --device cuda)"},
-			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes"},
-			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "untimed runs per model and batch size"},
-			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "timed runs per model and batch size"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (default: physical cores)"},
-			&cli.StringFlag{Name: "images", Usage: "ImageFolder to compare on (default: synthetic inputs)"},
-			&cli.StringFlag{Name: "labels", Usage: "class names file"},
-			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "synthetic inputs without --images"},
-			&cli.Float64Flag{Name: "max-latency-ms", Usage: "recommendation constraint: p50 latency"},
-			&cli.Float64Flag{Name: "max-memory-mb", Usage: "recommendation constraint: peak RSS"},
-			&cli.Float64Flag{Name: "max-top1-drop", Usage: "recommendation constraint: top-1 drop in percentage points"},
-			&cli.StringFlag{Name: "prefer", Value: "latency", Usage: "among passing precisions: latency, size or memory"},
+			&cli.StringFlag{Name: "precisions", Value: joinPrecisions(study.DefaultPrecisions), Usage: "comma-separated `PRECISIONS`"},
+			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form `MODE`: dynamic or qdq"},
+			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "`DEVICE`: cpu or cuda"},
+			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library `PATH` (with --device cuda)"},
+			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes `N,N`"},
+			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "`N` untimed runs per model and batch size"},
+			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "`N` timed runs per model and batch size"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads", DefaultText: "physical cores"},
+			&cli.StringFlag{Name: "images", Usage: "ImageFolder `DIR` to compare on", DefaultText: "synthetic inputs"},
+			&cli.StringFlag{Name: "labels", Usage: "`FILE` of class names, one per line", DefaultText: "config.json id2label"},
+			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "`N` synthetic inputs without --images"},
+			&cli.Float64Flag{Name: "max-latency-ms", Usage: "recommendation constraint: p50 latency `MS`", DefaultText: "none"},
+			&cli.Float64Flag{Name: "max-memory-mb", Usage: "recommendation constraint: peak RSS `MB`", DefaultText: "none"},
+			&cli.Float64Flag{Name: "max-top1-drop", Usage: "recommendation constraint: top-1 drop `PP` in percentage points", DefaultText: "none"},
+			&cli.StringFlag{Name: "prefer", Value: "latency", Usage: "among passing precisions, `BEST` by latency, size or memory"},
 			&cli.BoolFlag{Name: "force", Usage: "recompute cached cells"},
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip memory measurement"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library"},
+			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
 		},
 		Subcommands: []*cli.Command{newStudyMergeCommand()},
@@ -125,6 +125,17 @@ Example:
 			if err != nil {
 				return usagef("--precisions: %v", err)
 			}
+			images, labels := c.String("images"), c.String("labels")
+			if images != "" {
+				if images, err = resolveInput("study", "--images", images); err != nil {
+					return err
+				}
+			}
+			if labels != "" {
+				if labels, err = resolveInput("study", "--labels", labels); err != nil {
+					return err
+				}
+			}
 			vo := verifyOptions{device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
 				threads: c.Int("threads"), seed: verify.DefaultSeed}
 			if vo.device != ort.DeviceCPU && vo.device != ort.DeviceCUDA {
@@ -133,15 +144,15 @@ Example:
 			if err := vo.initORT(); err != nil {
 				return err
 			}
-			srcs, names, err := resolveSources(c, c.Args().Slice())
+			srcs, names, err := resolveSources(c, "study", c.Args().Slice())
 			if err != nil {
 				return err
 			}
-			opt := study.Options{Sources: srcs, Names: names, Out: c.String("output"),
+			opt := study.Options{Sources: srcs, Names: names, Out: outputPath(c),
 				Precisions: precs, Int8Mode: c.String("int8-mode"),
 				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
-				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: c.String("images"),
-				Labels: c.String("labels"), Samples: c.Int("samples"), Force: c.Bool("force"), Shard: shard,
+				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: images,
+				Labels: labels, Samples: c.Int("samples"), Force: c.Bool("force"), Shard: shard,
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}

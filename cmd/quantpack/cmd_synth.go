@@ -24,16 +24,20 @@ near 1), deterministic by --seed, streamed to disk one tensor at a time.
 Labels are LABEL_0..LABEL_999: accuracy on real images is meaningless for a
 synthesized model; agreement with its own FP32 export is what to measure.
 
+With --list --json, prints one object:
+   {"presets": [{"name": NAME, "repo": Hugging Face repo of the config,
+                 "architecture": architectures[0], "params": "86M"}, ...]}
+
 Example:
    quantpack synth --list
    quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "preset", Usage: "preset name (see --list)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create"},
-			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed"},
-			&cli.IntFlag{Name: "threads", Usage: "generator threads (default: all cores); output does not depend on it"},
+			&cli.StringFlag{Name: "preset", Usage: "preset `NAME` (see --list)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`DIR` to create (absent or empty)"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "random `SEED`"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` generator threads; output does not depend on it", DefaultText: "all cores"},
 			&cli.BoolFlag{Name: "list", Usage: "list the presets"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON on stdout"},
 		},
@@ -41,12 +45,7 @@ Example:
 			if c.Bool("list") {
 				ps := convert.Presets()
 				if c.Bool("json") {
-					type row struct{ Name, Repo, Architecture, Params string }
-					var rows []row
-					for _, p := range ps {
-						rows = append(rows, row{p.Name, p.Repo, p.Arch, p.Params})
-					}
-					return printJSON(os.Stdout, rows)
+					return printJSON(os.Stdout, presetList(ps))
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "preset\tparams\tarchitecture\tconfig from")
@@ -58,7 +57,7 @@ Example:
 			if c.String("preset") == "" || c.String("output") == "" {
 				return usagef("synth needs --preset NAME and -o DIR (or --list)")
 			}
-			res, err := convert.Synth(c.Context, c.String("preset"), c.String("output"), c.Uint64("seed"), c.Int("threads"))
+			res, err := convert.Synth(c.Context, c.String("preset"), outputPath(c), c.Uint64("seed"), c.Int("threads"))
 			if err != nil {
 				return err
 			}
@@ -70,4 +69,26 @@ Example:
 			return nil
 		},
 	}
+}
+
+// PresetList is synth --list --json's output: one object, like every other
+// command's --json.
+type PresetList struct {
+	Presets []PresetInfo `json:"presets"`
+}
+
+// PresetInfo is one preset in PresetList.
+type PresetInfo struct {
+	Name         string `json:"name"`
+	Repo         string `json:"repo"`
+	Architecture string `json:"architecture"`
+	Params       string `json:"params"`
+}
+
+func presetList(ps []*convert.Preset) PresetList {
+	out := PresetList{Presets: make([]PresetInfo, 0, len(ps))}
+	for _, p := range ps {
+		out.Presets = append(out.Presets, PresetInfo{Name: p.Name, Repo: p.Repo, Architecture: p.Arch, Params: p.Params})
+	}
+	return out
 }

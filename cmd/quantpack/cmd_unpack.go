@@ -57,8 +57,8 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create (absent or empty)", Required: true},
-			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "refuse bundles that declare more unpacked bytes (suffixes KB MB GB TB, KiB MiB GiB TiB)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`DIR` to create (absent or empty)", Required: true},
+			&cli.StringFlag{Name: "max-bytes", Value: fmt.Sprintf("%dGiB", bundle.DefaultMaxBytes>>30), Usage: "refuse bundles that declare more unpacked `BYTES` (suffixes KB MB GB TB, KiB MiB GiB TiB)"},
 			maxRatioFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout"},
 		}, trustFlags()...),
@@ -78,8 +78,12 @@ Example:
 			if err != nil {
 				return err
 			}
+			file, err := resolveInput("unpack", "FILE", c.Args().First())
+			if err != nil {
+				return err
+			}
 			return runUnpack(c.Context, unpackOptions{
-				Bundle: c.Args().First(), Output: c.String("output"), MaxBytes: max, MaxRatio: ratio, Trust: trust, JSON: c.Bool("json"),
+				Bundle: file, Output: outputPath(c), MaxBytes: max, MaxRatio: ratio, Trust: trust, JSON: c.Bool("json"),
 			}, os.Stdout)
 		},
 	}
@@ -126,8 +130,8 @@ func runUnpack(ctx context.Context, o unpackOptions, w io.Writer) error {
 	if o.Trust != nil {
 		note += ", signature verified"
 	}
-	_, err = fmt.Fprintf(w, "%s → %s: %d files, %s, all sha256 verified%s\n",
-		res.Bundle, res.Dir, res.Files, humanBytes(res.Bytes), note)
+	_, err = fmt.Fprintf(w, "%s → %s: %s, %s, all sha256 verified%s\n",
+		res.Bundle, res.Dir, fileCount(listedFiles(res.Files, res.Provenance)), humanBytes(res.Bytes), note)
 	for _, l := range signatureLines(res.Bundle, res.Signatures) {
 		fmt.Fprintln(w, l)
 	}

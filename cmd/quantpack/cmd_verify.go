@@ -103,22 +103,22 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "cpu or cuda"},
-			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library (with --device cuda)"},
-			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes; the first is used for agreement and speedup"},
-			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "untimed runs per model and batch size"},
-			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "timed runs per model and batch size"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads (default: physical cores)"},
-			&cli.StringFlag{Name: "images", Usage: "ImageFolder of images to compare on (default: synthetic inputs)"},
-			&cli.StringFlag{Name: "labels", Usage: "class names, one per line in class order (default: config.json id2label)"},
-			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "number of synthetic inputs without --images"},
-			&cli.Uint64Flag{Name: "seed", Value: verify.DefaultSeed, Usage: "seed of the synthetic inputs"},
-			&cli.Float64Flag{Name: "max-top1-drop", Usage: "gate: maximum top-1 drop in percentage points"},
-			&cli.Float64Flag{Name: "min-cosine", Usage: "gate: minimum cosine similarity of outputs"},
-			&cli.Float64Flag{Name: "max-latency-ms", Usage: "gate: maximum candidate p50 latency in ms"},
-			&cli.Float64Flag{Name: "min-speedup", Usage: "gate: minimum speedup over the baseline"},
-			&cli.Float64Flag{Name: "max-size-ratio", Usage: "gate: maximum candidate/baseline size"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $" + ort.EnvLibraryPath + ", then `make ort`'s copy)"},
+			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "`DEVICE`: cpu or cuda"},
+			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library `PATH` (with --device cuda)"},
+			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes `N,N`; the first is used for agreement and speedup"},
+			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "`N` untimed runs per model and batch size"},
+			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "`N` timed runs per model and batch size"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads", DefaultText: "physical cores"},
+			&cli.StringFlag{Name: "images", Usage: "ImageFolder `DIR` of images to compare on (DIR/<class>/*.jpg|png)", DefaultText: "synthetic inputs"},
+			&cli.StringFlag{Name: "labels", Usage: "`FILE` of class names, one per line in class order", DefaultText: "config.json id2label"},
+			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "number `N` of synthetic inputs without --images"},
+			&cli.Uint64Flag{Name: "seed", Value: verify.DefaultSeed, Usage: "`SEED` of the synthetic inputs"},
+			&cli.Float64Flag{Name: "max-top1-drop", Usage: "gate: maximum top-1 drop `PP` in percentage points", DefaultText: "no gate"},
+			&cli.Float64Flag{Name: "min-cosine", Usage: "gate: minimum cosine similarity `C` of outputs", DefaultText: "no gate"},
+			&cli.Float64Flag{Name: "max-latency-ms", Usage: "gate: maximum candidate p50 latency `MS`", DefaultText: "no gate"},
+			&cli.Float64Flag{Name: "min-speedup", Usage: "gate: minimum speedup `X` over the baseline", DefaultText: "no gate"},
+			&cli.Float64Flag{Name: "max-size-ratio", Usage: "gate: maximum candidate/baseline size `RATIO`", DefaultText: "no gate"},
+			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip the memory measurement (no child processes)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object on stdout"},
 			&cli.BoolFlag{Name: "gate-on-bound", Usage: "judge --max-top1-drop on the 95% interval's pessimistic bound"},
@@ -188,7 +188,22 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 	if c.NArg() != 2 {
 		return o, usagef("verify takes BASELINE and CANDIDATE, got %d arguments", c.NArg())
 	}
-	o.baseline, o.candidate = c.Args().Get(0), c.Args().Get(1)
+	if o.baseline, err = resolveInput("verify", "BASELINE", c.Args().Get(0)); err != nil {
+		return o, err
+	}
+	if o.candidate, err = resolveInput("verify", "CANDIDATE", c.Args().Get(1)); err != nil {
+		return o, err
+	}
+	if o.images != "" {
+		if o.images, err = resolveInput("verify", "--images", o.images); err != nil {
+			return o, err
+		}
+	}
+	if o.labels != "" {
+		if o.labels, err = resolveInput("verify", "--labels", o.labels); err != nil {
+			return o, err
+		}
+	}
 	return o, nil
 }
 

@@ -106,7 +106,19 @@ func qp(t testing.TB, args ...string) e2eResult {
 
 func qpEnv(t testing.TB, extraEnv []string, args ...string) e2eResult {
 	t.Helper()
+	return qpRun(t, "", extraEnv, args...)
+}
+
+// qpIn runs the binary with args in working directory dir.
+func qpIn(t testing.TB, dir string, args ...string) e2eResult {
+	t.Helper()
+	return qpRun(t, dir, nil, args...)
+}
+
+func qpRun(t testing.TB, dir string, extraEnv []string, args ...string) e2eResult {
+	t.Helper()
 	cmd := exec.Command(e2eBinary(t), args...)
+	cmd.Dir = dir
 	cmd.Env = e2eEnv(extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -21,6 +21,7 @@ func TestE2E(t *testing.T) {
 	vit := repoFixture(t, filepath.Join("reference", "vit"))
 	t.Run("happy", func(t *testing.T) { testE2EHappy(t, vit) })
 	t.Run("exit", func(t *testing.T) { testE2EExit(t, vit) })
+	t.Run("newcomer", func(t *testing.T) { testE2ENewcomer(t, vit) })
 	t.Run("signal", testE2ESignals)
 	t.Run("reliability", func(t *testing.T) { testE2EReliability(t, vit) })
 	t.Run("determinism", func(t *testing.T) { testE2EDeterminism(t, vit) })

@@ -38,6 +38,13 @@ func newApp() *cli.App {
 		if c.OnUsageError == nil {
 			c.OnUsageError = onUsage
 		}
+		// "(default: false)" after every switch is noise: a switch is off
+		// unless given. Switches that default to on keep "(default: true)".
+		for _, f := range c.Flags {
+			if bf, ok := f.(*cli.BoolFlag); ok && !bf.Value {
+				bf.DisableDefaultText = true
+			}
+		}
 	}
 	return &cli.App{
 		Name:    "quantpack",
@@ -65,7 +72,13 @@ Typical flow:
 			if c.NArg() > 0 {
 				return usagef("unknown command %q; `quantpack --help` lists them", c.Args().First())
 			}
-			return cli.ShowAppHelp(c)
+			// No command is a usage mistake (exit 2): the help goes to
+			// stderr, so a script's stdout stays empty; --help is exit 0.
+			c.App.Writer = c.App.ErrWriter
+			if err := cli.ShowAppHelp(c); err != nil {
+				return err
+			}
+			return usagef("no command given; the commands are listed above")
 		},
 	}
 }

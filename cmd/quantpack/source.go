@@ -53,13 +53,22 @@ func addHubFlags(cmds []*cli.Command) {
 // path: a local path is returned as is (with a nil source), a Hub id is
 // served from the Hugging Face cache or downloaded into it, with a progress
 // bar on a terminal.
-func resolveSource(c *cli.Context, src string) (string, *hub.Source, error) {
+func resolveSource(c *cli.Context, cmd, arg, src string) (string, *hub.Source, error) {
+	if src == "" {
+		return "", nil, usagef("%s: %s is empty", cmd, arg)
+	}
 	opt := hub.Options{Token: c.String("token"), Offline: c.Bool("offline")}
 	bar := &downloadBar{name: src}
 	opt.Progress = bar.set
 	dir, s, err := hub.Resolve(c.Context, src, opt)
 	bar.done()
-	return dir, s, err
+	if err != nil || s != nil {
+		return dir, s, err
+	}
+	// Not a Hub id: a local path, which must exist (resolveInput says so
+	// in the one message shape every command uses).
+	p, err := resolveInput(cmd, arg, src)
+	return p, nil, err
 }
 
 // downloadBar shows bytes, rate and ETA of a download on stderr when it is
@@ -101,11 +110,11 @@ func (d *downloadBar) done() {
 
 // resolveSources resolves several SRCs; names maps each resolved Hub
 // snapshot to its repository name, for reports.
-func resolveSources(c *cli.Context, srcs []string) ([]string, map[string]string, error) {
+func resolveSources(c *cli.Context, cmd string, srcs []string) ([]string, map[string]string, error) {
 	out := make([]string, len(srcs))
 	names := map[string]string{}
 	for i, s := range srcs {
-		dir, h, err := resolveSource(c, s)
+		dir, h, err := resolveSource(c, cmd, "SRC", s)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -114,6 +114,9 @@ var (
 	// ErrNoSpace is an output file system with less free space than the
 	// bundle declares.
 	ErrNoSpace = fault.New(fault.Other, "bundle: not enough free disk space")
+	// ErrOutputFileExists: pack's output file exists and PackOptions.Overwrite
+	// was not set.
+	ErrOutputFileExists = fault.New(fault.Usage, "bundle: output file exists")
 )
 
 // EntryError locates a failure inside a bundle: which entry, where in the

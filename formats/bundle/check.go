@@ -181,7 +181,9 @@ func checkDir(dir string) (*CheckResult, error) {
 	}
 	var first error
 	if len(res.Differences) > 0 {
-		first = &FileError{Path: dir, Err: ErrMismatch, Detail: res.Differences[0]}
+		// The mismatchError around it already says ErrMismatch: the
+		// first difference is only located here, not classed again.
+		first = fmt.Errorf("%s: %s", dir, res.Differences[0])
 	}
 	return finishCheck(res, first)
 }

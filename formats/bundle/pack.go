@@ -49,6 +49,10 @@ type PackOptions struct {
 	// an error (ErrSize, ErrHash, ErrMissing): pack never launders a
 	// corrupt artifact into a bundle that passes check.
 	Rehash bool
+	// Overwrite lets the bundle replace an existing regular file at the
+	// output path; without it an existing output is refused
+	// (ErrOutputFileExists) and left untouched.
+	Overwrite bool
 
 	workers int // zstd goroutines (0: GOMAXPROCS); output does not depend on it
 }
@@ -86,6 +90,9 @@ var errStale = errors.New("bundle: sha256 differs from the expected one")
 // "files_rewritten_by": "pack" (files added after convert, such as
 // verify.json; a directory without a manifest gets one).
 //
+// out is cleaned first; an existing out is refused unless opts.Overwrite
+// (ErrOutputFileExists), and missing parent directories are made.
+//
 // A file the manifest lists must match it: missing (ErrMissing), of another
 // size (ErrSize) or another sha256 (ErrHash) is an error, so that a
 // corrupted artifact is never packed under fresh hashes, unless
@@ -97,9 +104,26 @@ var errStale = errors.New("bundle: sha256 differs from the expected one")
 // Memory is bounded by the copy buffer and the encoder's jobs, never by the
 // artifact.
 func Pack(ctx context.Context, dir, out string, opts PackOptions) (*PackResult, error) {
+	out = filepath.Clean(out)
 	if err := checkOutsideDir(dir, out); err != nil {
 		return nil, err
 	}
+	if err := checkOutputFile(out, opts.Overwrite); err != nil {
+		return nil, err
+	}
+	// Missing parent directories are made, as unpack makes them, and
+	// removed again when pack fails.
+	parent := filepath.Dir(out)
+	created := firstMissing(parent)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok && created != "" {
+			removeEmptyUpTo(parent, created)
+		}
+	}()
 	files, err := listFiles(dir)
 	if err != nil {
 		return nil, err
@@ -113,7 +137,9 @@ func Pack(ctx context.Context, dir, out string, opts PackOptions) (*PackResult, 
 			return nil, err
 		}
 	}
-	return packOnce(ctx, dir, out, files, orig, listed, doc, !opts.Rehash, opts)
+	res, err := packOnce(ctx, dir, out, files, orig, listed, doc, !opts.Rehash, opts)
+	ok = err == nil
+	return res, err
 }
 
 // rehashHint tells the user what to do about a file that differs from the
@@ -478,6 +504,26 @@ func checkOutsideDir(dir, out string) error {
 	}
 	if rel, err := filepath.Rel(d, o); err == nil && rel != ".." && !startsWithDotDot(rel) {
 		return &FileError{Path: out, Err: ErrOutputInside, Detail: "write the bundle outside " + dir}
+	}
+	return nil
+}
+
+// checkOutputFile refuses an output path that exists, unless overwrite is
+// set and it is a regular file: a mistyped -o must not replace a bundle (or
+// anything else) silently, and never a directory.
+func checkOutputFile(out string, overwrite bool) error {
+	fi, err := os.Lstat(out)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return &FileError{Path: out, Err: ErrOutputFileExists, Detail: "it is a directory; name the bundle file"}
+	case !overwrite:
+		return &FileError{Path: out, Err: ErrOutputFileExists, Detail: "choose another name, or --force to replace it"}
+	case !fi.Mode().IsRegular():
+		return &FileError{Path: out, Err: ErrOutputFileExists, Detail: "it is not a regular file"}
 	}
 	return nil
 }

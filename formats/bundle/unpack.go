@@ -58,8 +58,12 @@ type UnpackResult struct {
 // to the manifest's, every listed file present, the stream intact to its
 // end. On any failure the temporary directory is removed and outDir is left
 // as it was. Entries are refused when absolute, with "..", not regular files
-// (links, devices, directories), duplicated, or over a limit.
+// (links, devices, directories), duplicated, or over a limit. outDir is
+// cleaned first: "deploy/" and "deploy" are the same directory (the
+// temporary directory is made beside filepath.Dir of the clean path, never
+// inside the target).
 func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*UnpackResult, error) {
+	outDir = filepath.Clean(outDir)
 	if err := checkEmptyOrAbsent(outDir); err != nil {
 		return nil, err
 	}

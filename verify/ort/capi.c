@@ -56,7 +56,10 @@ int qp_load(const char *path, char *err, size_t errlen) {
 	}
 	api = a;
 	base = b;
-	OrtStatus *st = FN(CreateEnv)(QP_ORT_LOGGING_LEVEL_WARNING, "quantpack", &env);
+	// ORT's own log goes to stderr in colour; every failure that matters
+	// comes back as an OrtStatus and is reported by quantpack, so only
+	// fatal lines are let through (see Init in ort_cgo.go).
+	OrtStatus *st = FN(CreateEnv)(QP_ORT_LOGGING_LEVEL_FATAL, "quantpack", &env);
 	if (st == NULL) {
 		st = FN(CreateCpuMemoryInfo)(QP_ORT_DEVICE_ALLOCATOR, QP_ORT_MEM_TYPE_DEFAULT, &cpu_mem);
 	}

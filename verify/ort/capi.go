@@ -4,6 +4,9 @@ package ort
 
 /*
 #cgo LDFLAGS: -ldl
+// The Makefile turns deprecation warnings off for cgo packages (go-nvml's
+// wrappers of NVML functions CUDA 13 deprecated); our own C keeps them.
+#cgo CFLAGS: -Wdeprecated-declarations
 #include <stdlib.h>
 #include "capi.h"
 */

@@ -45,6 +45,7 @@ typedef struct OrtEpAssignedNode OrtEpAssignedNode;
 // and OrtMemType, which have negative values. The header check verifies this.
 enum {
 	QP_ORT_LOGGING_LEVEL_WARNING = 2,
+	QP_ORT_LOGGING_LEVEL_FATAL = 4,
 	QP_ORT_FAIL = 1,
 	QP_ORT_INVALID_ARGUMENT = 2,
 	QP_ONNX_TYPE_TENSOR = 1,

@@ -38,6 +38,7 @@ _Static_assert(ORT_API_VERSION >= QP_ORT_API_VERSION, "header older than capi.h"
 _Static_assert(offsetof(OrtApiBase, GetApi) == offsetof(qp_api_base, GetApi), "OrtApiBase.GetApi");
 _Static_assert(offsetof(OrtApiBase, GetVersionString) == offsetof(qp_api_base, GetVersionString), "OrtApiBase.GetVersionString");
 _Static_assert(QP_ORT_LOGGING_LEVEL_WARNING == ORT_LOGGING_LEVEL_WARNING, "logging level");
+_Static_assert(QP_ORT_LOGGING_LEVEL_FATAL == ORT_LOGGING_LEVEL_FATAL, "logging level fatal");
 _Static_assert(QP_ORT_FAIL == ORT_FAIL && QP_ORT_INVALID_ARGUMENT == ORT_INVALID_ARGUMENT, "error codes");
 _Static_assert(QP_ONNX_TYPE_TENSOR == ONNX_TYPE_TENSOR, "ONNXType");
 _Static_assert(QP_ORT_DEVICE_ALLOCATOR == OrtDeviceAllocator, "allocator type");

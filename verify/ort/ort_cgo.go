@@ -64,7 +64,11 @@ func Init(libPath string) error {
 	}
 	if !onnx.IsInitialized() {
 		onnx.SetSharedLibraryPath(libPath)
-		if err := onnx.InitializeEnvironment(); err != nil {
+		// The process-wide OrtEnv logs to stderr, in colour, lines such as
+		// the failed load of the CUDA provider that precede our own message
+		// saying the same; errors come back as statuses, so only fatal
+		// lines are logged.
+		if err := onnx.InitializeEnvironment(onnx.WithLogLevelFatal()); err != nil {
 			return errorf(ErrUnavailable, "load", libPath, "", "%v; %s", err, fixHint)
 		}
 	}
