@@ -37,6 +37,8 @@ Graph forms:
    int8   --int8-mode dynamic: com.microsoft DynamicQuantizeMatMul (activations
           quantized per call, ORT's fast U8S8 CPU path); qdq: DequantizeLinear
           (per output channel) → MatMul, weights only
+          static: calibrated W8A8 QDQ, the FP32 export then quantize's pass
+          (--calib-images DIR, --calib-samples N; see quantpack quantize --help)
    int4   com.microsoft MatMulNBits (bits 4, accuracy_level 4 by default)
    nf4    com.microsoft MatMulBnb4 (bitsandbytes layout, absmax restored)
 
