@@ -587,3 +587,28 @@ func TestLocalPathWins(t *testing.T) {
 		t.Fatalf("got %s %v %v", dir, src, err)
 	}
 }
+
+// TestSnapshotPathProvenance: a snapshot directory given as a local path is
+// used as it is, and described as the Hub commit it is.
+func TestSnapshotPathProvenance(t *testing.T) {
+	h := newHub(t)
+	opt := testOptions(t, h)
+	dir, want, err := Resolve(context.Background(), testRepo, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(h.Requests())
+	got, src, err := Resolve(context.Background(), dir, opt)
+	if err != nil || got != dir || src == nil || !sameSource(src, want) || src.Revision != "main" {
+		t.Fatalf("snapshot path: %s %+v %v, want %+v", got, src, err, want)
+	}
+	if len(h.Requests()) != n {
+		t.Error("a local snapshot path made requests")
+	}
+	// A directory that merely looks like one is not described.
+	fake := filepath.Join(t.TempDir(), "models--a--b", "snapshots", testCommit)
+	os.MkdirAll(fake, 0o755)
+	if _, src, err := Resolve(context.Background(), fake, opt); err != nil || src != nil {
+		t.Errorf("empty look-alike described: %+v %v", src, err)
+	}
+}
