@@ -92,6 +92,9 @@ func ParseExportPrecision(s string) (ExportPrecision, error) {
 	return "", fmt.Errorf("unknown precision %q (want fp32, fp16, int8, int4 or nf4)", s)
 }
 
+// Validate reports option mistakes (usage errors) without doing any work.
+func (o ExportOptions) Validate() error { return o.validate() }
+
 func (o *ExportOptions) validate() error {
 	if o.Precision != "" {
 		if _, err := ParseExportPrecision(string(o.Precision)); err != nil {

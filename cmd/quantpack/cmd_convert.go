@@ -77,6 +77,9 @@ Example:
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
 			}
+			if err := opt.Validate(); err != nil {
+				return err // before a download
+			}
 			src, origin, err := resolveSource(c, c.Args().First())
 			if err != nil {
 				return err

@@ -101,6 +101,9 @@ Example:
 				}
 			}
 			out := c.String("output")
+			if err := opt.Validate(); err != nil {
+				return err // before a download
+			}
 			src, origin, err := resolveSource(c, c.Args().First())
 			if err != nil {
 				return err
