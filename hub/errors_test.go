@@ -110,4 +110,3 @@ func TestRateLimitThenSuccess(t *testing.T) {
 		t.Fatalf("two 429s then OK with 2 retries: %v", err)
 	}
 }
-
