@@ -110,3 +110,36 @@ func TestRateLimitThenSuccess(t *testing.T) {
 		t.Fatalf("two 429s then OK with 2 retries: %v", err)
 	}
 }
+
+// TestDiskFull writes the blob into /dev/full (the partial blob is made a
+// link to it): the error names the file and the cause, is not retried, and
+// nothing is linked.
+func TestDiskFull(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	h := newHub(t)
+	opt := testOptions(t, h)
+	w := testFiles()["model.safetensors"]
+	blobs := filepath.Join(opt.CacheDir, "models--acme--tiny-vit/blobs")
+	os.MkdirAll(blobs, 0o755)
+	if err := os.Symlink("/dev/full", filepath.Join(blobs, hubtest.SHA256(w)+".incomplete")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := Resolve(context.Background(), testRepo, opt)
+	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "model.safetensors") {
+		t.Fatalf("err = %v", err)
+	}
+	gets := 0
+	for _, r := range h.Requests() {
+		if strings.HasPrefix(r, "GET /acme/tiny-vit/"+hubtest.SHA256(w)) {
+			gets++
+		}
+	}
+	if gets != 1 {
+		t.Errorf("%d GETs of the weights, want 1 (a full disk is not retried)", gets)
+	}
+	if _, err := os.Lstat(filepath.Join(opt.CacheDir, "models--acme--tiny-vit/snapshots", testCommit, "model.safetensors")); err == nil {
+		t.Error("linked after a write failure")
+	}
+}
