@@ -128,7 +128,11 @@ func convertSummary(m *convert.Manifest, out string) ConvertSummary {
 
 func printConvertTable(w io.Writer, m *convert.Manifest, out string) {
 	t := m.Totals
-	fmt.Fprintf(w, "%s → %s (%s, %s)\n", m.Sources[0].Path, out, m.Precision, m.Architecture)
+	from := m.Sources[0].Path
+	if m.Hub != nil {
+		from = m.Hub.Repo + "@" + m.Hub.Commit[:12]
+	}
+	fmt.Fprintf(w, "%s → %s (%s, %s)\n", from, out, m.Precision, m.Architecture)
 	fmt.Fprintf(w, "size: %s → %s (%.3f×), %.2f bits/param, %d of %d params quantized\n",
 		humanBytes(t.BytesIn), humanBytes(t.BytesOut), t.Ratio, t.BitsPerParam, t.QuantizedParams, t.Params)
 	if t.FP16Overflow > 0 {

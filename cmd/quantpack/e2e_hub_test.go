@@ -47,7 +47,10 @@ func testE2EHub(t *testing.T, vit string) {
 
 	t.Run("convert", func(t *testing.T) {
 		out := filepath.Join(dir, "nf4")
-		qpEnv(t, env(), "convert", "acme/tiny-vit", "-o", out, "--precision", "nf4").ok(t)
+		r := qpEnv(t, env(), "convert", "acme/tiny-vit", "-o", out, "--precision", "nf4").ok(t)
+		if !bytes.Contains(r.stdout, []byte("acme/tiny-vit@"+commit[:12]+" → ")) {
+			t.Errorf("summary does not name the Hub source:\n%s", r.stdout)
+		}
 		var m struct {
 			Hub   *hub.Source     `json:"hub"`
 			Files []manifest.File `json:"files"`
