@@ -80,6 +80,10 @@ func (o *Options) restTorchDType() string {
 	return "float16"
 }
 
+// Validate reports option mistakes (usage errors) without doing any work, so
+// that callers can check flags before slow preparation such as a download.
+func (o Options) Validate() error { return o.validate() }
+
 func (o *Options) validate() error {
 	if _, err := ParsePrecision(string(o.Precision)); err != nil {
 		return usage(err)

@@ -82,6 +82,9 @@ type ExportOptions struct {
 	SourceHashes []manifest.File
 }
 
+// Validate reports option mistakes (usage errors) without doing any work.
+func (o ExportOptions) Validate() error { return o.validate() }
+
 func (o *ExportOptions) validate() error {
 	if o.Precision != "" {
 		if _, err := ParseExportPrecision(string(o.Precision)); err != nil {

@@ -100,6 +100,30 @@ func (c *repoCache) commitFor(rev string) (string, bool) {
 	return commit, commitHash.MatchString(commit)
 }
 
+// revisionOf names a commit by a ref that points at it ("main" first, then
+// the others in name order), or by the commit itself.
+func (c *repoCache) revisionOf(commit string) string {
+	if b, err := readSmall(filepath.Join(c.dir, "refs", DefaultRevision), 256); err == nil && strings.TrimSpace(string(b)) == commit {
+		return DefaultRevision
+	}
+	var found string
+	root := filepath.Join(c.dir, "refs")
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return nil
+		}
+		if b, err := readSmall(p, 256); err == nil && strings.TrimSpace(string(b)) == commit {
+			rel, _ := filepath.Rel(root, p)
+			found = filepath.ToSlash(rel)
+		}
+		return nil
+	})
+	if found != "" {
+		return found
+	}
+	return commit
+}
+
 // writeRef records revision → commit as huggingface_hub does: only for a
 // revision that is not itself the commit, only when it changed, and with
 // no trailing newline.

@@ -214,6 +214,10 @@ func (d *downloader) stream(ctx context.Context, file string, m fileMeta, f *os.
 		if ctx.Err() != nil {
 			return off, ctx.Err()
 		}
+		var we writeError
+		if errors.As(err, &we) {
+			return off, d.fail(file, m, err, "free space in the cache (or point HF_HUB_CACHE elsewhere) and run again; the partial blob is kept")
+		}
 		if errors.Is(err, ErrChecksum) || !isNetErr(err) {
 			return off, d.fail(file, m, err, "")
 		}
@@ -250,7 +254,7 @@ func (d *downloader) copy(ctx context.Context, f *os.File, hs *hashes, body io.R
 				return n, fmt.Errorf("%w: the server sent more than the %d bytes it announced", ErrChecksum, m.size)
 			}
 			if _, err := f.Write(buf[:k]); err != nil {
-				return n, writeError{fmt.Errorf("write %s: %w", f.Name(), err)} // disk full lands here
+				return n, writeError{err} // disk full lands here; err names the file
 			}
 			hs.Write(buf[:k])
 			n += int64(k)

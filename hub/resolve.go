@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -63,15 +64,17 @@ func (o *Options) defaults() {
 }
 
 // Resolve turns a command's SRC into a local path. An existing local path is
-// returned unchanged with a nil Source, and so is anything that is not a Hub
-// id (the caller reports it missing). An id org/name[@revision] is served
+// returned unchanged, with a nil Source unless it is a snapshot directory of
+// the Hugging Face cache (then it is described like the id); anything that is
+// not a Hub id is returned unchanged with a nil Source (the caller reports it
+// missing). An id org/name[@revision] is served
 // from the Hugging Face cache when the snapshot holds everything quantpack
 // reads (no request is made), else downloaded into that cache; the result is
 // the snapshot directory and a Source recording the commit and every file's
 // sha256.
 func Resolve(ctx context.Context, src string, opt Options) (string, *Source, error) {
 	if _, err := os.Stat(src); err == nil {
-		return src, nil, nil
+		return src, snapshotSource(src), nil
 	}
 	ref, ok := ParseRef(src)
 	if !ok {
@@ -100,6 +103,39 @@ func Resolve(ctx context.Context, src string, opt Options) (string, *Source, err
 			ref.Revision, opt.CacheDir)}
 	}
 	return download(ctx, ref, rc, &opt)
+}
+
+// snapshotSource recognises a local path that is a snapshot of the Hugging
+// Face cache (<cache>/models--org--name/snapshots/<commit>, as transformers
+// users often pass it) and describes it, so that its provenance is recorded
+// as if the id had been given. Anything else yields nil.
+func snapshotSource(p string) *Source {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil
+	}
+	commit := filepath.Base(abs)
+	snaps := filepath.Dir(abs)
+	folder := filepath.Base(filepath.Dir(snaps))
+	rest, ok := strings.CutPrefix(folder, "models--")
+	if !ok || filepath.Base(snaps) != "snapshots" || !commitHash.MatchString(commit) {
+		return nil
+	}
+	ref, ok := ParseRef(strings.Replace(rest, "--", "/", 1))
+	if !ok || FolderName(ref.Repo) != folder {
+		return nil
+	}
+	rc := newRepoCache(filepath.Dir(filepath.Dir(snaps)), ref.Repo)
+	st, err := rc.inspect(ref.Repo, commit)
+	if err != nil || len(st.missing) > 0 {
+		return nil
+	}
+	ref.Revision = rc.revisionOf(commit)
+	s, err := recordAll(rc, ref, commit, st.present)
+	if err != nil {
+		return nil
+	}
+	return s
 }
 
 // recordAll describes files already in a snapshot.

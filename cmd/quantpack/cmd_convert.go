@@ -92,6 +92,9 @@ vit-base) and pass that directory.
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
 				FailOnNonFinite: c.Bool("fail-on-nonfinite"), DequantizeInput: c.Bool("dequantize-input"),
 			}
+			if err := opt.Validate(); err != nil {
+				return err // before a download
+			}
 			src, origin, err := resolveSource(c, "convert", "SRC", c.Args().First())
 			if err != nil {
 				return err
@@ -146,7 +149,11 @@ func convertSummary(m *convert.Manifest, out string) ConvertSummary {
 
 func printConvertTable(w io.Writer, m *convert.Manifest, src, out string) {
 	t := m.Totals
-	fmt.Fprintf(w, "%s → %s (%s, %s)\n", src, out, m.Precision, m.Architecture)
+	from := src
+	if m.Hub != nil {
+		from = m.Hub.Repo + "@" + m.Hub.Commit[:12]
+	}
+	fmt.Fprintf(w, "%s → %s (%s, %s)\n", from, out, m.Precision, m.Architecture)
 	fmt.Fprintf(w, "size: %s → %s (%.3f×), %.2f bits/param, %d of %d params quantized\n",
 		humanBytes(t.BytesIn), humanBytes(t.BytesOut), t.Ratio, t.BitsPerParam, t.QuantizedParams, t.Params)
 	if t.FP16Overflow > 0 {

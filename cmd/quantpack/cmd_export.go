@@ -103,6 +103,13 @@ Example:
 				}
 			}
 			out := outputPath(c)
+			vopt := opt
+			if vopt.Int8Mode == int8Static { // exportStatic exports fp32 first
+				vopt.Int8Mode = ""
+			}
+			if err := vopt.Validate(); err != nil {
+				return err // before a download
+			}
 			src, origin, err := resolveSource(c, "export", "SRC", c.Args().First())
 			if err != nil {
 				return err

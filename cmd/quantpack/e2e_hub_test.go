@@ -47,7 +47,10 @@ func testE2EHub(t *testing.T, vit string) {
 
 	t.Run("convert", func(t *testing.T) {
 		out := filepath.Join(dir, "nf4")
-		qpEnv(t, env(), "convert", "acme/tiny-vit", "-o", out, "--precision", "nf4").ok(t)
+		r := qpEnv(t, env(), "convert", "acme/tiny-vit", "-o", out, "--precision", "nf4").ok(t)
+		if !bytes.Contains(r.stdout, []byte("acme/tiny-vit@"+commit[:12]+" → ")) {
+			t.Errorf("summary does not name the Hub source:\n%s", r.stdout)
+		}
 		var m struct {
 			Hub   *hub.Source     `json:"hub"`
 			Files []manifest.File `json:"files"`
@@ -182,6 +185,13 @@ func testE2EHub(t *testing.T, vit string) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
+		// A flag mistake is reported before any download.
+		n := len(h.Requests())
+		qpEnv(t, env(), "convert", "acme/broken", "-o", filepath.Join(dir, "x0"), "--precision", "nf4", "--block-size", "7").wantCode(t, ExitUsage, "block-size")
+		qpEnv(t, env(), "export", "acme/broken", "-o", filepath.Join(dir, "x0"), "--int8-mode", "fast").wantCode(t, ExitUsage, "int8-mode")
+		if len(h.Requests()) != n {
+			t.Errorf("a usage error made requests: %v", h.Requests()[n:])
+		}
 		qpEnv(t, env(), "convert", "acme/old", "-o", filepath.Join(dir, "x1"), "--precision", "nf4").wantCode(t, ExitUnsupported, "pytorch_model.bin")
 		qpEnv(t, env(), "convert", "acme/nope", "-o", filepath.Join(dir, "x2"), "--precision", "nf4").wantCode(t, ExitInvalid, "acme/nope", "HF_TOKEN")
 		qpEnv(t, env(), "convert", "acme/tiny-vit@v9", "-o", filepath.Join(dir, "x3"), "--precision", "nf4").wantCode(t, ExitInvalid, "revision not found")
