@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/hub"
@@ -18,6 +18,7 @@ import (
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options are convert's flags.
@@ -422,7 +423,7 @@ func uniqueWriters(ws map[string]*safetensors.Writer) []*safetensors.Writer {
 // handled start to finish by one worker and written at its precomputed offset,
 // so the output bytes do not depend on the thread count or the schedule.
 func runItems(ctx context.Context, items []*item, ws map[string]*safetensors.Writer, opt *Options) error {
-	threads := opt.Threads
+	threads := opt.withDefaults().Threads
 	var total int64
 	for _, it := range items {
 		total += it.src.Size
@@ -431,52 +432,37 @@ func runItems(ctx context.Context, items []*item, ws map[string]*safetensors.Wri
 	order := make([]*item, len(items))
 	copy(order, items)
 	sort.SliceStable(order, func(i, j int) bool { return order[i].src.Size > order[j].src.Size })
-	jobs := make(chan *item)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		done     int64
-	)
-	for w := 0; w < threads; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var sc scratch
-			for it := range jobs {
-				if err := processItem(it, ws, &sc, opt); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					cancel()
-					continue
-				}
-				mu.Lock()
-				done += it.src.Size
-				d := done
-				mu.Unlock()
-				if opt.Progress != nil {
-					opt.Progress(d, total)
-				}
-			}
-		}()
+	// At most threads items run at once, so a free scratch is always
+	// waiting: each running item borrows one and its buffers are reused.
+	scratches := make(chan *scratch, threads)
+	for range threads {
+		scratches <- new(scratch)
 	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(threads)
+	var done atomic.Int64
 	for _, it := range order {
-		select {
-		case jobs <- it:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break // a worker failed or ctx was cancelled
 		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			sc := <-scratches
+			defer func() { scratches <- sc }()
+			if err := processItem(it, ws, sc, opt); err != nil {
+				return err
+			}
+			d := done.Add(it.src.Size)
+			if opt.Progress != nil {
+				opt.Progress(d, total)
+			}
+			return nil
+		})
 	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }

@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"golang.org/x/sync/errgroup"
 )
 
 // SynthResult describes a synthesized checkpoint.
@@ -104,55 +104,37 @@ func synthWrite(ctx context.Context, w *safetensors.Writer, specs specList, cfg 
 		threads = runtime.NumCPU()
 	}
 	layerScale := cfg.Float("layer_scale_init_value", cfg.Float("layerscale_value", 1))
-	jobs := make(chan safetensors.TensorSpec)
-	errs := make(chan error, threads)
-	var wg sync.WaitGroup
-	for i := 0; i < threads; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var buf []float32
-			for s := range jobs {
-				if s.DType != safetensors.F32 {
-					// Counters such as BatchNorm's num_batches_tracked
-					// (I64): zero, as a freshly saved module has.
-					if err := w.WriteTensor(s.Name, make([]byte, specBytes(s))); err != nil {
-						errs <- err
-						return
-					}
-					continue
-				}
-				n := int(specBytes(s) / 4)
-				buf = grow(buf, n)
-				synthInit(buf, s, seed, layerScale)
-				if err := w.WriteTensor(s.Name, bytesOfF32(buf)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+	// Buffers are reused across tensors: at most threads run at once, so
+	// a free one is always waiting.
+	bufs := make(chan []float32, threads)
+	for range threads {
+		bufs <- nil
 	}
-	var err error
-loop:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(threads)
 	for _, s := range specs {
-		select {
-		case jobs <- s:
-		case err = <-errs:
-			break loop
-		case <-ctx.Done():
-			err = ctx.Err()
-			break loop
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if s.DType != safetensors.F32 {
+				// Counters such as BatchNorm's num_batches_tracked (I64):
+				// zero, as a freshly saved module has.
+				return w.WriteTensor(s.Name, make([]byte, specBytes(s)))
+			}
+			buf := grow(<-bufs, int(specBytes(s)/4))
+			defer func() { bufs <- buf }()
+			synthInit(buf, s, seed, layerScale)
+			return w.WriteTensor(s.Name, bytesOfF32(buf))
+		})
 	}
-	close(jobs)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errs:
-		default:
-		}
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	return err
+	return ctx.Err()
 }
 
 // synthInit fills one tensor. Each tensor has its own generator seeded by

@@ -60,7 +60,7 @@ func (e *ImageError) Error() string {
 		s += " (" + e.Format + ")"
 	}
 	if e.Offset >= 0 {
-		s += fmt.Sprintf(" after byte %d of %d", e.Offset, e.Size)
+		s += fmt.Sprintf(" at or before byte %d of %d", e.Offset, e.Size)
 	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
-	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // SkippedImage is an image the Loader left out because it failed to decode
@@ -156,25 +156,20 @@ func (l *Loader) fill(ctx context.Context, cand []Sample, first int, dst []float
 		}
 		return errs
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(cand) {
-					return
-				}
-				if ctx.Err() != nil {
-					errs[i] = ctx.Err()
-					continue
-				}
-				work(i)
+	// Each sample's error is kept in its slot (a bad image does not stop
+	// the others), so the group's own error is always nil.
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for i := range cand {
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return nil
 			}
-		}()
+			work(i)
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return errs
 }

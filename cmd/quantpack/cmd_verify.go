@@ -3,20 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
@@ -339,102 +336,27 @@ var childExe = func() (string, []string, error) {
 	return exe, nil, err
 }
 
-// ErrMemoryChild is a memory child that failed.
-var ErrMemoryChild = fault.New(fault.Other, "verify: memory measurement child failed")
-
-// memoryProbe re-executes this binary as `quantpack verify --child-measure`.
+// memoryProbe re-executes this binary as `quantpack verify --child-measure`
+// (the protocol is verify's: verify.ChildCommand).
 func (o *verifyOptions) memoryProbe() verify.MemoryProbe {
 	return func(ctx context.Context, model string, batch int) (verify.ChildMemory, error) {
 		exe, env, err := childExe()
 		if err != nil {
 			return verify.ChildMemory{}, err
 		}
-		args := []string{"verify", "--ort-lib", o.ortLib, "--device", o.device, "--threads", strconv.Itoa(o.threads),
-			"--seed", strconv.FormatUint(o.seed, 10)}
-		if o.epLibrary != "" {
-			args = append(args, "--ep-library", o.epLibrary)
-		}
-		if model == "" {
-			args = append(args, "--child-runtime")
-		} else {
-			args = append(args, "--child-measure", model, "--child-batch", strconv.Itoa(batch))
-		}
-		cmd := exec.CommandContext(ctx, exe, args...)
-		cmd.Env = append(os.Environ(), env...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &limitedBuffer{buf: &stdout, max: maxChildStdout}, &stderr
-		m, err := verify.MeasureChild(cmd)
-		if err != nil {
-			kind := ErrMemoryChild
-			var ee *exec.ExitError
-			if errors.As(err, &ee) && ee.ExitCode() == ExitRuntime {
-				kind = ort.ErrUnavailable // the child could not load the runtime or device
-			}
-			return m, fmt.Errorf("%w: %v: %s", kind, err, strings.TrimSpace(stderr.String()))
-		}
-		if model != "" && o.device == ort.DeviceCUDA {
-			// GPU memory travels only in the child's report on stdout; a
-			// report that cannot be read costs the GPU figure, not the run.
-			if rep, perr := parseChildReport(stdout.Bytes()); perr != nil {
-				m.GPUNote = fmt.Sprintf("the memory child's report could not be read: %v", perr)
-			} else {
-				m.GPUBytes, m.GPUDevice, m.GPUNote = rep.GPUBytes, rep.GPUDevice, rep.GPUNote
-			}
-		}
-		return m, nil
+		c := verify.ChildCommand{Exe: exe, Env: env, ORTLib: o.ortLib, Device: o.device, EPLibrary: o.epLibrary,
+			Threads: o.threads, Seed: o.seed, ExitErr: childExitErr}
+		return c.Probe(o.device == ort.DeviceCUDA)(ctx, model, batch)
 	}
 }
 
-// maxChildStdout bounds what a memory child's stdout may hold: its report
-// is a few hundred bytes, anything far beyond is not ours.
-const maxChildStdout = 1 << 20
-
-// limitedBuffer keeps the first max bytes written to it and drops the rest
-// (without failing the writer, so the child never blocks on its stdout).
-type limitedBuffer struct {
-	buf *bytes.Buffer
-	max int
-}
-
-func (w *limitedBuffer) Write(p []byte) (int, error) {
-	if room := w.max - w.buf.Len(); room > 0 {
-		w.buf.Write(p[:min(len(p), room)])
+// childExitErr: a child that exits ExitRuntime could not load the runtime
+// or the device.
+func childExitErr(code int) error {
+	if code == ExitRuntime {
+		return ort.ErrUnavailable
 	}
-	return len(p), nil
-}
-
-// parseChildReport reads the childReport a memory child printed: the last
-// JSON object that starts at the beginning of a line (printJSON indents its
-// members), so that a line a library printed before it does no harm.
-func parseChildReport(out []byte) (childReport, error) {
-	out = bytes.TrimSpace(out)
-	start := bytes.LastIndex(out, []byte("\n{"))
-	if start >= 0 {
-		start++
-	} else if bytes.HasPrefix(out, []byte("{")) {
-		start = 0
-	} else {
-		return childReport{}, errors.New("no JSON object on stdout")
-	}
-	var r childReport
-	dec := json.NewDecoder(bytes.NewReader(out[start:]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return childReport{}, err
-	}
-	return r, nil
-}
-
-// childReport is what a memory child prints on stdout. GPUBytes is null
-// unless the device is cuda and NVML answered; GPUNote then says why.
-type childReport struct {
-	Model        string `json:"model,omitempty"`
-	Batch        int    `json:"batch,omitempty"`
-	PeakRSSBytes int64  `json:"peak_rss_bytes"`
-	RSSBytes     int64  `json:"rss_bytes"`
-	GPUBytes     *int64 `json:"gpu_bytes"`
-	GPUDevice    string `json:"gpu_device,omitempty"`
-	GPUNote      string `json:"gpu_note,omitempty"`
+	return nil
 }
 
 // runVerifyChild is the hidden child mode: load ONNX Runtime (and the
@@ -460,8 +382,7 @@ func runVerifyChild(ctx context.Context, o verifyOptions, stdout io.Writer) erro
 	if err := verify.ReportPeakRSS(); err != nil {
 		return err
 	}
-	return printJSON(stdout, childReport{Model: model, Batch: o.childBatch, PeakRSSBytes: m.RSS.Peak, RSSBytes: m.RSS.Current,
-		GPUBytes: m.GPUBytes, GPUDevice: m.GPUDevice, GPUNote: m.GPUNote})
+	return verify.NewChildReport(model, o.childBatch, m).Write(stdout)
 }
 
 // ownGPUMemory is the GPUQuery of a memory child: its own process's GPU

@@ -139,7 +139,7 @@ func (e *EntryError) Error() string {
 	if e.Index >= 0 {
 		fmt.Fprintf(&b, "entry %d %q ", e.Index, e.Name)
 	}
-	fmt.Fprintf(&b, "at tar offset %d: %v", e.Offset, e.Err)
+	fmt.Fprintf(&b, "at byte %d of the tar stream: %v", e.Offset, e.Err)
 	if e.Detail != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Detail)

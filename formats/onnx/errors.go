@@ -77,7 +77,7 @@ func (e *FormatError) Error() string {
 	}
 	s += e.Msg
 	if e.Offset >= 0 {
-		s += fmt.Sprintf(" (at byte %d)", e.Offset)
+		s += fmt.Sprintf(" at byte %d", e.Offset)
 	}
 	if e.Err != nil {
 		s += ": " + strings.TrimPrefix(e.Err.Error(), "onnx: ")

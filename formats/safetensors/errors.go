@@ -102,7 +102,7 @@ func (e *FormatError) Error() string {
 		fmt.Fprintf(&b, "tensor %q: ", e.Tensor)
 	}
 	if e.Offset >= 0 {
-		fmt.Fprintf(&b, "byte %#x: ", e.Offset)
+		fmt.Fprintf(&b, "at byte %d: ", e.Offset)
 	}
 	msg := e.Msg
 	if msg == "" && e.Err != nil {

@@ -237,7 +237,7 @@ func TestLyingSizeDoesNotAllocate(t *testing.T) {
 // TestFormatErrorMessage pins the shape of the message people read.
 func TestFormatErrorMessage(t *testing.T) {
 	e := &FormatError{File: "model.safetensors", Tensor: "a.weight", Offset: 0x1234, Msg: `data offsets overlap "b"`, Err: ErrOffsets}
-	if got, want := e.Error(), `safetensors: model.safetensors: tensor "a.weight": byte 0x1234: data offsets overlap "b"`; got != want {
+	if got, want := e.Error(), `safetensors: model.safetensors: tensor "a.weight": at byte 4660: data offsets overlap "b"`; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	e = &FormatError{File: "x", Offset: noOffset, Err: ErrTruncated}

@@ -228,7 +228,7 @@ func (w *Writer) WriteTensor(name string, data []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("safetensors: write %s: tensor %q at byte %#x: %w", w.path, name, t.Offset, err)
+		err = fmt.Errorf("safetensors: write %s: tensor %q at byte %d: %w", w.path, name, t.Offset, err)
 		if w.err == nil {
 			w.err = err
 		}
