@@ -191,21 +191,6 @@ func openSource(path string, generic, allowQuantized bool) (*Source, error) {
 	return s, nil
 }
 
-// refuseQuantized returns ErrQuantizedInput, naming what was found, when the
-// checkpoint holds quantized weights (the layouts inspect reports).
-func refuseQuantized(path string, ck *safetensors.Checkpoint) error {
-	found, _ := QuantSchemes(ck)
-	if len(found) == 0 {
-		return nil
-	}
-	var what []string
-	for _, q := range found {
-		what = append(what, fmt.Sprintf("%s (%s, %d tensors)", q.Scheme, q.Writer, q.Tensors))
-	}
-	return fmt.Errorf("%s: %w: %s; convert needs the original float checkpoint, or --dequantize-input to requantize its reconstruction (quantpack inspect %s shows the layout)",
-		path, ErrQuantizedInput, strings.Join(what, ", "), path)
-}
-
 // Close releases the checkpoint.
 func (s *Source) Close() error { return s.Ckpt.Close() }
 
@@ -580,56 +565,6 @@ func (u usageErr) FaultClass() fault.Class { return fault.Usage }
 func IsUsage(err error) bool {
 	var u usageErr
 	return errors.As(err, &u)
-}
-
-// hashSources starts hashing files in the background and returns a function
-// that waits for the result.
-func hashSources(ctx context.Context, files []string) func() ([]manifest.File, error) {
-	type result struct {
-		hs  []manifest.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		var r result
-		for _, f := range files {
-			if ctx.Err() != nil {
-				r.err = ctx.Err()
-				break
-			}
-			h, err := manifest.HashFileContext(ctx, f)
-			if err != nil {
-				r.err = err
-				break
-			}
-			r.hs = append(r.hs, h)
-		}
-		ch <- r
-	}()
-	return func() ([]manifest.File, error) {
-		r := <-ch
-		return r.hs, r.err
-	}
-}
-
-// nonFiniteErr returns ErrNonFinite naming the tensors with NaN or ±Inf.
-func nonFiniteErr(path string, items []*item) error {
-	var names []string
-	for _, it := range items {
-		if nf := it.rec.NonFinite; nf.any() {
-			names = append(names, fmt.Sprintf("%s (source %d NaN %d Inf, output %d NaN %d Inf)",
-				it.rec.Name, nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf))
-		}
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	n := len(names)
-	more := ""
-	if n > maxListed {
-		names, more = names[:maxListed], fmt.Sprintf(" and %d more", n-maxListed)
-	}
-	return fmt.Errorf("%s: %w: %d tensors: %s%s", path, ErrNonFinite, n, strings.Join(names, "; "), more)
 }
 
 // outputErr classifies a failure to create the output directory: an

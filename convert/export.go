@@ -405,28 +405,3 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec E
 	}
 	return newExportManifest(s, origin, b, prec, from, hashes)
 }
-
-type hashResult struct {
-	files []manifest.File
-	err   error
-}
-
-// hashFilesAsync hashes a checkpoint's files in the background. (An
-// artifact's manifest has its checkpoint's hashes already.)
-func hashFilesAsync(ctx context.Context, origin *exportSource) <-chan hashResult {
-	ch := make(chan hashResult, 1)
-	files := origin.ckpt.Files()
-	go func() {
-		var r hashResult
-		for _, f := range files {
-			h, err := manifest.HashFileContext(ctx, f)
-			if err != nil {
-				r.err = err
-				break
-			}
-			r.files = append(r.files, h)
-		}
-		ch <- r
-	}()
-	return ch
-}
