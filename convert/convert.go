@@ -186,21 +186,6 @@ func openSource(path string, generic, allowQuantized bool) (*Source, error) {
 	return s, nil
 }
 
-// refuseQuantized returns ErrQuantizedInput, naming what was found, when the
-// checkpoint holds quantized weights (the layouts inspect reports).
-func refuseQuantized(path string, ck *safetensors.Checkpoint) error {
-	found, _ := QuantSchemes(ck)
-	if len(found) == 0 {
-		return nil
-	}
-	var what []string
-	for _, q := range found {
-		what = append(what, fmt.Sprintf("%s (%s, %d tensors)", q.Scheme, q.Writer, q.Tensors))
-	}
-	return fmt.Errorf("%s: %w: %s; convert needs the original float checkpoint, or --dequantize-input to requantize its reconstruction (quantpack inspect %s shows the layout)",
-		path, ErrQuantizedInput, strings.Join(what, ", "), path)
-}
-
 // Close releases the checkpoint.
 func (s *Source) Close() error { return s.Ckpt.Close() }
 
@@ -563,45 +548,6 @@ func (u usageErr) Unwrap() error { return u.error }
 
 // FaultClass makes option mistakes exit 2.
 func (u usageErr) FaultClass() fault.Class { return fault.Usage }
-
-// hashSources hashes the source files in the background and returns a
-// function that waits for the result. Hashing stops within a chunk of ctx
-// being cancelled; callers cancel it when the work it overlaps fails.
-func hashSources(ctx context.Context, files []string) func() ([]manifest.File, error) {
-	type result struct {
-		hs  []manifest.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		hs, err := manifest.HashFiles(ctx, files)
-		ch <- result{hs, err}
-	}()
-	return func() ([]manifest.File, error) {
-		r := <-ch
-		return r.hs, r.err
-	}
-}
-
-// nonFiniteErr returns ErrNonFinite naming the tensors with NaN or ±Inf.
-func nonFiniteErr(path string, items []*item) error {
-	var names []string
-	for _, it := range items {
-		if nf := it.rec.NonFinite; nf.any() {
-			names = append(names, fmt.Sprintf("%s (source %d NaN %d Inf, output %d NaN %d Inf)",
-				it.rec.Name, nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf))
-		}
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	n := len(names)
-	more := ""
-	if n > maxListed {
-		names, more = names[:maxListed], fmt.Sprintf(" and %d more", n-maxListed)
-	}
-	return fmt.Errorf("%s: %w: %d tensors: %s%s", path, ErrNonFinite, n, strings.Join(names, "; "), more)
-}
 
 // outputErr classifies a failure to create the output directory: an
 // occupied -o is a usage mistake (exit 2), anything else (permissions, a

@@ -269,6 +269,10 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 		return nil, outputErr(err)
 	}
 	defer dir.Abort()
+	var conv *Totals // of the conversion behind the export
+	if s.artifact != nil {
+		conv = &s.artifact.Totals
+	}
 	if s.artifact == nil && prec != ExportFP32 {
 		copt := opt.Convert
 		copt.Precision = prec
@@ -277,14 +281,19 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 			copt.SourceHashes = opt.SourceHashes
 		}
 		tmp := dir.Join("convert.tmp")
-		if _, err := Convert(ctx, src, tmp, copt); err != nil {
+		cm, err := Convert(ctx, src, tmp, copt)
+		if err != nil {
 			return nil, err
 		}
+		conv = &cm.Totals
 		if s, err = openExportSource(tmp); err != nil {
 			return nil, err
 		}
 	}
 	m, err := exportInto(ctx, s, origin, dir.Tmp(), prec, &opt)
+	if err == nil && conv != nil {
+		m.NonFiniteTensors, m.NonFinite = conv.NonFiniteTensors, conv.NonFinite
+	}
 	if s != origin {
 		s.Close()
 		// The temporary artifact is not part of the export.

@@ -30,7 +30,12 @@ type ExportManifest struct {
 	Image        ImageSpec       `json:"image"`
 	Sizes        ExportSizes     `json:"sizes"`
 	Source       ExportOrigin    `json:"source"`
-	Files        []manifest.File `json:"files"`
+	// NonFiniteTensors and NonFinite count the tensors with NaN or ±Inf
+	// found by the conversion behind the export (convert's totals); an fp32
+	// export of a checkpoint converts nothing and does not look.
+	NonFiniteTensors int             `json:"non_finite_tensors,omitempty"`
+	NonFinite        *NonFinite      `json:"non_finite,omitempty"`
+	Files            []manifest.File `json:"files"`
 }
 
 // IOSpec is a graph input or output; -1 marks the dynamic batch dimension.

@@ -146,29 +146,32 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 }
 
 // countNonFinite records the NaN and ±Inf values of a float tensor's source
-// and output when the error statistics (which count them) are off. The
-// source costs one branch-free scan; the output is decoded only where it can
-// differ: a non-finite source or an fp16/bf16 overflow.
+// and output when the error statistics (which count them) are off. It costs
+// one branch-free scan (of the fp16/bf16 codes, half the bytes, where the
+// output is non-finite wherever the source is); values are counted one by
+// one only in a tensor that has some.
 func countNonFinite(it *item, sc *scratch, x []float32) {
-	src := quant.CountNonFinite(x)
-	out := src
+	var src, out quant.NonFiniteCount
 	switch it.scheme {
 	case SchemeFP16, SchemeBF16:
-		out = quant.NonFiniteCount{}
-		if src.Any() || it.rec.Overflow > 0 {
-			sc.deq = grow(sc.deq, len(x))
-			if it.scheme == SchemeFP16 {
-				quant.F16ToF32(sc.deq, sc.u16)
-			} else {
-				quant.BF16ToF32(sc.deq, sc.u16)
-			}
-			out = quant.CountNonFinite(sc.deq)
+		if quant.AllFinite16(sc.u16, it.scheme == SchemeBF16) {
+			return
 		}
+		src = quant.CountNonFinite(x)
+		sc.deq = grow(sc.deq, len(x))
+		if it.scheme == SchemeFP16 {
+			quant.F16ToF32(sc.deq, sc.u16)
+		} else {
+			quant.BF16ToF32(sc.deq, sc.u16)
+		}
+		out = quant.CountNonFinite(sc.deq)
 	case SchemeFP32:
+		src = quant.CountNonFinite(x)
+		out = src
 	default:
-		// The quantizers refuse non-finite input (quant.ErrNonFinite) and
-		// make finite codes and scales from finite input.
-		out = quant.NonFiniteCount{}
+		// The quantizers refuse non-finite input (quant.ErrNonFinite);
+		// with the statistics off their output is not reconstructed.
+		return
 	}
 	setNonFinite(it.rec, src, out)
 }

@@ -322,8 +322,16 @@ func TestConvertReportsNonFinite(t *testing.T) {
 			t.Errorf("no-stats %v: totals %+v (non-finite %+v), want 2 tensors, no min SQNR, worst one of them", noStats, tot, tot.NonFinite)
 		}
 	}
+	// export at fp16 converts first and reports what that conversion found.
+	xm, err := Export(context.Background(), dir, filepath.Join(t.TempDir(), "x"), ExportOptions{Precision: ExportFP16})
+	if err != nil {
+		t.Fatalf("export fp16: %v", err)
+	}
+	if xm.NonFiniteTensors != 2 || xm.NonFinite == nil || xm.NonFinite.Source.NaN != 32 {
+		t.Errorf("export fp16: non-finite tensors %d (%+v), want 2", xm.NonFiniteTensors, xm.NonFinite)
+	}
 	parent := t.TempDir()
-	_, err := Convert(context.Background(), dir, filepath.Join(parent, "out"), Options{Precision: FP16, FailOnNonFinite: true})
+	_, err = Convert(context.Background(), dir, filepath.Join(parent, "out"), Options{Precision: FP16, FailOnNonFinite: true})
 	if !errors.Is(err, ErrNonFinite) || fault.ClassOf(err) != fault.Invalid || !strings.Contains(err.Error(), query0) {
 		t.Errorf("FailOnNonFinite: %v, want ErrNonFinite naming %s", err, query0)
 	}

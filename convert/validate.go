@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/fault"
 )
 
@@ -80,4 +81,39 @@ func (w *weights) names() []string {
 		out = append(out, e.Name)
 	}
 	return out
+}
+
+// refuseQuantized returns ErrQuantizedInput, naming what was found, when the
+// checkpoint holds quantized weights (the layouts inspect reports).
+func refuseQuantized(path string, ck *safetensors.Checkpoint) error {
+	found, _ := QuantSchemes(ck)
+	if len(found) == 0 {
+		return nil
+	}
+	var what []string
+	for _, q := range found {
+		what = append(what, fmt.Sprintf("%s (%s, %d tensors)", q.Scheme, q.Writer, q.Tensors))
+	}
+	return fmt.Errorf("%s: %w: %s; convert needs the original float checkpoint, or --dequantize-input to requantize its reconstruction (quantpack inspect %s shows the layout)",
+		path, ErrQuantizedInput, strings.Join(what, ", "), path)
+}
+
+// nonFiniteErr returns ErrNonFinite naming the tensors with NaN or ±Inf.
+func nonFiniteErr(path string, items []*item) error {
+	var names []string
+	for _, it := range items {
+		if nf := it.rec.NonFinite; nf.any() {
+			names = append(names, fmt.Sprintf("%s (source %d NaN %d Inf, output %d NaN %d Inf)",
+				it.rec.Name, nf.Source.NaN, nf.Source.Inf, nf.Output.NaN, nf.Output.Inf))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	n := len(names)
+	more := ""
+	if n > maxListed {
+		names, more = names[:maxListed], fmt.Sprintf(" and %d more", n-maxListed)
+	}
+	return fmt.Errorf("%s: %w: %d tensors: %s%s", path, ErrNonFinite, n, strings.Join(names, "; "), more)
 }

@@ -105,3 +105,60 @@ func BenchmarkAllFinite(b *testing.B) {
 		}
 	}
 }
+
+// AllFinite16 against the reference decode, for fp16 and bf16 codes at every
+// length and alignment around the 4-lane words.
+func TestAllFinite16(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 17))
+	for _, bf16 := range []bool{false, true} {
+		exp := uint16(0x7c00)
+		if bf16 {
+			exp = 0x7f80
+		}
+		for n := 0; n < 40; n++ {
+			for trial := 0; trial < 50; trial++ {
+				buf := make([]uint16, n+3)
+				for i := range buf {
+					buf[i] = uint16(rng.Uint32())
+					if buf[i]&exp == exp && rng.IntN(4) != 0 {
+						buf[i] ^= 0x0400 // most of the random all-ones exponents made finite
+					}
+				}
+				off := trial % 4
+				c := buf[off : off+n]
+				want := true
+				for _, v := range c {
+					if v&exp == exp {
+						want = false
+					}
+				}
+				if got := AllFinite16(c, bf16); got != want {
+					t.Fatalf("bf16 %v n %d off %d: %v, want %v (%x)", bf16, n, off, got, want, c)
+				}
+			}
+		}
+	}
+	// Float32 at an odd offset too.
+	x := []float32{1, 2, float32(math.Inf(1)), 4, 5}
+	if AllFinite(x[1:]) || !AllFinite(x[3:]) {
+		t.Error("AllFinite on unaligned subslices")
+	}
+}
+
+// BenchmarkAllFinite16 is the --no-stats cost of an fp16/bf16 tensor: the
+// codes of 1 Mi values (SetBytes counts the float32 source they stand for).
+func BenchmarkAllFinite16(b *testing.B) {
+	x := make([]float32, 1<<20)
+	for i := range x {
+		x[i] = float32(i) * 1e-3
+	}
+	h := make([]uint16, len(x))
+	F32ToF16(h, x)
+	b.SetBytes(int64(len(x) * 4))
+	b.ReportAllocs()
+	for b.Loop() {
+		if !AllFinite16(h, false) {
+			b.Fatal("finite data reported non-finite")
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package quant
 
-import "math"
+import (
+	"math"
+	"unsafe"
+)
 
 // Weight-error statistics between a reference tensor and its reconstruction
 // (dequantized weights), accumulated in float64.
@@ -84,21 +87,56 @@ func CountNonFinite(x []float32) NonFiniteCount {
 // AllFinite reports whether x holds no NaN and no ±Inf. A float32 is not
 // finite exactly when its exponent bits are all ones, that is when its
 // magnitude bits are ≥ 0x7f800000; adding 0x00800000 then carries into bit
-// 31. OR-ing those sums over the slice needs no branch per value.
+// 31 (and never further: 0x7fffffff + 0x00800000 < 2^32). Two values share
+// a 64-bit word, so OR-ing those sums needs no branch and one add per pair.
 func AllFinite(x []float32) bool {
-	var acc uint32
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		v := x[i : i+4 : i+4]
-		acc |= (math.Float32bits(v[0]) & 0x7fffffff) + 0x00800000
-		acc |= (math.Float32bits(v[1]) & 0x7fffffff) + 0x00800000
-		acc |= (math.Float32bits(v[2]) & 0x7fffffff) + 0x00800000
-		acc |= (math.Float32bits(v[3]) & 0x7fffffff) + 0x00800000
+	return allFiniteWords(x, 0x7fffffff7fffffff, 0x0080000000800000, 0x8000000080000000,
+		func(v float32) uint64 { return uint64(math.Float32bits(v)) })
+}
+
+// AllFinite16 is AllFinite for fp16 codes, or bf16 codes when bf16 is set:
+// four to a word. An fp16/bf16 conversion's output is non-finite wherever
+// its input was, so a finite output proves a finite input.
+func AllFinite16(codes []uint16, bf16 bool) bool {
+	add := uint64(0x0400040004000400) // fp16: exponent 0x7c00
+	if bf16 {
+		add = 0x0080008000800080 // bf16: exponent 0x7f80
 	}
-	for ; i < len(x); i++ {
-		acc |= (math.Float32bits(x[i]) & 0x7fffffff) + 0x00800000
+	return allFiniteWords(codes, 0x7fff7fff7fff7fff, add, 0x8000800080008000,
+		func(c uint16) uint64 { return uint64(c) })
+}
+
+// allFiniteWords ORs (word & mask) + add over x viewed as 64-bit words
+// (the values before the first 8-byte boundary and after the last one value
+// by value, in the lowest lane) and tests the carry bits.
+func allFiniteWords[T float32 | uint16](x []T, mask, add, carry uint64, bits func(T) uint64) bool {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	lanes := 8 / size
+	var acc uint64
+	for len(x) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(x)))%8 != 0 {
+		acc |= (bits(x[0]) & mask) + add
+		x = x[1:]
 	}
-	return acc&0x80000000 == 0
+	words := len(x) / lanes
+	if words > 0 {
+		w := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(x))), words)
+		i := 0
+		for ; i+4 <= len(w); i += 4 {
+			v := w[i : i+4 : i+4]
+			acc |= (v[0] & mask) + add
+			acc |= (v[1] & mask) + add
+			acc |= (v[2] & mask) + add
+			acc |= (v[3] & mask) + add
+		}
+		for ; i < len(w); i++ {
+			acc |= (w[i] & mask) + add
+		}
+	}
+	for _, v := range x[words*lanes:] {
+		acc |= (bits(v) & mask) + add
+	}
+	return acc&carry == 0
 }
 
 func countNonFiniteSlow(x []float32) NonFiniteCount {

@@ -130,6 +130,10 @@ Example:
 			if err != nil {
 				return err
 			}
+			if m.NonFiniteTensors > 0 && m.NonFinite != nil {
+				fmt.Fprintf(os.Stderr, "warning: %d tensors of the exported weights hold NaN or ±Inf (source: %d NaN, %d Inf; converted: %d NaN, %d Inf); see quantpack.json non_finite\n",
+					m.NonFiniteTensors, m.NonFinite.Source.NaN, m.NonFinite.Source.Inf, m.NonFinite.Output.NaN, m.NonFinite.Output.Inf)
+			}
 			var ran *exportCheck
 			if c.Bool("check") {
 				if ran, err = checkExport(c.Context, out, m); err != nil {

@@ -172,4 +172,24 @@ func testE2EReliability(t *testing.T, vit string) {
 			t.Errorf("stderr does not report the removal: %s", r.stderr)
 		}
 	})
+
+	// Case 3: convert of an int8 artifact to nf4 exits 4 saying what the
+	// input is; --dequantize-input converts its reconstruction and says so
+	// in quantpack.json.
+	t.Run("quantized-input", func(t *testing.T) {
+		art := filepath.Join(t.TempDir(), "int8")
+		qp(t, "convert", vit, "-o", art, "--precision", "int8").ok(t)
+		parent := t.TempDir()
+		out := filepath.Join(parent, "nf4")
+		qp(t, "convert", art, "-o", out, "--precision", "nf4").wantCode(t, ExitUnsupported, art, "already quantized", "bnb-int8")
+		emptyParent(t, parent, "convert of a quantized input")
+		qp(t, "convert", art, "-o", out, "--precision", "nf4", "--dequantize-input").ok(t)
+		man, _ := os.ReadFile(filepath.Join(out, "quantpack.json"))
+		if !strings.Contains(string(man), `"dequantized"`) || !strings.Contains(string(man), `"bnb-int8"`) {
+			t.Error("quantpack.json does not record the dequantization")
+		}
+		if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+			t.Errorf("%d entries beside the output, want only it", len(ents))
+		}
+	})
 }
