@@ -36,6 +36,12 @@ type Options struct {
 	Generic     bool     // allow an architecture quantpack does not know
 	ShardBytes  int64    // 0: DefaultShardBytes
 	NoStats     bool     // skip the per-tensor error statistics
+	// Overrides sets the precision of single quantizable tensors (Linear
+	// and convolution weights, by source name) against Precision: the
+	// mixed artifacts of --precision auto. Other tensors ignore it.
+	Overrides map[string]Precision
+	// Auto, when set, is recorded in the manifest ("auto").
+	Auto *AutoRecord
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -110,6 +116,9 @@ func (o *Options) validate() error {
 	}
 	if o.Threads < 0 {
 		return usage(fmt.Errorf("--threads %d: want ≥ 0", o.Threads))
+	}
+	if err := o.validateOverrides(); err != nil {
+		return usage(err)
 	}
 	return ValidateGlobs(o.Keep)
 }
@@ -247,7 +256,7 @@ func planAll(s *Source, opt *Options) ([]*item, error) {
 	seen := map[string]string{}
 	for _, e := range s.Ckpt.Tensors() {
 		role := RoleOf(s.Arch, opt.Keep, e.TensorInfo)
-		it := &item{src: e, role: role, scheme: SchemeFor(s.Arch, role, opt.Precision, rest)}
+		it := &item{src: e, role: role, scheme: SchemeFor(s.Arch, role, opt.precisionOf(e.Name, role), rest)}
 		if err := planItem(it, opt); err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
 		}
@@ -413,6 +422,7 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		m.ModelType = s.Config.ModelType()
 	}
 	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep}
+	m.Auto = opt.Auto
 	switch opt.Precision {
 	case Int8:
 		m.Scheme.Int8 = "rowwise absmax (bitsandbytes LLM.int8: w = q*SCB/127)"

@@ -33,6 +33,9 @@ type ExportManifest struct {
 	Sizes        ExportSizes     `json:"sizes"`
 	Source       ExportOrigin    `json:"source"`
 	Files        []manifest.File `json:"files"`
+	// Auto is what --precision auto chose and measured, with each
+	// quantizable tensor's scheme (nil otherwise).
+	Auto *AutoRecord `json:"auto,omitempty"`
 }
 
 // IOSpec is a graph input or output; -1 marks the dynamic batch dimension.
@@ -81,6 +84,7 @@ func newExportManifest(s, origin *exportSource, b *builder, prec ExportPrecision
 	if b.opt.Plain {
 		m.Graph = "plain"
 	}
+	m.Auto = b.opt.auto
 	if prec == ExportInt8 {
 		m.Int8Mode = b.opt.Int8Mode
 	}

@@ -52,6 +52,7 @@ type graphOptions struct {
 	Plain         bool // only standard ONNX ops (no com.microsoft fusions)
 	Int4Accuracy  int  // MatMulNBits accuracy_level
 	Height, Width int  // input image size
+	auto          *AutoRecord // recorded in the manifest
 }
 
 func newBuilder(cfg *Config, arch *Arch, w *weights, opt *graphOptions) *builder {

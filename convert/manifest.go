@@ -24,6 +24,9 @@ type Manifest struct {
 	Totals       Totals          `json:"totals"`
 	Tensors      []*TensorRecord `json:"tensors"`
 	Files        []manifest.File `json:"files"`
+	// Auto is what --precision auto chose and measured (nil otherwise);
+	// each tensor's scheme is in Tensors.
+	Auto *AutoRecord `json:"auto,omitempty"`
 }
 
 // SchemeParams records every choice that changes the output bytes.
