@@ -54,7 +54,7 @@ type SensitivityReport struct {
 	// BaselineTop1 is the FP32 labelled top-1 (labelled inputs only).
 	BaselineTop1 *float64 `json:"baseline_top1,omitempty"`
 	// AllQuantized is every layer at Precision, the reference row.
-	AllQuantized Metrics `json:"all_quantized"`
+	AllQuantized Metrics       `json:"all_quantized"`
 	Layers       []LayerResult `json:"layers"`
 	Timing       Timing        `json:"timing"`
 }
