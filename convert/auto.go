@@ -27,8 +27,11 @@ type AutoRecord struct {
 	// wall time.
 	Evaluations int     `json:"evaluations"`
 	Seconds     float64 `json:"seconds"`
-	// Measured is the final graph's result on the calibration inputs.
-	Measured AutoMetrics `json:"measured"`
+	// Measured is the chosen mix's result on the calibration inputs during
+	// the search; Confirmed the written artifact's own run on them
+	// afterwards (nil until it ran).
+	Measured  AutoMetrics  `json:"measured"`
+	Confirmed *AutoMetrics `json:"confirmed,omitempty"`
 	// Mix counts the quantizable tensors per precision.
 	Mix map[string]int `json:"mix"`
 	// Layers lists every quantizable tensor in network order.

@@ -32,7 +32,6 @@ type Variants struct {
 	tmp    *atomicfile.Dir
 	layers []Layer
 	gopt   graphOptions
-	opset  int
 }
 
 // variantSource is one conversion (or the checkpoint) with a record per
@@ -86,7 +85,7 @@ func OpenVariants(ctx context.Context, src string, opt VariantOptions) (*Variant
 		s.Close()
 		return nil, fmt.Errorf("%w: %s is a quantpack artifact; give the original checkpoint", ErrUnsupported, src)
 	}
-	v := &Variants{src: s, arts: map[Precision]*variantSource{}, opset: eo.Opset}
+	v := &Variants{src: s, arts: map[Precision]*variantSource{}}
 	fail := func(err error) (*Variants, error) { v.Close(); return nil, err }
 	if err := s.checkTensors(); err != nil {
 		return fail(err)
@@ -246,19 +245,92 @@ func (v *Variants) Build(assign map[string]Precision, rest Precision) ([]byte, e
 
 func (v *Variants) build(w *weights) ([]byte, error) {
 	gopt := v.gopt
-	b := newBuilder(v.src.cfg, v.src.arch, w, &gopt)
-	if err := v.src.arch.Graph(b); err != nil {
+	return buildInMemory(v.src, w, &gopt)
+}
+
+// buildInMemory builds s's graph from w and encodes it with every
+// initializer inline.
+func buildInMemory(s *exportSource, w *weights, gopt *graphOptions) ([]byte, error) {
+	m, err := buildModel(s, w, gopt)
+	if err != nil {
+		return nil, err
+	}
+	return m.Marshal()
+}
+
+// FileBytes returns, per layer, the bytes its initializers take in an
+// export with every layer at precision p, laid out as export writes them:
+// inline below export's external threshold, else padded to the data file's
+// alignment. (Small layers can cost more at int4 than at int8 this way:
+// the alignment, not the bits, decides.)
+func (v *Variants) FileBytes(p Precision) (map[string]int64, error) {
+	assign := map[string]Precision{}
+	for _, l := range v.layers {
+		assign[l.Name] = p
+	}
+	gopt := v.gopt
+	m, err := buildModel(v.src, v.compose(assign, FP32), &gopt)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, l := range v.layers {
+		prefix := prefixOf(l.Name) + "."
+		for _, t := range m.Graph.Initializers {
+			if len(t.Name) < len(prefix) || t.Name[:len(prefix)] != prefix {
+				continue
+			}
+			n, err := t.DataSize()
+			if err != nil {
+				return nil, err
+			}
+			if n >= exportThreshold {
+				n = (n + onnx.DefaultAlign - 1) / onnx.DefaultAlign * onnx.DefaultAlign
+			}
+			out[l.Name] += n
+		}
+	}
+	return out, nil
+}
+
+func buildModel(s *exportSource, w *weights, gopt *graphOptions) (*onnx.Model, error) {
+	b := newBuilder(s.cfg, s.arch, w, gopt)
+	if err := s.arch.Graph(b); err != nil {
 		return nil, err
 	}
 	if b.err != nil {
 		return nil, b.err
 	}
-	model := &onnx.Model{IRVersion: irVersion(v.opset), ProducerName: "quantpack", ProducerVersion: version.Version,
-		Graph: b.g, Opsets: []*onnx.OpsetID{onnx.Opset("", int64(v.opset))}}
+	model := &onnx.Model{IRVersion: irVersion(gopt.Opset), ProducerName: "quantpack", ProducerVersion: version.Version,
+		Graph: b.g, Opsets: []*onnx.OpsetID{onnx.Opset("", int64(gopt.Opset))}}
 	if b.usesDomain(msDomain) {
 		model.Opsets = append(model.Opsets, onnx.Opset(msDomain, 1))
 	}
-	return model.Marshal()
+	return model, nil
+}
+
+// ArtifactGraph returns, in memory, the fp32-form graph export would write
+// for the convert artifact in dir (quantized layers as their contrib
+// operators, every scheme the artifact mixes included).
+func ArtifactGraph(dir string, eo ExportOptions) ([]byte, error) {
+	if err := eo.validate(); err != nil {
+		return nil, err
+	}
+	s, err := openExportSource(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if err := s.checkTensors(); err != nil {
+		return nil, err
+	}
+	h, w, _, err := s.imageSize(eo.ImageSize)
+	if err != nil {
+		return nil, err
+	}
+	gopt := graphOptions{Precision: ExportFP32, Int8Mode: eo.Int8Mode, Opset: eo.Opset, Plain: eo.Plain,
+		Int4Accuracy: eo.Int4Accuracy, Height: h, Width: w}
+	return buildInMemory(s, s.w, &gopt)
 }
 
 // WeightBytes is the stored size of a variant's tensors: those in assign at

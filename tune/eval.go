@@ -147,6 +147,11 @@ func (e *evaluator) eval(ctx context.Context, model []byte) (Metrics, error) {
 		return Metrics{}, err
 	}
 	defer r.Close()
+	return e.evalRunner(ctx, r)
+}
+
+// evalRunner runs an opened model and compares it with the FP32 outputs.
+func (e *evaluator) evalRunner(ctx context.Context, r verify.Runner) (Metrics, error) {
 	got, dim, err := e.run(ctx, r)
 	if err != nil {
 		return Metrics{}, err

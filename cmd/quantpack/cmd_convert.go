@@ -18,7 +18,7 @@ func newConvertCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
 		Usage:     "write a quantized Hugging Face-layout artifact (safetensors + config.json + quantpack.json)",
-		ArgsUsage: "SRC -o OUT --precision fp16|bf16|int8|int4|nf4",
+		ArgsUsage: "SRC -o OUT --precision fp16|bf16|int8|int4|nf4|auto",
 		Description: `SRC is a Hugging Face model directory (config.json + model.safetensors, or a
 sharded model.safetensors.index.json) or a single .safetensors file.
 
@@ -47,10 +47,10 @@ Example:
    quantpack convert google/vit-base-patch16-224 -o vit-nf4 --precision nf4
    quantpack convert model.safetensors -o out --precision int8 --json
 
-` + exitCodeHelp,
-		Flags: []cli.Flag{
+` + autoHelp + exitCodeHelp,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact directory to create", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp16, bf16, int8, int4 or nf4", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp16, bf16, int8, int4, nf4 or auto", Required: true},
 			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 32) and nf4 (default 64)"},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
@@ -61,8 +61,11 @@ Example:
 			&cli.Int64Flag{Name: "shard-bytes", Usage: "shard model.safetensors past this size (default 5 GB)"},
 			&cli.BoolFlag{Name: "no-stats", Usage: "skip per-tensor error statistics (faster)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
-		},
+		}, autoFlags(true)...),
 		Action: func(c *cli.Context) error {
+			if c.String("precision") == "auto" {
+				return runAuto(c, false)
+			}
 			if c.NArg() != 1 {
 				return usagef("convert takes one SRC, got %d arguments", c.NArg())
 			}

@@ -23,7 +23,7 @@ func newExportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "write an ONNX graph (model.onnx + model.onnx.data + quantpack.json) of a checkpoint or artifact",
-		ArgsUsage: "SRC -o OUT --precision fp32|fp16|int8|int4|nf4",
+		ArgsUsage: "SRC -o OUT --precision fp32|fp16|int8|int4|nf4|auto",
 		Description: `SRC is a Hugging Face model directory or an artifact written by
 quantpack convert. From a checkpoint at fp16/int8/int4/nf4, export converts
 first (same policy and flags as convert) and exports that artifact; from an
@@ -52,10 +52,10 @@ Example:
    quantpack export vit-base -o vit-int8 --precision int8 --int8-mode qdq
    quantpack export dinov2-small -o dino-518 --precision fp16 --image-size 518 --check
 
-` + exitCodeHelp,
-		Flags: []cli.Flag{
+` + autoHelp + exitCodeHelp,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp32, fp16, int8, int4 or nf4 (default: the artifact's, or fp32)"},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp32, fp16, int8, int4, nf4 or auto (default: the artifact's, or fp32)"},
 			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form: dynamic or qdq"},
 			&cli.IntFlag{Name: "image-size", Usage: "input height and width (default: preprocessor_config.json, else config.json)"},
 			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset of the default domain, 17 to 21"},
@@ -68,8 +68,11 @@ Example:
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library for --check (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
-		},
+		}, autoFlags(false)...),
 		Action: func(c *cli.Context) error {
+			if c.String("precision") == "auto" {
+				return runAuto(c, true)
+			}
 			if c.NArg() != 1 {
 				return usagef("export takes one SRC, got %d arguments", c.NArg())
 			}

@@ -113,7 +113,8 @@ func tuneOptionsFrom(c *cli.Context, p convert.Precision) (*tuneSettings, error)
 	}
 	t.convert = convert.Options{BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"), RestDType: c.String("rest-dtype"),
 		DoubleQuant: c.Bool("double-quant")}
-	t.export = convert.ExportOptions{Int8Mode: c.String("int8-mode"), Int4Accuracy: c.Int("int4-accuracy"), ImageSize: c.Int("image-size")}
+	t.export = convert.ExportOptions{Int8Mode: c.String("int8-mode"), Int4Accuracy: c.Int("int4-accuracy"), ImageSize: c.Int("image-size"),
+		Opset: c.Int("opset")}
 	lib, err := ort.LibraryPath(c.String("ort-lib"))
 	if err != nil {
 		return nil, err
