@@ -70,6 +70,9 @@ func (t Target) holds(e *evaluator, m Metrics) bool {
 	return true
 }
 
+// fits reports whether a size ratio is within the cap.
+func (t Target) fits(size float64) bool { return t.MaxSizeRatio <= 0 || size <= t.MaxSizeRatio }
+
 // shortfall orders failing states: how far m is from t, summed over the
 // set bounds (0 when it holds).
 func (t Target) shortfall(e *evaluator, m Metrics) float64 {
@@ -96,8 +99,9 @@ type AutoOptions struct {
 	// of int4 and nf4.
 	Candidates []convert.Precision
 	Target     Target
-	// Budget bounds the search (0: none); the artifact is written after it
-	// either way.
+	// Budget bounds the search after the first state, every layer at its
+	// smallest candidate, is measured (0: none); the best state is written
+	// when it runs out.
 	Budget  time.Duration
 	Images  string
 	Samples int
@@ -183,9 +187,15 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 	if opt.Target.MaxTop1Drop == nil && opt.Target.MinCosine == nil {
 		return nil, fmt.Errorf("%w: --precision auto needs --max-top1-drop or --min-cosine", ErrOption)
 	}
-	if len(opt.Candidates) == 0 {
-		return nil, fmt.Errorf("%w: no candidates", ErrOption)
+	var names []string
+	for _, c := range opt.Candidates {
+		names = append(names, string(c))
 	}
+	cands, err := ParseCandidates(strings.Join(names, ","))
+	if err != nil {
+		return nil, err
+	}
+	opt.Candidates = cands
 	logf := func(format string, args ...any) {
 		if opt.Log != nil {
 			fmt.Fprintf(opt.Log, "auto: "+format+"\n", args...)
@@ -199,13 +209,14 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 		defer cancel()
 	}
 	co := opt.ConvertOptions
-	p, err := prepare(search, opt.Src, opt.Candidates, opt.Images, opt.Samples, co, opt.ExportOptions, opt.Open)
+	// The conversions, the inputs and the first state are measured
+	// whatever the budget: without them there is nothing to write.
+	p, err := prepare(ctx, opt.Src, opt.Candidates, opt.Images, opt.Samples, co, opt.ExportOptions, opt.Open)
 	if err != nil {
 		return nil, err
 	}
 	defer p.v.Close()
 	layers := p.v.Layers()
-	cands := opt.Candidates
 	base := cands[0]
 	lb, err := layerBytes(p.v, cands, opt.Export)
 	if err != nil {
@@ -257,11 +268,11 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 		// All at the smallest candidate.
 		first := &state{level: make([]int, len(layers))}
 		first.size = sizeOf(first.level)
-		if first.m, err = measure(search, first.level); err != nil {
+		if first.m, err = measure(ctx, first.level); err != nil {
 			return err
 		}
 		evals++
-		first.ok = opt.Target.holds(p.ev, first.m)
+		first.ok = opt.Target.holds(p.ev, first.m) && opt.Target.fits(first.size)
 		consider(first)
 		logf("all %d layers at their smallest candidate: drop %.2f pt, cosine %.6f, size %.3f of FP32", len(layers), p.ev.drop(first.m), first.m.CosineMean, first.size)
 		if first.ok {

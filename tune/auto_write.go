@@ -64,7 +64,7 @@ func writeAuto(ctx context.Context, p *prepared, opt AutoOptions, base convert.P
 	res.Confirmed = m
 	c := autoMetrics(p.ev, m, rec.Measured.SizeRatio)
 	rec.Confirmed = &c
-	rec.Reached = opt.Target.holds(p.ev, m)
+	rec.Reached = opt.Target.holds(p.ev, m) && opt.Target.fits(rec.Measured.SizeRatio)
 	if !rec.Reached && rec.Stop == "target reached" {
 		rec.Stop = "target missed by the written artifact's run"
 	}
