@@ -7,9 +7,11 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/tune"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -142,4 +144,52 @@ func printAuto(w io.Writer, r *tune.AutoResult) {
 	}
 	fmt.Fprintf(w, "\n  calibration %s\n", rec.Calibration)
 	fmt.Fprintf(w, "  written    %s (%s, weights %.3f of FP32)\n", r.Out, humanBytes(r.SizeBytes), m.SizeRatio)
+}
+
+// printAutoRecord prints the mix of a --precision auto artifact (nothing
+// for others).
+func printAutoRecord(w io.Writer, a *convert.AutoRecord) {
+	if a == nil {
+		return
+	}
+	keys := make([]string, 0, len(a.Mix))
+	for k := range a.Mix {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var mix []string
+	for _, k := range keys {
+		mix = append(mix, fmt.Sprintf("%s×%d", k, a.Mix[k]))
+	}
+	reached := "reached"
+	if !a.Reached {
+		reached = "not reached"
+	}
+	fmt.Fprintf(w, "auto: %s (target %s %s, %s); calibration %s\n", strings.Join(mix, " "), a.Target, reached, a.Stop, a.Calibration)
+	m := a.Measured
+	if a.Confirmed != nil {
+		m = *a.Confirmed
+	}
+	fmt.Fprintf(w, "auto: measured top-1 agreement %.2f%%, cosine mean %.6f", 100*m.Top1Agreement, m.CosineMean)
+	if m.Top1Drop != nil {
+		fmt.Fprintf(w, ", top-1 drop %.2f pt", *m.Top1Drop)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "layer\tprecision\tscheme")
+	for _, l := range a.Layers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Precision, l.Scheme)
+	}
+	tw.Flush()
+}
+
+// printExportInspection describes an export directory.
+func printExportInspection(w io.Writer, in *convert.ExportInspection) {
+	fmt.Fprintf(w, "%s: ONNX export (%s), %s, precision %s, %s\n", in.Path, in.Format, in.Architecture, in.Precision, humanBytes(in.Sizes.TotalBytes))
+	var ops []string
+	for _, k := range sortedKeys(in.Ops) {
+		ops = append(ops, fmt.Sprintf("%s×%d", k, in.Ops[k]))
+	}
+	fmt.Fprintf(w, "ops: %s\n", strings.Join(ops, " "))
+	printAutoRecord(w, in.Auto)
 }
