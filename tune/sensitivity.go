@@ -75,8 +75,12 @@ type Timing struct {
 	Prepare  float64 `json:"prepare_s"`  // conversion, inputs, FP32 run
 	Variants float64 `json:"variants_s"` // every variant graph built and run
 	Total    float64 `json:"total_s"`
-	Workers  int     `json:"workers"`
-	Runs     int     `json:"variant_runs"`
+	// CPU is the process's CPU seconds over the run (all threads): on a
+	// shared machine, CPU/Workers estimates the wall time the same run
+	// takes with the cores to itself.
+	CPU     float64 `json:"cpu_s"`
+	Workers int     `json:"workers"`
+	Runs    int     `json:"variant_runs"`
 }
 
 // ReportFormat identifies sensitivity.json.
@@ -136,7 +140,7 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 	default:
 		return nil, fmt.Errorf("%w: --precision %q: want int8, int4 or nf4", ErrOption, opt.Precision)
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	p, err := prepare(ctx, opt.Src, []convert.Precision{opt.Precision}, opt.Images, opt.Samples, opt.Convert, opt.Export, opt.Open)
 	if err != nil {
 		return nil, err
@@ -211,7 +215,7 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 		}
 	}
 	r.Timing = Timing{Prepare: p.dur.Seconds(), Variants: time.Since(vstart).Seconds(), Total: time.Since(start).Seconds(),
-		Workers: nw, Runs: len(jobs)}
+		CPU: cpuSeconds() - cpu0, Workers: nw, Runs: len(jobs)}
 	return r, nil
 }
 

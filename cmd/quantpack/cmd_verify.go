@@ -224,6 +224,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	} else if perr := rep.Markdown(stdout); perr != nil {
 		return perr
 	}
+	if gateErr != nil {
+		reportWorstLayers(ctx, os.Stderr, o.candidate)
+	}
 	return err
 }
 
