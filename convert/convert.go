@@ -421,7 +421,7 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 	if s.Config != nil {
 		m.ModelType = s.Config.ModelType()
 	}
-	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep}
+	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep, Overrides: opt.Overrides}
 	m.Auto = opt.Auto
 	switch opt.Precision {
 	case Int8:

@@ -38,6 +38,9 @@ type SchemeParams struct {
 	Keep        []string `json:"keep,omitempty"`
 	Int8        string   `json:"int8,omitempty"`
 	NibbleOrder string   `json:"nibble_order,omitempty"`
+	// Overrides are per-tensor precisions against the artifact's (a
+	// --precision auto mix); each tensor's scheme is in Tensors.
+	Overrides map[string]Precision `json:"overrides,omitempty"`
 }
 
 // Totals summarises the conversion; these are the --json summary's numbers.

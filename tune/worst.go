@@ -61,15 +61,8 @@ func WorstLayers(ctx context.Context, exportDir string, n int) ([]LayerError, er
 			return nil, fmt.Errorf("%w: %s records no scheme", ErrNoSource, exportDir)
 		}
 		opt := convert.Options{Precision: convert.Precision(em.Precision), BlockSize: sc.BlockSize, DoubleQuant: sc.DoubleQuant,
-			Asymmetric: sc.Symmetric != nil && !*sc.Symmetric, RestDType: restFlag(sc.RestDType), Keep: sc.Keep}
-		if em.Auto != nil {
-			opt.Overrides = map[string]convert.Precision{}
-			for _, l := range em.Auto.Layers {
-				if l.Precision != opt.Precision {
-					opt.Overrides[l.Name] = l.Precision
-				}
-			}
-		}
+			Asymmetric: sc.Symmetric != nil && !*sc.Symmetric, RestDType: restFlag(sc.RestDType), Keep: sc.Keep,
+			Overrides: sc.Overrides}
 		tmp, err := atomicfile.CreateDir(filepath.Join(os.TempDir(), fmt.Sprintf("quantpack-worst-%d", os.Getpid())))
 		if err != nil {
 			return nil, err
