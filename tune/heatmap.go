@@ -3,6 +3,7 @@ package tune
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/moreland"
@@ -129,8 +130,9 @@ func writeHeatmap(path string, r *SensitivityReport) error {
 	for _, c := range cols {
 		xn = append(xn, c.name)
 	}
+	names := shortNames(r.Layers)
 	for i := n - 1; i >= 0; i-- {
-		yn = append(yn, fmt.Sprintf("%d %s", i, r.Layers[i].Name))
+		yn = append(yn, fmt.Sprintf("%d %s", i, names[i]))
 	}
 	p.NominalX(xn...)
 	p.NominalY(yn...)
@@ -152,3 +154,27 @@ func writeHeatmap(path string, r *SensitivityReport) error {
 type transparent struct{}
 
 func (transparent) RGBA() (r, g, b, a uint32) { return 0, 0, 0, 0 }
+
+// shortNames drops the prefix every layer name shares (up to a dot) and
+// the ".weight" suffix, for readable axis labels.
+func shortNames(ls []LayerResult) []string {
+	out := make([]string, len(ls))
+	prefix := ""
+	for i, l := range ls {
+		out[i] = strings.TrimSuffix(l.Name, ".weight")
+		if i == 0 {
+			prefix = out[0]
+			continue
+		}
+		for !strings.HasPrefix(out[i], prefix) {
+			prefix = prefix[:len(prefix)-1]
+		}
+	}
+	prefix = prefix[:strings.LastIndex(prefix, ".")+1]
+	if len(ls) > 1 {
+		for i := range out {
+			out[i] = strings.TrimPrefix(out[i], prefix)
+		}
+	}
+	return out
+}
