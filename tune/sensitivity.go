@@ -6,6 +6,7 @@ import (
 	"maps"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -40,6 +41,9 @@ type SensitivityOptions struct {
 	// Progress, when set, is called after each variant with the count done
 	// and the total.
 	Progress func(done, total int)
+	// NoReuse runs every variant whole instead of from the stored FP32
+	// activations before its layer (for checking the reuse).
+	NoReuse bool
 }
 
 // SensitivityReport is the result of Sensitivity (sensitivity.json).
@@ -81,6 +85,9 @@ type Timing struct {
 	CPU     float64 `json:"cpu_s"`
 	Workers int     `json:"workers"`
 	Runs    int     `json:"variant_runs"`
+	// Reused counts the runs that started from stored FP32 activations
+	// instead of the input.
+	Reused int `json:"reused_runs"`
 }
 
 // ReportFormat identifies sensitivity.json.
@@ -164,6 +171,13 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 			jobs = append(jobs, len(layers)+i)
 		}
 	}
+	rs := &reuse{}
+	if !opt.NoReuse {
+		if rs, err = newReuse(ctx, p.v, p.ev); err != nil {
+			return nil, err
+		}
+	}
+	var reused atomic.Int64
 	allBut := make([]Metrics, len(layers))
 	vstart := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
@@ -182,13 +196,24 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 				assign = maps.Clone(all)
 				delete(assign, layers[j-len(layers)].Name)
 			}
-			model, err := p.v.Build(assign, convert.FP32)
-			if err != nil {
-				return err
-			}
-			m, err := p.ev.eval(gctx, model)
-			if err != nil {
-				return err
+			var m Metrics
+			if a := rs.byLayer[layerOf(j, layers)]; a != nil && j >= 0 && j < len(layers) {
+				model, err := p.v.BuildCut(assign, convert.FP32, a.name, a.dims)
+				if err != nil {
+					return err
+				}
+				if m, err = p.ev.evalCut(gctx, model, a); err != nil {
+					return err
+				}
+				reused.Add(1)
+			} else {
+				model, err := p.v.Build(assign, convert.FP32)
+				if err != nil {
+					return err
+				}
+				if m, err = p.ev.eval(gctx, model); err != nil {
+					return err
+				}
 			}
 			switch {
 			case j < 0:
@@ -215,7 +240,7 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 		}
 	}
 	r.Timing = Timing{Prepare: p.dur.Seconds(), Variants: time.Since(vstart).Seconds(), Total: time.Since(start).Seconds(),
-		CPU: cpuSeconds() - cpu0, Workers: nw, Runs: len(jobs)}
+		CPU: cpuSeconds() - cpu0, Workers: nw, Runs: len(jobs), Reused: int(reused.Load())}
 	return r, nil
 }
 
@@ -237,4 +262,12 @@ func ranked(n int, score func(i int) float64) []int {
 		return 0
 	})
 	return idx
+}
+
+// layerOf names job j's layer when it quantizes one layer alone ("" else).
+func layerOf(j int, layers []convert.Layer) string {
+	if j < 0 || j >= len(layers) {
+		return ""
+	}
+	return layers[j].Name
 }

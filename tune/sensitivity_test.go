@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
 // TestSensitivityMatchesIndependentRun checks the per-layer rows against an
@@ -114,5 +115,37 @@ func TestSensitivityMatchesIndependentRun(t *testing.T) {
 	defer f.Close()
 	if _, err := png.Decode(f); err != nil {
 		t.Errorf("sensitivity.png: %v", err)
+	}
+}
+
+// TestReuseMatchesWholeRuns: starting a variant from the stored FP32
+// activation at its cut gives the figures of running it whole, on
+// MobileViT (convolutions, stages whose bottlenecks are feature maps) where
+// the cut graphs differ most from the whole ones. ONNX Runtime may fuse
+// nodes across a cut in the whole graph only (Conv with its activation),
+// which can move logits in the last float32 bit; 1e-9 on means of order
+// 1e-6..1 (KL, cosine) absorbs that and nothing more.
+func TestReuseMatchesWholeRuns(t *testing.T) {
+	requireORT(t)
+	root := testenv.Fixtures(t, "trained")
+	opt := SensitivityOptions{Src: filepath.Join(root, "mobilevit-dev"), Precision: convert.Int4,
+		Images: filepath.Join(root, "calib"), Samples: 10, Open: openBytes}
+	with, err := Sensitivity(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.NoReuse = true
+	without, err := Sensitivity(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if with.Timing.Reused < len(with.Layers)/2 || without.Timing.Reused != 0 {
+		t.Fatalf("reused %d of %d runs (without: %d)", with.Timing.Reused, len(with.Layers), without.Timing.Reused)
+	}
+	for i, l := range with.Layers {
+		a, b := l.Alone, without.Layers[i].Alone
+		if math.Abs(a.KLMean-b.KLMean) > 1e-9 || math.Abs(a.CosineMean-b.CosineMean) > 1e-9 || a.Top1Agreement != b.Top1Agreement {
+			t.Errorf("layer %d %s: reused %+v, whole %+v", i, l.Name, a, b)
+		}
 	}
 }
