@@ -284,17 +284,32 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 		}
 		// Rank by each layer alone at the smallest candidate.
 		scores := make([]float64, len(layers))
+		rs, err := newReuse(search, p.v, p.ev)
+		if err != nil {
+			return err
+		}
 		g, gctx := errgroup.WithContext(search)
 		g.SetLimit(nw)
 		for i, l := range layers {
 			g.Go(func() error {
-				model, err := p.v.Build(map[string]convert.Precision{l.Name: ladders[i][0]}, convert.FP32)
-				if err != nil {
-					return err
-				}
-				m, err := p.ev.eval(gctx, model)
-				if err != nil {
-					return err
+				assign := map[string]convert.Precision{l.Name: ladders[i][0]}
+				var m Metrics
+				if a := rs.byLayer[l.Name]; a != nil {
+					model, err := p.v.BuildCut(assign, convert.FP32, a.name, a.dims)
+					if err != nil {
+						return err
+					}
+					if m, err = p.ev.evalCut(gctx, model, a); err != nil {
+						return err
+					}
+				} else {
+					model, err := p.v.Build(assign, convert.FP32)
+					if err != nil {
+						return err
+					}
+					if m, err = p.ev.eval(gctx, model); err != nil {
+						return err
+					}
 				}
 				if opt.Target.MaxTop1Drop != nil {
 					scores[i] = m.KLMean
