@@ -46,6 +46,11 @@ first batch size), --max-memory-mb (peak RSS) and --max-top1-drop (percentage
 points; top-1 disagreement with FP32 when there are no labels), the fastest
 (--prefer latency), smallest (size) or leanest (memory).
 
+--sensitivity int4 (or int8, nf4) adds, per model, the per-layer report of
+quantpack sensitivity (REPORTDIR/sensitivity-N-NAME/: Markdown, CSV, JSON and
+a layers × metric heatmap) on --calib-images, else --images, else --samples
+synthetic inputs.
+
 Example:
    quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
    quantpack study deit-tiny -o report --batch 1,8 --max-top1-drop 1
@@ -71,6 +76,8 @@ Example:
 			&cli.BoolFlag{Name: "force", Usage: "recompute cached cells"},
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip memory measurement"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library"},
+			&cli.StringFlag{Name: "sensitivity", Usage: "also write a per-layer sensitivity report per model at this precision (int8, int4, nf4) into REPORTDIR/sensitivity-N-NAME"},
+			&cli.StringFlag{Name: "calib-images", Usage: "--sensitivity inputs (default: --images, else --samples synthetic)"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -114,6 +121,9 @@ Example:
 			}
 			r, err := study.Run(c.Context, opt)
 			if err != nil {
+				return err
+			}
+			if err := studySensitivity(c, opt.Sources, opt.Out, log); err != nil {
 				return err
 			}
 			if c.Bool("json") {
