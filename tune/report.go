@@ -71,8 +71,8 @@ func WriteMarkdown(w io.Writer, r *SensitivityReport) {
 	if a.Top1 != nil {
 		fmt.Fprintf(w, ", top-1 %s", pct(*a.Top1))
 	}
-	fmt.Fprintf(w, ".\n\nTiming: %.1f s wall (%.1f s preparing, %.1f s for %d variant runs on %d workers), %.1f CPU s.\n\n",
-		r.Timing.Total, r.Timing.Prepare, r.Timing.Variants, r.Timing.Runs, r.Timing.Workers, r.Timing.CPU)
+	fmt.Fprintf(w, ".\n\nTiming: %.1f s wall (%.1f s preparing, %.1f s storing FP32 activations, %.1f s for %d variant runs on %d workers, %d of them from stored activations), %.1f CPU s.\n\n",
+		r.Timing.Total, r.Timing.Prepare, r.Timing.Reuse, r.Timing.Variants, r.Timing.Runs, r.Timing.Workers, r.Timing.Reused, r.Timing.CPU)
 	rank := make([]int, len(r.Layers))
 	for pos, i := range ranked(len(r.Layers), func(i int) float64 { return r.Layers[i].Alone.KLMean }) {
 		rank[i] = pos + 1

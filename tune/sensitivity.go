@@ -77,6 +77,7 @@ type LayerResult struct {
 // Timing is where the time went, in seconds (wall clock).
 type Timing struct {
 	Prepare  float64 `json:"prepare_s"`  // conversion, inputs, FP32 run
+	Reuse    float64 `json:"reuse_s"`    // the FP32 run that stores activations at the cuts
 	Variants float64 `json:"variants_s"` // every variant graph built and run
 	Total    float64 `json:"total_s"`
 	// CPU is the process's CPU seconds over the run (all threads): on a
@@ -172,11 +173,13 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 		}
 	}
 	rs := &reuse{}
+	rstart := time.Now()
 	if !opt.NoReuse {
 		if rs, err = newReuse(ctx, p.v, p.ev); err != nil {
 			return nil, err
 		}
 	}
+	rdur := time.Since(rstart)
 	var reused atomic.Int64
 	allBut := make([]Metrics, len(layers))
 	vstart := time.Now()
@@ -239,7 +242,7 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 			r.Layers[i].AllBut = &m
 		}
 	}
-	r.Timing = Timing{Prepare: p.dur.Seconds(), Variants: time.Since(vstart).Seconds(), Total: time.Since(start).Seconds(),
+	r.Timing = Timing{Prepare: p.dur.Seconds(), Reuse: rdur.Seconds(), Variants: time.Since(vstart).Seconds(), Total: time.Since(start).Seconds(),
 		CPU: cpuSeconds() - cpu0, Workers: nw, Runs: len(jobs), Reused: int(reused.Load())}
 	return r, nil
 }
