@@ -216,6 +216,9 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 		return nil, err
 	}
 	defer p.v.Close()
+	if opt.Target.MaxTop1Drop != nil && p.ev.out.kind != verify.Logits {
+		return nil, fmt.Errorf("%w: --max-top1-drop needs a model with logits; %s is compared on %s (use --min-cosine)", ErrOption, opt.Src, p.ev.out.name)
+	}
 	layers := p.v.Layers()
 	base := cands[0]
 	lb, err := layerBytes(p.v, cands, opt.Export)
