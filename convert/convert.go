@@ -45,6 +45,12 @@ type Options struct {
 	// and converted from there, and the manifest says so ("dequantized").
 	// Without it such an input is ErrQuantizedInput.
 	DequantizeInput bool
+	// Overrides sets the precision of single quantizable tensors (Linear
+	// and convolution weights, by source name) against Precision: the
+	// mixed artifacts of --precision auto. Other tensors ignore it.
+	Overrides map[string]Precision
+	// Auto, when set, is recorded in the manifest ("auto").
+	Auto *AutoRecord
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -120,6 +126,9 @@ func (o *Options) validate() error {
 	}
 	if o.Asymmetric && o.Precision != Int4 {
 		return usage(fmt.Errorf("--asymmetric applies to int4 only, not %s", o.Precision))
+	}
+	if err := o.validateOverrides(); err != nil {
+		return usage(err)
 	}
 	return ValidateGlobs(o.Keep)
 }
@@ -315,7 +324,7 @@ func planAll(s *Source, opt *Options) ([]*item, error) {
 	seen := map[string]string{}
 	for _, e := range s.Ckpt.Tensors() {
 		role := RoleOf(s.Arch, opt.Keep, e.TensorInfo)
-		it := &item{src: e, role: role, scheme: SchemeFor(s.Arch, role, opt.Precision, rest)}
+		it := &item{src: e, role: role, scheme: SchemeFor(s.Arch, role, opt.precisionOf(e.Name, role), rest)}
 		if err := planItem(it, opt); err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", e.Name, err)
 		}
@@ -460,7 +469,8 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		m.ModelType = s.Config.ModelType()
 	}
 	m.Dequantized = s.dequantized
-	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep}
+	m.Scheme = SchemeParams{RestDType: opt.rest(), Keep: opt.Keep, Overrides: opt.Overrides}
+	m.Auto = opt.Auto
 	switch opt.Precision {
 	case Int8:
 		m.Scheme.Int8 = "rowwise absmax (bitsandbytes LLM.int8: w = q*SCB/127)"

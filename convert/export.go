@@ -77,6 +77,8 @@ type ExportOptions struct {
 	AllowUnused bool
 	// Convert configures the conversion export runs first when SRC is a
 	// checkpoint and the precision is not fp32 (Precision is set by export).
+	// Its Overrides make a mixed graph; its Auto is recorded in the
+	// manifest.
 	Convert Options
 	// SourceHashes: as Options.SourceHashes, for a checkpoint SRC.
 	SourceHashes []manifest.File
@@ -374,7 +376,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec P
 		srcHash = sourceHashes(ctx, origin.ckpt.Files(), opt.SourceHashes)
 	}
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
-		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w}
+		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w, auto: opt.Convert.Auto}
 	b := newBuilder(s.cfg, s.arch, s.w, gopt)
 	if err := s.arch.Graph(b); err != nil {
 		return nil, err

@@ -13,29 +13,32 @@ import (
 // ExportManifest is the quantpack.json of an export. Every member is
 // documented in docs/export.md.
 type ExportManifest struct {
-	Format       string          `json:"format"` // ExportFormat
-	Kind         string          `json:"kind"`   // "onnx"
-	ToolVersion  string          `json:"tool_version"`
-	Precision    Precision       `json:"precision"`
-	Int8Mode     string          `json:"int8_mode,omitempty"`
-	Int4Accuracy int             `json:"int4_accuracy_level,omitempty"`
-	Opset        int             `json:"opset"`
-	IRVersion    int64           `json:"ir_version"`
-	Graph        string          `json:"graph"` // "fused" or "plain"
-	Architecture string          `json:"architecture"`
-	ModelType    string          `json:"model_type,omitempty"`
-	Ops          map[string]int  `json:"ops"`
-	Inputs       []IOSpec        `json:"inputs"`
-	Outputs      []IOSpec        `json:"outputs"`
-	Image        ImageSpec       `json:"image"`
-	Sizes        ExportSizes     `json:"sizes"`
-	Source       ExportOrigin    `json:"source"`
+	Format       string         `json:"format"` // ExportFormat
+	Kind         string         `json:"kind"`   // "onnx"
+	ToolVersion  string         `json:"tool_version"`
+	Precision    Precision      `json:"precision"`
+	Int8Mode     string         `json:"int8_mode,omitempty"`
+	Int4Accuracy int            `json:"int4_accuracy_level,omitempty"`
+	Opset        int            `json:"opset"`
+	IRVersion    int64          `json:"ir_version"`
+	Graph        string         `json:"graph"` // "fused" or "plain"
+	Architecture string         `json:"architecture"`
+	ModelType    string         `json:"model_type,omitempty"`
+	Ops          map[string]int `json:"ops"`
+	Inputs       []IOSpec       `json:"inputs"`
+	Outputs      []IOSpec       `json:"outputs"`
+	Image        ImageSpec      `json:"image"`
+	Sizes        ExportSizes    `json:"sizes"`
+	Source       ExportOrigin   `json:"source"`
 	// NonFiniteTensors and NonFinite count the tensors with NaN or ±Inf
 	// found by the conversion behind the export (convert's totals); an fp32
 	// export of a checkpoint converts nothing and does not look.
 	NonFiniteTensors int             `json:"non_finite_tensors,omitempty"`
 	NonFinite        *NonFinite      `json:"non_finite,omitempty"`
 	Files            []manifest.File `json:"files"`
+	// Auto is what --precision auto chose and measured, with each
+	// quantizable tensor's scheme (nil otherwise).
+	Auto *AutoRecord `json:"auto,omitempty"`
 }
 
 // IOSpec is a graph input or output; -1 marks the dynamic batch dimension.
@@ -85,6 +88,7 @@ func newExportManifest(s, origin *exportSource, b *builder, prec Precision, from
 	if b.opt.Plain {
 		m.Graph = "plain"
 	}
+	m.Auto = b.opt.auto
 	if prec == ExportInt8 {
 		m.Int8Mode = b.opt.Int8Mode
 	}

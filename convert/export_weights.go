@@ -18,6 +18,25 @@ type weights struct {
 	path string
 	ckpt *safetensors.Checkpoint
 	recs map[string]*TensorRecord // nil for a plain checkpoint
+	// from, when set, says which checkpoint holds each stored tensor: a
+	// composite of several artifacts of one source (see Variants), one
+	// scheme per tensor. Names absent from it are missing.
+	from map[string]*safetensors.Checkpoint
+	// trace, when set, sees every tensor name the graph asks about, in the
+	// order the builder reaches it (network order).
+	trace func(name string)
+}
+
+// lookup finds a stored tensor by name.
+func (w *weights) lookup(name string) (safetensors.Entry, bool) {
+	if w.from != nil {
+		c, ok := w.from[name]
+		if !ok {
+			return safetensors.Entry{}, false
+		}
+		return c.Lookup(name)
+	}
+	return w.ckpt.Lookup(name)
 }
 
 func newWeights(path string, ckpt *safetensors.Checkpoint, m *Manifest) *weights {
@@ -37,7 +56,7 @@ func (w *weights) has(name string) bool {
 		_, ok := w.recs[name]
 		return ok
 	}
-	_, ok := w.ckpt.Lookup(name)
+	_, ok := w.lookup(name)
 	return ok
 }
 
@@ -74,6 +93,9 @@ func (w *weights) missing(name string) error {
 // info returns a tensor's logical shape and scheme (a float scheme named by
 // dtype for plain checkpoints).
 func (w *weights) info(name string) ([]int64, string, error) {
+	if w.trace != nil {
+		w.trace(name)
+	}
 	if w.recs != nil {
 		r, ok := w.recs[name]
 		if !ok {
@@ -81,7 +103,7 @@ func (w *weights) info(name string) ([]int64, string, error) {
 		}
 		return r.Shape, r.Scheme, nil
 	}
-	e, ok := w.ckpt.Lookup(name)
+	e, ok := w.lookup(name)
 	if !ok {
 		return nil, "", w.missing(name)
 	}
@@ -100,7 +122,7 @@ func (w *weights) info(name string) ([]int64, string, error) {
 // artifact, or a checkpoint tensor), checking its dtype and, when shape is not
 // nil, its shape.
 func (w *weights) stored(name string, dts []safetensors.DType, shape []int64) (safetensors.Entry, error) {
-	e, ok := w.ckpt.Lookup(name)
+	e, ok := w.lookup(name)
 	if !ok {
 		return e, w.missing(name)
 	}

@@ -49,9 +49,10 @@ type graphOptions struct {
 	Precision     Precision
 	Int8Mode      string // Int8Dynamic or Int8QDQ
 	Opset         int
-	Plain         bool // only standard ONNX ops (no com.microsoft fusions)
-	Int4Accuracy  int  // MatMulNBits accuracy_level
-	Height, Width int  // input image size
+	Plain         bool        // only standard ONNX ops (no com.microsoft fusions)
+	Int4Accuracy  int         // MatMulNBits accuracy_level
+	Height, Width int         // input image size
+	auto          *AutoRecord // recorded in the manifest
 }
 
 func newBuilder(cfg *Config, arch *Arch, w *weights, opt *graphOptions) *builder {

@@ -172,7 +172,7 @@ func (b *builder) linearInt4(x, wname string, n, k int64, bias string) string {
 		in = append(in, b.addInit(floatSource(b.unique(wname+"_scale"), scales, scales.Shape, false, onnx.Float)))
 	}
 	zpName := wname + "_zero_point"
-	if _, ok := b.w.ckpt.Lookup(zpName); ok {
+	if _, ok := b.w.lookup(zpName); ok {
 		zp, err := b.w.stored(zpName, []safetensors.DType{safetensors.U8}, []int64{n, (kb + 1) / 2})
 		if err != nil {
 			b.errf(err)

@@ -64,6 +64,8 @@ type ArtifactInfo struct {
 	Precision string `json:"precision"`
 	Tool      string `json:"tool_version"`
 	Files     int    `json:"files"`
+	// Auto is the --precision auto record, when there is one.
+	Auto *AutoRecord `json:"auto,omitempty"`
 }
 
 // Inspect reads a checkpoint directory, a .safetensors file or a quantpack
@@ -95,9 +97,10 @@ func Inspect(path string) (*Inspection, error) {
 			Precision   string `json:"precision"`
 			ToolVersion string `json:"tool_version"`
 			Files       []manifest.File
+			Auto        *AutoRecord `json:"auto"`
 		}
 		if json.Unmarshal(b, &m) == nil && m.Format != "" {
-			in.Artifact = &ArtifactInfo{Format: m.Format, Precision: m.Precision, Tool: m.ToolVersion, Files: len(m.Files)}
+			in.Artifact = &ArtifactInfo{Format: m.Format, Precision: m.Precision, Tool: m.ToolVersion, Files: len(m.Files), Auto: m.Auto}
 		}
 	}
 	for _, e := range ck.Tensors() {

@@ -29,6 +29,9 @@ type Manifest struct {
 	Totals      Totals          `json:"totals"`
 	Tensors     []*TensorRecord `json:"tensors"`
 	Files       []manifest.File `json:"files"`
+	// Auto is what --precision auto chose and measured (nil otherwise);
+	// each tensor's scheme is in Tensors.
+	Auto *AutoRecord `json:"auto,omitempty"`
 }
 
 // SchemeParams records every choice that changes the output bytes.
@@ -40,6 +43,9 @@ type SchemeParams struct {
 	Keep        []string `json:"keep,omitempty"`
 	Int8        string   `json:"int8,omitempty"`
 	NibbleOrder string   `json:"nibble_order,omitempty"`
+	// Overrides are per-tensor precisions against the artifact's (a
+	// --precision auto mix); each tensor's scheme is in Tensors.
+	Overrides map[string]Precision `json:"overrides,omitempty"`
 }
 
 // Totals summarises the conversion; these are the --json summary's numbers.

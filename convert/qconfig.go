@@ -49,7 +49,8 @@ func skipModules(items []*item) []string {
 	set := map[string]bool{}
 	for _, it := range items {
 		t := it.src.TensorInfo
-		if len(t.Shape) == 2 && strings.HasSuffix(t.Name, ".weight") && it.role != RoleLinear {
+		// A Linear that a mixed artifact keeps float is skipped too.
+		if len(t.Shape) == 2 && strings.HasSuffix(t.Name, ".weight") && (it.role != RoleLinear || isFloatScheme(it.scheme)) {
 			set[prefixOf(t.Name)] = true
 		}
 	}

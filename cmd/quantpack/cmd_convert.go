@@ -18,7 +18,7 @@ func newConvertCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "convert",
 		Usage:     "write a quantized Hugging Face-layout artifact (safetensors + config.json + quantpack.json)",
-		ArgsUsage: "SRC -o OUT --precision fp16|bf16|int8|int4|nf4",
+		ArgsUsage: "SRC -o OUT --precision fp16|bf16|int8|int4|nf4|auto",
 		Description: `SRC is a Hugging Face model directory (config.json + model.safetensors, or a
 sharded model.safetensors.index.json) or a single .safetensors file.
 
@@ -55,14 +55,10 @@ Example:
    quantpack convert vit-base -o vit-nf4 --precision nf4
    quantpack convert model.safetensors -o out --precision int8 --json
 
-SRC is read from local disk: for a model on the Hugging Face Hub, download
-it first (huggingface-cli download google/vit-base-patch16-224 --local-dir
-vit-base) and pass that directory.
-
-` + exitCodeHelp,
-		Flags: []cli.Flag{
+` + autoHelp + exitCodeHelp,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact `DIR` to create (absent or empty)", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp16, bf16, int8, int4 or nf4", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp16, bf16, int8, int4, nf4 or auto", Required: true},
 			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "32 for int4, 64 for nf4"},
 			&cli.BoolFlag{Name: "double-quant", Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant; on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
@@ -75,8 +71,11 @@ vit-base) and pass that directory.
 			&cli.BoolFlag{Name: "dequantize-input", Usage: "accept an already-quantized SRC: dequantize it to float32 first (recorded in quantpack.json)"},
 			&cli.BoolFlag{Name: "fail-on-nonfinite", Usage: "exit 3 and write nothing when a tensor holds NaN or ±Inf (source or output)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
-		},
+		}, autoFlags(true)...),
 		Action: func(c *cli.Context) error {
+			if c.String("precision") == "auto" {
+				return runAuto(c, false)
+			}
 			if c.NArg() != 1 {
 				return usagef("convert takes one SRC, got %d arguments", c.NArg())
 			}

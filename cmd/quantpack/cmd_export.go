@@ -24,7 +24,7 @@ func newExportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "write an ONNX graph (model.onnx + model.onnx.data + quantpack.json) of a checkpoint or artifact",
-		ArgsUsage: "SRC -o OUT --precision fp32|fp16|int8|int4|nf4",
+		ArgsUsage: "SRC -o OUT --precision fp32|fp16|int8|int4|nf4|auto",
 		Description: `SRC is a Hugging Face model directory or an artifact written by
 quantpack convert. From a checkpoint at fp16/int8/int4/nf4, export converts
 first (same policy and flags as convert) and exports that artifact; from an
@@ -57,10 +57,10 @@ Example:
    quantpack synth --preset dinov2-base -o dinov2
    quantpack export dinov2 -o dino-518 --precision fp16 --image-size 518 --check
 
-` + exitCodeHelp,
-		Flags: append([]cli.Flag{
+` + autoHelp + exitCodeHelp,
+		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`DIR` to create (absent or empty)", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp32, fp16, int8, int4 or nf4", DefaultText: "the artifact's, or fp32"},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp32, fp16, int8, int4, nf4 or auto", DefaultText: "the artifact's, or fp32"},
 			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form `MODE`: dynamic, qdq or static (calibrated W8A8, see quantize)"},
 			&cli.IntFlag{Name: "image-size", Usage: "input height and width `N`", DefaultText: "preprocessor_config.json, else config.json"},
 			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset `N` of the default domain, 17 to 21"},
@@ -74,8 +74,11 @@ Example:
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH` for --check", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.BoolFlag{Name: "allow-unused", Usage: "export even when config.json leaves some tensors unused (they are dropped)"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
-		}, exportStaticFlags()...),
+		}, exportStaticFlags()...), autoFlags(false)...),
 		Action: func(c *cli.Context) error {
+			if c.String("precision") == "auto" {
+				return runAuto(c, true)
+			}
 			if c.NArg() != 1 {
 				return usagef("export takes one SRC, got %d arguments", c.NArg())
 			}

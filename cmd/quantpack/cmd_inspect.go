@@ -20,8 +20,9 @@ func newInspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "list a checkpoint's tensors, architecture and quantization",
 		ArgsUsage: "PATH",
-		Description: `PATH is a model directory, a .safetensors file, a sharded checkpoint or a
-quantpack artifact. Reads headers only (and bitsandbytes' small quant_state
+		Description: `PATH is a model directory, a .safetensors file, a sharded checkpoint, a
+quantpack artifact or an export directory (its quantpack.json: operators,
+sizes, and the per-layer mix of --precision auto). Reads headers only (and bitsandbytes' small quant_state
 tensors), so it is instant on any size. Recognises quantization written by
 others: bitsandbytes int8 (P.SCB) and nf4/fp4 (P.weight.quant_state.*), and
 quantpack's int4 and per-channel int8.
@@ -42,6 +43,16 @@ Example:
 			src, _, err := resolveSource(c, "inspect", "PATH", c.Args().First())
 			if err != nil {
 				return err
+			}
+			if ex, ok, err := convert.InspectExport(src); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(os.Stdout, ex)
+				}
+				printExportInspection(os.Stdout, ex)
+				return nil
 			}
 			in, err := convert.Inspect(src)
 			if err != nil {
@@ -71,6 +82,7 @@ func printInspect(w io.Writer, in *convert.Inspection, all bool) {
 	}
 	if in.Artifact != nil {
 		fmt.Fprintf(w, "quantpack artifact: %s, %s, written by quantpack %s\n", in.Artifact.Format, in.Artifact.Precision, in.Artifact.Tool)
+		printAutoRecord(w, in.Artifact.Auto)
 	}
 	var dts []string
 	for d := range in.DTypes {

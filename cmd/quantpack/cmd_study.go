@@ -69,6 +69,11 @@ first batch size), --max-memory-mb (peak RSS) and --max-top1-drop (percentage
 points; top-1 disagreement with FP32 when there are no labels), the fastest
 (--prefer latency), smallest (size) or leanest (memory).
 
+--sensitivity int4 (or int8, nf4) adds, per model, the per-layer report of
+quantpack sensitivity (REPORTDIR/sensitivity-N-NAME/: Markdown, CSV, JSON and
+a layers × metric heatmap) on --calib-images, else --images, else --samples
+synthetic inputs.
+
 Example:
    quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
    quantpack study deit-tiny -o report --batch 1,8 --max-top1-drop 1
@@ -98,6 +103,8 @@ Example:
 			&cli.BoolFlag{Name: "force", Usage: "recompute cached cells"},
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip memory measurement"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
+			&cli.StringFlag{Name: "sensitivity", Usage: "also write a per-layer sensitivity report per model at precision `P` (int8, int4, nf4) into REPORTDIR/sensitivity-N-NAME"},
+			&cli.StringFlag{Name: "calib-images", Usage: "--sensitivity inputs `DIR`", DefaultText: "--images, else --samples synthetic"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
 		},
 		Subcommands: []*cli.Command{newStudyMergeCommand()},
@@ -174,6 +181,9 @@ Example:
 					return errors.Join(err, jerr)
 				}
 				return err
+			}
+			if err == nil {
+				err = studySensitivity(c, opt.Sources, opt.Out, opt.Log)
 			}
 			return errors.Join(err, finishStudy(c, r, opt.Out, time.Since(start).Seconds()))
 		},

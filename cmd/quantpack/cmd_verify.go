@@ -293,6 +293,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	} else if _, perr := stdout.Write(md.Bytes()); perr != nil {
 		return perr
 	}
+	if gateErr != nil {
+		reportWorstLayers(ctx, os.Stderr, o.candidate)
+	}
 	return err
 }
 

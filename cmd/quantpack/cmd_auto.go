@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/tune"
+	"github.com/quantpack/quantpack/verify"
+	"github.com/quantpack/quantpack/verify/ort"
+)
+
+// autoHelp is appended to convert's and export's help.
+const autoHelp = `--precision auto picks a precision per layer (from --candidates, smallest
+first) so that the result meets --max-top1-drop PCT (labelled top-1 drop in
+points on --calib-images; without labels, top-1 disagreement with FP32) and/or
+--min-cosine X (mean logit cosine with FP32), within --max-size-ratio R of the
+FP32 weights. Layers are ranked by quantizing each alone and promoted one step
+at a time, most sensitive first; the final mix is written as a normal artifact,
+run again from disk to confirm, and recorded in quantpack.json ("auto"). The
+best state found is always written: a --budget that runs out, Ctrl-C (exit
+130) or an unreachable target (exit 5) still leave a valid artifact.
+
+   quantpack export vit-28 -o v28-auto --precision auto --max-top1-drop 0.5 --calib-images calib
+   quantpack convert vit-28 -o v28-mix --precision auto --min-cosine 0.9995 --calib-images calib
+
+`
+
+// autoFlags are --precision auto's flags; export already has --ort-lib.
+func autoFlags(withORTLib bool) []cli.Flag {
+	fs := []cli.Flag{
+		&cli.Float64Flag{Name: "max-top1-drop", Usage: "auto: largest top-1 drop in points on the calibration images"},
+		&cli.Float64Flag{Name: "min-cosine", Usage: "auto: smallest mean logit cosine with FP32"},
+		&cli.Float64Flag{Name: "max-size-ratio", Usage: "auto: largest weight size relative to FP32 (default: no cap)"},
+		&cli.StringFlag{Name: "candidates", Value: "int4,int8,fp16", Usage: "auto: precisions a layer may take"},
+		&cli.DurationFlag{Name: "budget", Usage: "auto: time limit of the search (e.g. 10m; the best state is written when it ends)"},
+	}
+	for _, f := range tuneFlags() {
+		if !withORTLib && f.Names()[0] == "ort-lib" {
+			continue
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// runAuto is convert/export --precision auto.
+func runAuto(c *cli.Context, export bool) error {
+	if c.NArg() != 1 {
+		return usagef("--precision auto takes one SRC, got %d arguments", c.NArg())
+	}
+	var target tune.Target
+	if c.IsSet("max-top1-drop") {
+		v := c.Float64("max-top1-drop")
+		if v < 0 || v > 100 {
+			return usagef("--max-top1-drop %g: want 0 to 100 (points)", v)
+		}
+		target.MaxTop1Drop = &v
+	}
+	if c.IsSet("min-cosine") {
+		v := c.Float64("min-cosine")
+		if v < -1 || v > 1 {
+			return usagef("--min-cosine %g: want -1 to 1", v)
+		}
+		target.MinCosine = &v
+	}
+	if target.MaxTop1Drop == nil && target.MinCosine == nil {
+		return usagef("--precision auto needs --max-top1-drop PCT or --min-cosine X")
+	}
+	target.MaxSizeRatio = c.Float64("max-size-ratio")
+	if target.MaxSizeRatio < 0 || c.Duration("budget") < 0 {
+		return usagef("--max-size-ratio and --budget must be ≥ 0")
+	}
+	cands, err := tune.ParseCandidates(c.String("candidates"))
+	if err != nil {
+		return usagef("%v", err)
+	}
+	t, err := tuneOptionsFrom(c, "")
+	if err != nil {
+		return err
+	}
+	t.convert.Keep = c.StringSlice("keep")
+	t.convert.Threads = c.Int("threads")
+	opt := tune.AutoOptions{Src: c.Args().First(), Out: c.String("output"), Export: export, Candidates: cands, Target: target,
+		Budget: c.Duration("budget"), Images: t.images, Samples: t.samples, Workers: t.workers, Open: t.open,
+		OpenPath: func(path string) (verify.Runner, error) {
+			s, err := ort.Open(path, ort.Options{IntraOpThreads: 1})
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		ConvertOptions: t.convert, ExportOptions: t.export, Log: os.Stderr}
+	if opt.Images == "" {
+		fmt.Fprintln(os.Stderr, "auto: no --calib-images: searching on synthetic inputs (top-1 drop is measured as disagreement with FP32)")
+	}
+	res, err := tune.Auto(c.Context, opt)
+	if res != nil {
+		if c.Bool("json") {
+			if perr := printJSON(os.Stdout, res); perr != nil && err == nil {
+				err = perr
+			}
+		} else {
+			printAuto(os.Stdout, res)
+		}
+	}
+	if err != nil && errors.Is(err, tune.ErrTargetUnreachable) && res == nil {
+		return err
+	}
+	return err
+}
+
+func printAuto(w io.Writer, r *tune.AutoResult) {
+	rec := r.Record
+	var mix []string
+	keys := make([]string, 0, len(rec.Mix))
+	for k := range rec.Mix {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		mix = append(mix, fmt.Sprintf("%s×%d", k, rec.Mix[k]))
+	}
+	status := "reached"
+	if !rec.Reached {
+		status = "NOT reached"
+	}
+	fmt.Fprintf(w, "auto: target %s %s (%s) after %d evaluations in %.1f s\n", rec.Target, status, rec.Stop, rec.Evaluations, rec.Seconds)
+	fmt.Fprintf(w, "  layers     %s\n", strings.Join(mix, " "))
+	m := rec.Measured
+	if rec.Confirmed != nil {
+		m = *rec.Confirmed
+	}
+	fmt.Fprintf(w, "  measured   top-1 agreement %.2f%%, cosine mean %.6f (min %.6f), KL %.3g", 100*m.Top1Agreement, m.CosineMean, m.CosineMin, m.KLMean)
+	if m.Top1Drop != nil {
+		fmt.Fprintf(w, ", top-1 %.2f%% → %.2f%% (drop %.2f pt)", 100**m.BaselineTop1, 100**m.Top1, *m.Top1Drop)
+	}
+	fmt.Fprintf(w, "\n  calibration %s\n", rec.Calibration)
+	fmt.Fprintf(w, "  written    %s (%s, weights %.3f of FP32)\n", r.Out, humanBytes(r.SizeBytes), m.SizeRatio)
+}
+
+// printAutoRecord prints the mix of a --precision auto artifact (nothing
+// for others).
+func printAutoRecord(w io.Writer, a *convert.AutoRecord) {
+	if a == nil {
+		return
+	}
+	keys := make([]string, 0, len(a.Mix))
+	for k := range a.Mix {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var mix []string
+	for _, k := range keys {
+		mix = append(mix, fmt.Sprintf("%s×%d", k, a.Mix[k]))
+	}
+	reached := "reached"
+	if !a.Reached {
+		reached = "not reached"
+	}
+	fmt.Fprintf(w, "auto: %s (target %s %s, %s); calibration %s\n", strings.Join(mix, " "), a.Target, reached, a.Stop, a.Calibration)
+	m := a.Measured
+	if a.Confirmed != nil {
+		m = *a.Confirmed
+	}
+	fmt.Fprintf(w, "auto: measured top-1 agreement %.2f%%, cosine mean %.6f", 100*m.Top1Agreement, m.CosineMean)
+	if m.Top1Drop != nil {
+		fmt.Fprintf(w, ", top-1 drop %.2f pt", *m.Top1Drop)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "layer\tprecision\tscheme")
+	for _, l := range a.Layers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Precision, l.Scheme)
+	}
+	tw.Flush()
+}
+
+// printExportInspection describes an export directory.
+func printExportInspection(w io.Writer, in *convert.ExportInspection) {
+	fmt.Fprintf(w, "%s: ONNX export (%s), %s, precision %s, %s\n", in.Path, in.Format, in.Architecture, in.Precision, humanBytes(in.Sizes.TotalBytes))
+	var ops []string
+	for _, k := range slices.Sorted(maps.Keys(in.Ops)) {
+		ops = append(ops, fmt.Sprintf("%s×%d", k, in.Ops[k]))
+	}
+	fmt.Fprintf(w, "ops: %s\n", strings.Join(ops, " "))
+	printAutoRecord(w, in.Auto)
+}
+
+// reportWorstLayers names, after a failed verify gate, the candidate's
+// quantized layers whose weights differ most from FP32 (tune.WorstLayers),
+// on stderr so --json output stays one document. Best effort: a candidate
+// whose source is not at hand gets a hint instead.
+func reportWorstLayers(ctx context.Context, w io.Writer, candidate string) {
+	ls, err := tune.WorstLayers(ctx, candidate, 5)
+	if err != nil || len(ls) == 0 {
+		if err != nil {
+			fmt.Fprintf(w, "gate failed; to find the layers that cost accuracy: quantpack sensitivity SRC --precision P --calib-images DIR (%v)\n", err)
+		}
+		return
+	}
+	fmt.Fprintf(w, "gate failed; quantized layers whose weights differ most from FP32 (lowest SQNR first; `quantpack sensitivity` measures outputs):\n")
+	for _, l := range ls {
+		fmt.Fprintf(w, "  %-60s %-16s SQNR %5.1f dB  cosine %.6f\n", l.Name, l.Scheme, l.SQNRdB, l.Cosine)
+	}
+}
