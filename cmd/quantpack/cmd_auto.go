@@ -91,7 +91,11 @@ func runAuto(c *cli.Context, export bool) error {
 	}
 	t.convert.Keep = c.StringSlice("keep")
 	t.convert.Threads = c.Int("threads")
-	opt := tune.AutoOptions{Src: c.Args().First(), Out: c.String("output"), Export: export, Candidates: cands, Target: target,
+	src, _, err := resolveSource(c, c.Command.Name, "SRC", c.Args().First())
+	if err != nil {
+		return err
+	}
+	opt := tune.AutoOptions{Src: src, Out: outputPath(c), Export: export, Candidates: cands, Target: target,
 		Budget: c.Duration("budget"), Images: t.images, Samples: t.samples, Workers: t.workers, Open: t.open,
 		OpenPath: func(path string) (verify.Runner, error) {
 			s, err := ort.Open(path, ort.Options{IntraOpThreads: 1})

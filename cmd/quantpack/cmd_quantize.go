@@ -94,7 +94,11 @@ Example:
 			if err != nil {
 				return err
 			}
-			return runQuantize(c.Context, c.Args().First(), c.String("output"), cfg, c.String("ort-lib"), c.Int("threads"), c.Bool("json"), os.Stdout)
+			src, err := resolveInput("quantize", "SRC", c.Args().First())
+			if err != nil {
+				return err
+			}
+			return runQuantize(c.Context, src, outputPath(c), cfg, c.String("ort-lib"), c.Int("threads"), c.Bool("json"), os.Stdout)
 		},
 	}
 }

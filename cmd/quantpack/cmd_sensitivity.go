@@ -62,7 +62,11 @@ Example:
 			if err != nil {
 				return err
 			}
-			opt := tune.SensitivityOptions{Src: c.Args().First(), Precision: p, Images: t.images, Samples: t.samples,
+			src, _, err := resolveSource(c, "sensitivity", "SRC", c.Args().First())
+			if err != nil {
+				return err
+			}
+			opt := tune.SensitivityOptions{Src: src, Precision: p, Images: t.images, Samples: t.samples,
 				LeaveOneOut: c.Bool("leave-one-out"), Workers: t.workers, Open: t.open, Convert: t.convert, Export: t.export,
 				Progress: t.progress("sensitivity")}
 			r, err := tune.Sensitivity(c.Context, opt)

@@ -79,7 +79,7 @@ func resolveInput(cmd, arg, p string) (string, error) {
 		e := &inputError{Cmd: cmd, Arg: arg, Path: p, Err: err}
 		if looksLikeHubID(p) {
 			e.Hint = fmt.Sprintf("it looks like a Hugging Face Hub id, but %s takes a local path here "+
-				"(inspect, convert, export, study, sensitivity and quantize resolve Hub ids; see docs/hub.md)", cmd)
+				"(inspect, convert, export, study and sensitivity resolve Hub ids; see docs/hub.md)", cmd)
 		}
 		return "", e
 	}

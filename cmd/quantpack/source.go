@@ -17,7 +17,7 @@ import (
 // hubCommands read a checkpoint SRC, which may be a Hugging Face Hub id
 // (org/name[@revision]); each gets --token and --offline, and resolves its
 // SRC with resolveSource.
-var hubCommands = []string{"inspect", "convert", "export", "study", "sensitivity", "quantize"}
+var hubCommands = []string{"inspect", "convert", "export", "study", "sensitivity"}
 
 // hubHelp goes into those commands' descriptions.
 const hubHelp = `A checkpoint may also be named by its Hugging Face Hub id, org/name[@revision]:
