@@ -227,10 +227,10 @@ func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*
 	return quantize.Run(c.Context, fp32, out, cfg, open)
 }
 
-// exportStaticFlags are the flags export adds for --int8-mode static.
+// exportStaticFlags are the flags export adds for --int8-mode static;
+// --calib-images is shared with --precision auto (tuneFlags).
 func exportStaticFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "calib-images", Usage: "with --int8-mode static: calibration images (default: synthetic)"},
 		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "with --int8-mode static: calibration samples"},
 	}
 }

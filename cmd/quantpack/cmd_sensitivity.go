@@ -90,7 +90,7 @@ Example:
 // tuneFlags are the flags sensitivity and --precision auto share.
 func tuneFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "calib-images", Usage: "ImageFolder of calibration images (default: synthetic inputs)"},
+		&cli.StringFlag{Name: "calib-images", Usage: "ImageFolder `DIR` of calibration images (sensitivity, --precision auto, export --int8-mode static)", DefaultText: "synthetic inputs"},
 		&cli.IntFlag{Name: "samples", Usage: "inputs used: synthetic count (default 64), or at most this many calibration images"},
 		&cli.IntFlag{Name: "workers", Usage: "variant graphs run at once, one thread each (default: all cores)"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
