@@ -39,7 +39,7 @@ func TestReportTakesAppliedSettings(t *testing.T) {
 	}
 
 	plain, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
-		Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)),
+		Open:  openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)),
 		Iters: 1, Samples: 2, Device: "cpu", ORTVersion: "1.0", Threads: 8})
 	if err != nil {
 		t.Fatal(err)
