@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ type Options struct {
 }
 
 // DefaultPrecisions are the study's columns.
-var DefaultPrecisions = convert.ExportPrecisions
+var DefaultPrecisions = slices.Clone(convert.ExportPrecisions)
 
 // Report is report.json.
 type Report struct {
