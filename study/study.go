@@ -60,7 +60,7 @@ type Options struct {
 }
 
 // DefaultPrecisions are the study's columns.
-var DefaultPrecisions = convert.ExportPrecisions
+var DefaultPrecisions = slices.Clone(convert.ExportPrecisions)
 
 // Report is report.json.
 type Report struct {

@@ -142,6 +142,10 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 		return nil, err
 	}
 	defer closeAll()
+	if err := opt.takeApplied(p); err != nil {
+		return nil, err
+	}
+	r.Device, r.ORTVersion = opt.Device, opt.ORTVersion
 	pre, err := preprocessorFor(bDir, p)
 	if err != nil {
 		return nil, err
@@ -193,6 +197,24 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 		return r, &GateError{Failed: r.Gates.Failed}
 	}
 	return r, nil
+}
+
+// takeApplied replaces the recorded runtime settings with those the
+// sessions report they applied, so the report says what ran. Both models
+// must have run alike for the comparison to mean anything.
+func (opt *Options) takeApplied(p *pair) error {
+	ba, ok1 := p.base.(AppliedReporter)
+	ca, ok2 := p.cand.(AppliedReporter)
+	if !ok1 || !ok2 {
+		return nil
+	}
+	a := ba.Applied()
+	if c := ca.Applied(); c != a {
+		// One opener opens both; this is a bug, not the user's input.
+		return fmt.Errorf("verify: internal: baseline ran with %+v, candidate with %+v", a, c)
+	}
+	opt.Device, opt.EPLibrary, opt.ORTVersion, opt.Threads = a.Device, a.EPLibrary, a.ORTVersion, a.Threads
+	return nil
 }
 
 // finish fills the figures derived from the measurements and the gates.

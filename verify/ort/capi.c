@@ -348,6 +348,59 @@ OrtStatus *qp_has_config(OrtSessionOptions *o, const char *key, int *out) {
 	return FN(HasSessionConfigEntry)(o, key, out);
 }
 
+OrtStatus *qp_sessopts_create(OrtSessionOptions **out) {
+	*out = NULL;
+	return FN(CreateSessionOptions)(out);
+}
+
+void qp_sessopts_release(OrtSessionOptions *o) {
+	if (o != NULL) {
+		FN(ReleaseSessionOptions)(o);
+	}
+}
+
+// qp_sessopts_threads sets the intra-op pool (when intra > 0) and the
+// inter-op pool (when inter > 0), switching to parallel execution, the only
+// mode that uses it, when inter > 1.
+OrtStatus *qp_sessopts_threads(OrtSessionOptions *o, int intra, int inter) {
+	OrtStatus *st;
+	if (intra > 0 && (st = FN(SetIntraOpNumThreads)(o, intra)) != NULL) {
+		return st;
+	}
+	if (inter > 0 && (st = FN(SetInterOpNumThreads)(o, inter)) != NULL) {
+		return st;
+	}
+	if (inter > 1) {
+		return FN(SetSessionExecutionMode)(o, QP_ORT_PARALLEL);
+	}
+	return NULL;
+}
+
+OrtStatus *qp_sessopts_optlevel(OrtSessionOptions *o, unsigned int level) {
+	return FN(SetSessionGraphOptimizationLevel)(o, level);
+}
+
+OrtStatus *qp_sessopts_config(OrtSessionOptions *o, const char *key, const char *value) {
+	return FN(AddSessionConfigEntry)(o, key, value);
+}
+
+OrtStatus *qp_sessopts_profiling(OrtSessionOptions *o, const char *prefix) {
+	return FN(EnableProfiling)(o, prefix);
+}
+
+// qp_sessopts_cuda appends the CUDA execution provider built into GPU
+// releases of ONNX Runtime, with its default options (device 0).
+OrtStatus *qp_sessopts_cuda(OrtSessionOptions *o) {
+	OrtCUDAProviderOptionsV2 *cuda = NULL;
+	OrtStatus *st = FN(CreateCUDAProviderOptions)(&cuda);
+	if (st != NULL) {
+		return st;
+	}
+	st = FN(SessionOptionsAppendExecutionProvider_CUDA_V2)(o, cuda);
+	FN(ReleaseCUDAProviderOptions)(cuda);
+	return st;
+}
+
 OrtStatus *qp_register_ep(const char *name, const char *path) {
 	return FN(RegisterExecutionProviderLibrary)(env, name, path);
 }

@@ -14,10 +14,7 @@ import "C"
 
 import (
 	"fmt"
-	"reflect"
 	"unsafe"
-
-	onnx "github.com/yalue/onnxruntime_go"
 )
 
 // ONNX Runtime error codes (OrtErrorCode).
@@ -107,25 +104,55 @@ func loadAPI(path string) error {
 	return nil
 }
 
-// sessionOptionsHandle returns the OrtSessionOptions* inside an
-// onnxruntime_go SessionOptions. The binding keeps it in an unexported
-// field and offers no accessor, yet plugin execution providers
-// (SessionOptionsAppendExecutionProvider_V2) need it. The field is read
-// through reflect, after checking the struct still has the one pointer
-// field of v1.27.0; a different layout gives an error, not a crash, and
-// TestSessionOptionsHandle checks the pointer round-trips a config entry.
-func sessionOptionsHandle(o *onnx.SessionOptions) (*C.OrtSessionOptions, error) {
-	v := reflect.ValueOf(o).Elem()
-	t := v.Type()
-	if t.NumField() != 1 || t.Field(0).Name != "o" || t.Field(0).Type.Kind() != reflect.Pointer {
-		return nil, fmt.Errorf("onnxruntime_go.SessionOptions changed layout (%d fields); update verify/ort for this binding version", t.NumField())
+// sessionOptions is an OrtSessionOptions made through our own function
+// table. onnxruntime_go's SessionOptions keeps its handle in an unexported
+// field, and the session is created here, so the options are built here
+// too: no handle crosses between the two bindings.
+type sessionOptions struct{ h *C.OrtSessionOptions }
+
+func newSessionOptions() (*sessionOptions, error) {
+	var h *C.OrtSessionOptions
+	if st := takeStatus(C.qp_sessopts_create(&h)); st != nil {
+		return nil, st
 	}
-	f := v.Field(0)
-	if f.IsNil() {
-		return nil, fmt.Errorf("onnxruntime_go.SessionOptions holds no OrtSessionOptions")
-	}
-	return (*C.OrtSessionOptions)(f.UnsafePointer()), nil
+	return &sessionOptions{h: h}, nil
 }
+
+func (o *sessionOptions) Destroy() {
+	C.qp_sessopts_release(o.h)
+	o.h = nil
+}
+
+// status converts a returned OrtStatus to an error (nil for success).
+func statusErr(st *C.OrtStatus) error {
+	if s := takeStatus(st); s != nil {
+		return s
+	}
+	return nil
+}
+
+func (o *sessionOptions) threads(intra, inter int) error {
+	return statusErr(C.qp_sessopts_threads(o.h, C.int(intra), C.int(inter)))
+}
+
+func (o *sessionOptions) optLevel(level int) error {
+	return statusErr(C.qp_sessopts_optlevel(o.h, C.uint(level)))
+}
+
+func (o *sessionOptions) config(key, value string) error {
+	ck, cv := C.CString(key), C.CString(value)
+	defer C.free(unsafe.Pointer(ck))
+	defer C.free(unsafe.Pointer(cv))
+	return statusErr(C.qp_sessopts_config(o.h, ck, cv))
+}
+
+func (o *sessionOptions) profiling(prefix string) error {
+	cp := C.CString(prefix)
+	defer C.free(unsafe.Pointer(cp))
+	return statusErr(C.qp_sessopts_profiling(o.h, cp))
+}
+
+func (o *sessionOptions) cuda() error { return statusErr(C.qp_sessopts_cuda(o.h)) }
 
 // hasConfigEntry asks ONNX Runtime whether opts has key set.
 func hasConfigEntry(opts *C.OrtSessionOptions, key string) (bool, error) {

@@ -38,6 +38,7 @@ typedef struct OrtEpDevice OrtEpDevice;
 typedef struct OrtHardwareDevice OrtHardwareDevice;
 typedef struct OrtEpAssignedSubgraph OrtEpAssignedSubgraph;
 typedef struct OrtEpAssignedNode OrtEpAssignedNode;
+typedef struct OrtCUDAProviderOptionsV2 OrtCUDAProviderOptionsV2;
 
 // Enums are passed as their underlying integer type: unsigned int for enums
 // without negative values (OrtLoggingLevel, ONNXTensorElementDataType,
@@ -54,6 +55,11 @@ enum {
 	QP_ORT_HW_CPU = 0,            // OrtHardwareDeviceType_CPU
 	QP_ORT_HW_GPU = 1,            // OrtHardwareDeviceType_GPU
 	QP_ORT_HW_NPU = 2,            // OrtHardwareDeviceType_NPU
+	QP_ORT_PARALLEL = 1,          // ExecutionMode ORT_PARALLEL
+	QP_ORT_DISABLE_ALL = 0,       // GraphOptimizationLevel
+	QP_ORT_ENABLE_BASIC = 1,
+	QP_ORT_ENABLE_EXTENDED = 2,
+	QP_ORT_ENABLE_ALL = 99,
 };
 
 // OrtApiBase, as returned by OrtGetApiBase.
@@ -124,7 +130,19 @@ typedef struct qp_api_base {
 	X(EpAssignedSubgraph_GetNodes, OrtStatus *,                                             \
 	  (const OrtEpAssignedSubgraph *, const OrtEpAssignedNode *const **, size_t *))         \
 	X(EpAssignedNode_GetName, OrtStatus *, (const OrtEpAssignedNode *, const char **))      \
-	X(EpAssignedNode_GetOperatorType, OrtStatus *, (const OrtEpAssignedNode *, const char **))
+	X(EpAssignedNode_GetOperatorType, OrtStatus *, (const OrtEpAssignedNode *, const char **)) \
+	X(CreateSessionOptions, OrtStatus *, (OrtSessionOptions **))                            \
+	X(ReleaseSessionOptions, void, (OrtSessionOptions *))                                   \
+	X(SetIntraOpNumThreads, OrtStatus *, (OrtSessionOptions *, int))                        \
+	X(SetInterOpNumThreads, OrtStatus *, (OrtSessionOptions *, int))                        \
+	X(SetSessionExecutionMode, OrtStatus *, (OrtSessionOptions *, unsigned int))            \
+	X(SetSessionGraphOptimizationLevel, OrtStatus *, (OrtSessionOptions *, unsigned int))   \
+	X(AddSessionConfigEntry, OrtStatus *, (OrtSessionOptions *, const char *, const char *)) \
+	X(EnableProfiling, OrtStatus *, (OrtSessionOptions *, const char *))                    \
+	X(CreateCUDAProviderOptions, OrtStatus *, (OrtCUDAProviderOptionsV2 **))                \
+	X(SessionOptionsAppendExecutionProvider_CUDA_V2, OrtStatus *,                           \
+	  (OrtSessionOptions *, const OrtCUDAProviderOptionsV2 *))                              \
+	X(ReleaseCUDAProviderOptions, void, (OrtCUDAProviderOptionsV2 *))
 
 #define QP_ORT_TYPEDEF(name, ret, params) typedef ret(*qp_##name##_fn) params;
 QP_ORT_FUNCS(QP_ORT_TYPEDEF)
@@ -168,6 +186,16 @@ OrtStatus *qp_run(OrtSession *s, OrtRunOptions *o, char **in_names, OrtValue **i
 OrtStatus *qp_end_profiling(OrtSession *s, char **path);
 OrtStatus *qp_assignment(OrtSession *s, char **blob, size_t *len);
 OrtStatus *qp_has_config(OrtSessionOptions *o, const char *key, int *out);
+
+// Session options, built here rather than by onnxruntime_go so that no
+// handle has to be taken out of another binding's unexported fields.
+OrtStatus *qp_sessopts_create(OrtSessionOptions **out);
+void qp_sessopts_release(OrtSessionOptions *o);
+OrtStatus *qp_sessopts_threads(OrtSessionOptions *o, int intra, int inter);
+OrtStatus *qp_sessopts_optlevel(OrtSessionOptions *o, unsigned int level);
+OrtStatus *qp_sessopts_config(OrtSessionOptions *o, const char *key, const char *value);
+OrtStatus *qp_sessopts_profiling(OrtSessionOptions *o, const char *prefix);
+OrtStatus *qp_sessopts_cuda(OrtSessionOptions *o);
 
 OrtStatus *qp_register_ep(const char *name, const char *path);
 OrtStatus *qp_ep_devices(char **blob, size_t *len, size_t *n);

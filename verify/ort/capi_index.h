@@ -54,5 +54,16 @@
 #define QP_IDX_EpAssignedSubgraph_GetNodes 409
 #define QP_IDX_EpAssignedNode_GetName 410
 #define QP_IDX_EpAssignedNode_GetOperatorType 412
+#define QP_IDX_CreateSessionOptions 10
+#define QP_IDX_ReleaseSessionOptions 100
+#define QP_IDX_SetIntraOpNumThreads 24
+#define QP_IDX_SetInterOpNumThreads 25
+#define QP_IDX_SetSessionExecutionMode 13
+#define QP_IDX_SetSessionGraphOptimizationLevel 23
+#define QP_IDX_AddSessionConfigEntry 130
+#define QP_IDX_EnableProfiling 14
+#define QP_IDX_CreateCUDAProviderOptions 205
+#define QP_IDX_SessionOptionsAppendExecutionProvider_CUDA_V2 204
+#define QP_IDX_ReleaseCUDAProviderOptions 208
 
 #endif

@@ -45,6 +45,10 @@ _Static_assert(QP_ORT_DEVICE_ALLOCATOR == OrtDeviceAllocator, "allocator type");
 _Static_assert(QP_ORT_MEM_TYPE_DEFAULT == OrtMemTypeDefault, "memory type");
 _Static_assert(QP_ORT_HW_CPU == OrtHardwareDeviceType_CPU && QP_ORT_HW_GPU == OrtHardwareDeviceType_GPU &&
                QP_ORT_HW_NPU == OrtHardwareDeviceType_NPU, "hardware device type");
+_Static_assert(QP_ORT_PARALLEL == ORT_PARALLEL, "execution mode");
+_Static_assert(QP_ORT_DISABLE_ALL == ORT_DISABLE_ALL && QP_ORT_ENABLE_BASIC == ORT_ENABLE_BASIC &&
+               QP_ORT_ENABLE_EXTENDED == ORT_ENABLE_EXTENDED && QP_ORT_ENABLE_ALL == ORT_ENABLE_ALL,
+               "graph optimization level");
 _Static_assert(ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT == %d && ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16 == %d &&
                ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 == %d, "element types in io_cgo.go");
 

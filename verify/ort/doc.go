@@ -18,10 +18,10 @@
 //
 // # What goes through onnxruntime_go and what does not
 //
-// onnxruntime_go loads the library, creates the environment and builds the
-// session options (threads, optimization level, profiling, config entries,
-// the classic CUDA provider). Sessions are created and run through ONNX
-// Runtime's C API directly (capi.c), because the binding
+// onnxruntime_go loads the library and creates the environment, nothing
+// more. Session options (threads, optimization level, profiling, config
+// entries, the classic CUDA provider, plugin providers), sessions and runs go
+// through ONNX Runtime's C API directly (capi.c), because the binding
 //   - needs every input and output name before it creates a session, which
 //     would mean loading each model twice;
 //   - copies float16/bfloat16 outputs that ONNX Runtime allocates short
@@ -32,8 +32,9 @@
 //
 // capi.c reaches the C API through the OrtApi table of the library the
 // binding loaded, by index (capi_index.h, generated from the header and
-// checked by TestCAPIMatchesHeader). The one OrtSessionOptions pointer it
-// needs from the binding is read by sessionOptionsHandle (see there).
+// checked by TestCAPIMatchesHeader). No handle passes between the two
+// bindings: the session options are ours too (sessionOptions in capi.go),
+// so nothing reads the binding's unexported fields.
 //
 // # Running
 //

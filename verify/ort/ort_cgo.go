@@ -155,7 +155,7 @@ func open(path string, data []byte, opt Options) (*Session, error) {
 	if data != nil {
 		source = "<bytes>"
 	}
-	so, err := onnx.NewSessionOptions()
+	so, err := newSessionOptions()
 	if err != nil {
 		return nil, errorf(ErrRun, "open", source, "", "session options: %v", err)
 	}
@@ -179,47 +179,35 @@ func open(path string, data []byte, opt Options) (*Session, error) {
 	return s, nil
 }
 
-// configure applies opt to the binding's session options.
-func configure(so *onnx.SessionOptions, opt Options, fromBytes bool, source string) error {
+// configure applies opt to the session options.
+func configure(so *sessionOptions, opt Options, fromBytes bool, source string) error {
 	fail := func(what string, err error) error {
 		return errorf(ErrRun, "open", source, "", "%s: %v", what, err)
 	}
-	if opt.IntraOpThreads > 0 {
-		if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
-			return fail("intra-op threads", err)
-		}
+	if err := so.threads(opt.IntraOpThreads, opt.InterOpThreads); err != nil {
+		return fail("threads", err)
 	}
-	if opt.InterOpThreads > 0 {
-		if err := so.SetInterOpNumThreads(opt.InterOpThreads); err != nil {
-			return fail("inter-op threads", err)
-		}
-		if opt.InterOpThreads > 1 {
-			if err := so.SetExecutionMode(onnx.ExecutionModeParallel); err != nil {
-				return fail("execution mode", err)
-			}
-		}
-	}
-	level := map[int]onnx.GraphOptimizationLevel{
-		OptDisable:  onnx.GraphOptimizationLevelDisableAll,
-		OptBasic:    onnx.GraphOptimizationLevelEnableBasic,
-		OptExtended: onnx.GraphOptimizationLevelEnableExtended,
-		OptAll:      onnx.GraphOptimizationLevelEnableAll,
+	level := map[int]C.uint{
+		OptDisable:  C.QP_ORT_DISABLE_ALL,
+		OptBasic:    C.QP_ORT_ENABLE_BASIC,
+		OptExtended: C.QP_ORT_ENABLE_EXTENDED,
+		OptAll:      C.QP_ORT_ENABLE_ALL,
 	}[opt.OptLevel]
-	if err := so.SetGraphOptimizationLevel(level); err != nil {
+	if err := so.optLevel(int(level)); err != nil {
 		return fail("optimization level", err)
 	}
 	// Recording the partitioner's assignment is cheap and lets Placement
 	// answer without profiling.
-	if err := so.AddSessionConfigEntry(keyAssignmentInfo, "1"); err != nil {
+	if err := so.config(keyAssignmentInfo, "1"); err != nil {
 		return fail(keyAssignmentInfo, err)
 	}
 	if fromBytes && opt.ExternalDataDir != "" {
-		if err := so.AddSessionConfigEntry(keyExternalDataPath, opt.ExternalDataDir); err != nil {
+		if err := so.config(keyExternalDataPath, opt.ExternalDataDir); err != nil {
 			return fail(keyExternalDataPath, err)
 		}
 	}
 	if opt.ProfilePrefix != "" {
-		if err := so.EnableProfiling(opt.ProfilePrefix); err != nil {
+		if err := so.profiling(opt.ProfilePrefix); err != nil {
 			return fail("profiling", err)
 		}
 	}
@@ -229,25 +217,17 @@ func configure(so *onnx.SessionOptions, opt Options, fromBytes bool, source stri
 	if opt.EPLibrary != "" {
 		return appendPluginEP(so, opt.EPLibrary, source)
 	}
-	cuda, err := onnx.NewCUDAProviderOptions()
-	if err != nil {
-		return errorf(ErrCUDAUnavailable, "open", source, "", "CUDA provider options: %v", err)
-	}
-	defer cuda.Destroy()
-	if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+	if err := so.cuda(); err != nil {
 		return errorf(ErrCUDAUnavailable, "open", source, "", "%v", err)
 	}
 	return nil
 }
 
-// createSession creates the OrtSession through the C API with the binding's
-// session options. (onnxruntime_go's sessions need every input and output
-// name before they exist, which would load the model twice.)
-func createSession(so *onnx.SessionOptions, path string, data []byte, opt Options, source string) (*C.OrtSession, error) {
-	opts, err := sessionOptionsHandle(so)
-	if err != nil {
-		return nil, errorf(ErrUnavailable, "open", source, "", "%v", err)
-	}
+// createSession creates the OrtSession through the C API. (onnxruntime_go's
+// sessions need every input and output name before they exist, which would
+// load the model twice.)
+func createSession(so *sessionOptions, path string, data []byte, opt Options, source string) (*C.OrtSession, error) {
+	opts := so.h
 	var h *C.OrtSession
 	var st *status
 	if data != nil {

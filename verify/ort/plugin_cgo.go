@@ -15,8 +15,6 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
-
-	onnx "github.com/yalue/onnxruntime_go"
 )
 
 // Plugin execution providers (ORT ≥ 1.22): a library is registered once per
@@ -99,11 +97,8 @@ func registerEP(path string) (map[string]bool, error) {
 
 // appendEPDevice appends to opts the first device whose execution provider
 // is accepted by want and whose hardware type is hw.
-func appendEPDevice(so *onnx.SessionOptions, want func(ep string) bool, hw string) (epDevice, error) {
-	opts, err := sessionOptionsHandle(so)
-	if err != nil {
-		return epDevice{}, err
-	}
+func appendEPDevice(so *sessionOptions, want func(ep string) bool, hw string) (epDevice, error) {
+	opts := so.h
 	devs, err := listEPDevices()
 	if err != nil {
 		return epDevice{}, err
@@ -131,7 +126,7 @@ func (e errNoDevice) Error() string {
 
 // appendPluginEP registers the plugin library at path and appends its GPU
 // device to so.
-func appendPluginEP(so *onnx.SessionOptions, path, source string) error {
+func appendPluginEP(so *sessionOptions, path, source string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return errorf(ErrUnavailable, "register-ep", path, "", "%v", err)

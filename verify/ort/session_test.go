@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	onnx "github.com/yalue/onnxruntime_go"
-
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/verify"
 )
@@ -240,25 +238,26 @@ func TestRunAllocations(t *testing.T) {
 	}
 }
 
-// The OrtSessionOptions pointer read out of onnxruntime_go's struct is the
-// one the binding configures: an entry set through the binding is seen
-// through the pointer.
-func TestSessionOptionsHandle(t *testing.T) {
+// The session options our function table builds hold what was set on
+// them: an entry added is seen by ONNX Runtime's own lookup.
+func TestSessionOptions(t *testing.T) {
 	needORT(t)
-	so, err := onnx.NewSessionOptions()
+	so, err := newSessionOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer so.Destroy()
-	if err := so.AddSessionConfigEntry("quantpack.probe", "1"); err != nil {
+	if err := so.config("quantpack.probe", "1"); err != nil {
 		t.Fatal(err)
 	}
-	h, err := sessionOptionsHandle(so)
-	if err != nil {
+	if err := so.threads(2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := so.optLevel(1); err != nil {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]bool{"quantpack.probe": true, "quantpack.absent": false} {
-		got, err := hasConfigEntry(h, key)
+		got, err := hasConfigEntry(so.h, key)
 		if err != nil || got != want {
 			t.Fatalf("entry %q: %v, %v; want %v", key, got, err, want)
 		}
@@ -305,7 +304,7 @@ func TestAppendEPDeviceV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("execution provider devices: %v", devs)
-	so, err := onnx.NewSessionOptions()
+	so, err := newSessionOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +319,7 @@ func TestAppendEPDeviceV2(t *testing.T) {
 	if _, err := appendEPDevice(so, func(string) bool { return true }, "npu"); err == nil {
 		t.Fatal("appended an NPU device on a machine without one")
 	}
-	if err := so.AddSessionConfigEntry(keyAssignmentInfo, "1"); err != nil {
+	if err := so.config(keyAssignmentInfo, "1"); err != nil {
 		t.Fatal(err)
 	}
 	h, err := createSession(so, "", scaleModel(), Options{Device: DeviceCPU}, "<bytes>")
