@@ -18,6 +18,7 @@ import (
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
+	"github.com/quantpack/quantpack/quant"
 )
 
 // DefaultShardBytes matches transformers' save_pretrained default
@@ -30,6 +31,10 @@ type Options struct {
 	BlockSize   int      // 0: DefaultInt4Block or DefaultNF4Block
 	DoubleQuant bool     // nf4: quantize the absmax values too
 	Asymmetric  bool     // int4: min/max with zero points instead of symmetric
+	// Method chooses int4/nf4 block scales: "" or rtn (round to nearest,
+	// ORT's and bitsandbytes' own quantizers), mse or hqq (quant.Method);
+	// hqq implies Asymmetric.
+	Method quant.Method
 	Keep        []string // globs of tensor names to keep float
 	RestDType   string   // fp32|fp16|bf16 for tensors that stay float; "" = fp16
 	Threads     int      // 0: runtime.NumCPU()
@@ -104,6 +109,9 @@ func (o *Options) validate() error {
 		default:
 			return usage(fmt.Errorf("--block-size applies to int4 and nf4 only"))
 		}
+	}
+	if err := o.validateMethod(); err != nil {
+		return err
 	}
 	if o.DoubleQuant && o.Precision != NF4 {
 		return usage(fmt.Errorf("--double-quant applies to nf4 only"))
@@ -420,8 +428,10 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		sym := !opt.Asymmetric
 		m.Scheme.BlockSize, m.Scheme.Symmetric = opt.blockSize(), &sym
 		m.Scheme.NibbleOrder = "low nibble first (MatMulNBits)"
+		m.Scheme.Method = opt.method()
 	case NF4:
 		m.Scheme.BlockSize, m.Scheme.DoubleQuant = opt.blockSize(), opt.DoubleQuant
+		m.Scheme.Method = opt.method()
 		m.Scheme.NibbleOrder = "high nibble first (bitsandbytes)"
 	}
 	hs, err := srcHash()

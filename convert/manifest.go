@@ -35,6 +35,9 @@ type SchemeParams struct {
 	Keep        []string `json:"keep,omitempty"`
 	Int8        string   `json:"int8,omitempty"`
 	NibbleOrder string   `json:"nibble_order,omitempty"`
+	// Method is the 4-bit method that chose the block scales (rtn, mse,
+	// hqq); int4 and nf4 only.
+	Method quant.Method `json:"method,omitempty"`
 }
 
 // Totals summarises the conversion; these are the --json summary's numbers.

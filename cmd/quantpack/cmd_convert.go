@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/quant"
 )
 
 func init() { register(newConvertCommand()) }
@@ -36,6 +37,13 @@ Layouts:
    int4        MatMulNBits layout: P.weight (U8 [N, k_blocks, block/2], low
                nibble first), P.weight_scale (F32), P.weight_zero_point when
                --asymmetric; read by quantpack export
+
+--method picks each 4-bit block's scale (and zero point) in the same layout:
+rtn rounds the min/max range (ORT's and bitsandbytes' quantizers, bit for
+bit); mse searches a clipping factor per block for the least squared error;
+hqq (int4, asymmetric) fits scale and zero point by half-quadratic
+optimisation. The manifest records the method; the per-tensor SQNR shows the
+gain.
    nf4         bitsandbytes Params4bit: P.weight, P.weight.absmax, quant_map,
                nested_* with double quant, quant_state JSON; loadable with
                transformers + bitsandbytes
@@ -46,6 +54,7 @@ it appears only when the conversion is complete.
 Example:
    quantpack convert google/vit-base-patch16-224 -o vit-nf4 --precision nf4
    quantpack convert model.safetensors -o out --precision int8 --json
+   quantpack convert vit-base -o vit-int4 --precision int4 --block-size 128 --method hqq
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
@@ -54,6 +63,7 @@ Example:
 			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 32) and nf4 (default 64)"},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
+			&cli.StringFlag{Name: "method", Value: "rtn", Usage: "int4/nf4 block scales: rtn (round to nearest), mse (clipping search), hqq (int4, implies --asymmetric); see docs/accuracy.md"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this glob (or module prefix) float; repeatable"},
 			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
 			&cli.IntFlag{Name: "threads", Usage: "worker threads (default: all cores)"},
@@ -71,7 +81,7 @@ Example:
 				return usagef("%v", err)
 			}
 			opt := convert.Options{
-				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"),
+				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"), Method: quant.Method(c.String("method")),
 				DoubleQuant: p == convert.NF4 && c.Bool("double-quant"),
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),

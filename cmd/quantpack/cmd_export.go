@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/quant"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
@@ -50,6 +51,7 @@ OUT must not exist or be empty; it appears only when complete.
 Example:
    quantpack export vit-base -o vit-onnx --precision fp32
    quantpack export vit-base -o vit-int8 --precision int8 --int8-mode qdq
+   quantpack export vit-base -o vit-int4 --precision int4 --block-size 128 --method hqq
    quantpack export dinov2-small -o dino-518 --precision fp16 --image-size 518 --check
 
 ` + exitCodeHelp,
@@ -64,6 +66,7 @@ Example:
 			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 (default 32) or nf4 (default 64) block size"},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "when converting to nf4: bitsandbytes double quant"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "when converting to int4: zero points"},
+			&cli.StringFlag{Name: "method", Value: "rtn", Usage: "when converting to int4/nf4: rtn, mse or hqq (int4; implies --asymmetric)"},
 			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "when converting: dtype of tensors that stay float (fp32, fp16, bf16)"},
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime and run one batch"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library for --check (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
@@ -77,7 +80,7 @@ Example:
 				Int8Mode: c.String("int8-mode"), ImageSize: c.Int("image-size"), Opset: c.Int("opset"),
 				Plain: c.Bool("plain"), Int4Accuracy: c.Int("int4-accuracy"),
 				Convert: convert.Options{BlockSize: c.Int("block-size"), DoubleQuant: c.Bool("double-quant"),
-					Asymmetric: c.Bool("asymmetric"), RestDType: c.String("rest-dtype")},
+					Asymmetric: c.Bool("asymmetric"), Method: quant.Method(c.String("method")), RestDType: c.String("rest-dtype")},
 			}
 			if p := c.String("precision"); p != "" {
 				ep, err := convert.ParseExportPrecision(p)

@@ -1,0 +1,99 @@
+package quant
+
+import "math"
+
+// HQQ for asymmetric int4 in the MatMulNBits layout.
+//
+// Half-quadratic quantization (Badri & Shaji 2023; hqq/core/optimize.py,
+// optimize_weights_proximal_legacy) fits a block x ≈ (q - z)·s under a
+// sparsity-promoting ℓp loss (p < 1) by splitting it: an auxiliary error
+// term e absorbs the outliers, and the two sub-problems have closed forms:
+//
+//	q = clamp(round(x/s + z), 0, 15)                 codes for (s, z)
+//	e = shrink_p(x - (q - z)·s, β)                   generalised soft threshold:
+//	    sign(r)·max(|r| - |r|^(p-1)/β, 0)
+//	(s, z) = least squares of x - e ≈ s·q - s·z       quadratic in (s, s·z)
+//	β ← κ·β
+//
+// stopping as HQQ does when the error no longer falls, with HQQ's defaults p
+// = 0.7, β = 10, κ = 1.01, at most 20 iterations. HQQ proper updates only
+// the zero point; the least-squares step here updates the scale as well (two
+// normal equations instead of one), which the issue asked for and which
+// never hurts the quadratic sub-problem.
+//
+// HQQ's zero point is a float; MatMulNBits' packed zero points are integers
+// 0..15. The continuous solution is therefore finished on the integers: for
+// z rounded down and up, the codes of (s, ⌊z⌉) and then the least-squares
+// scale for those codes (twice). The block keeps whichever of RTN and these
+// candidates has the least squared error, as every method here does.
+//
+// The shrinkage is nonzero only where |r|^(2-p) > 1/β, i.e. beyond
+// β^(-1/(2-p)); below that cut (nearly every element of a weight block) it is
+// skipped without calling Pow. The iteration runs in float64; the codes and
+// errors that decide the result are computed as the dequantizer does.
+
+// HQQ's defaults.
+const (
+	hqqP     = 0.7
+	hqqBeta  = 10
+	hqqKappa = 1.01
+	hqqIters = 20
+	// hqqFinish: least-squares refits of the scale per integer zero point.
+	hqqFinish = 2
+)
+
+func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, codes, tmp []uint8, p Int4Params) int4Block {
+	best, bestErr := int4MSE(blk, lo, hi, rtn, rtnErr, codes, tmp, p)
+	if rtn.scale == 0 {
+		return best
+	}
+	n := float64(len(blk))
+	s := float64(best.scale)
+	z := float64(best.zp)
+	bestS, bestZ, bestL2 := s, z, math.Inf(1)
+	beta := float64(hqqBeta)
+	for it := 0; it < hqqIters; it++ {
+		inv := 1 / s
+		cut := math.Pow(beta, -1/(2-hqqP))
+		var l2, sq, st, sqq, sqt float64
+		for _, x32 := range blk {
+			x := float64(x32)
+			q := min(max(math.Round(x*inv+z), 0), 15)
+			r := x - (q-z)*s
+			l2 += r * r
+			t := x
+			if a := math.Abs(r); a > cut {
+				if m := a - math.Pow(a, hqqP-1)/beta; m > 0 {
+					t -= math.Copysign(m, r)
+				}
+			}
+			sq += q
+			st += t
+			sqq += q * q
+			sqt += q * t
+		}
+		if !(l2 < bestL2) {
+			break
+		}
+		bestS, bestZ, bestL2 = s, z, l2
+		if den := n*sqq - sq*sq; den > 0 {
+			if sn := (n*sqt - sq*st) / den; sn > 0 && !math.IsInf(sn, 0) {
+				s = sn
+			}
+		}
+		z = (sq - st/s) / n // mean(q - t/s)
+		beta *= hqqKappa
+	}
+	fz := math.Floor(bestZ)
+	for _, zf := range [2]float64{fz, fz + 1} {
+		zp := int32(min(max(zf, 0), 15))
+		sc, ok := storeScale(bestS, p)
+		for i := 0; ok && i <= hqqFinish; i++ {
+			cand := int4Block{sc, zp}
+			try(blk, cand, &best, &bestErr, codes, tmp)
+			int4Codes(tmp, blk, cand.scale, cand.zp)
+			sc, ok = fitScale(blk, tmp, zp, p)
+		}
+	}
+	return best
+}
