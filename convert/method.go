@@ -33,4 +33,3 @@ func (o *Options) validateMethod() error {
 	o.Method = m
 	return nil
 }
-
