@@ -28,16 +28,19 @@ const DefaultShardBytes = 5_000_000_000
 // Options are convert's flags.
 type Options struct {
 	Precision   Precision
-	BlockSize   int          // 0: DefaultInt4Block or DefaultNF4Block
-	DoubleQuant bool         // nf4: quantize the absmax values too
-	Asymmetric  bool         // int4: min/max with zero points instead of symmetric
-	Method      quant.Method // int4/nf4 block scales: "" = rtn, mse, hqq (int4; implies Asymmetric)
-	Keep        []string     // globs of tensor names to keep float
-	RestDType   string       // fp32|fp16|bf16 for tensors that stay float; "" = fp16
-	Threads     int          // 0: runtime.NumCPU()
-	Generic     bool         // allow an architecture quantpack does not know
-	ShardBytes  int64        // 0: DefaultShardBytes
-	NoStats     bool         // skip the per-tensor error statistics
+	BlockSize   int      // 0: DefaultInt4Block or DefaultNF4Block
+	DoubleQuant bool     // nf4: quantize the absmax values too
+	Asymmetric  bool     // int4: min/max with zero points instead of symmetric
+	Keep        []string // globs of tensor names to keep float
+	RestDType   string   // fp32|fp16|bf16 for tensors that stay float; "" = fp16
+	Threads     int      // 0: runtime.NumCPU()
+	Generic     bool     // allow an architecture quantpack does not know
+	ShardBytes  int64    // 0: DefaultShardBytes
+	NoStats     bool     // skip the per-tensor error statistics
+
+	// Method chooses the int4/nf4 block scales: "" or rtn, mse, hqq (int4
+	// only; implies Asymmetric). See quant.Method.
+	Method quant.Method
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
