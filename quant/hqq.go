@@ -21,11 +21,14 @@ import "math"
 // normal equations instead of one), which the issue asked for and which
 // never hurts the quadratic sub-problem.
 //
-// HQQ's zero point is a float; MatMulNBits' packed zero points are integers
-// 0..15. The continuous solution is therefore finished on the integers: for
-// z rounded down and up, the codes of (s, ⌊z⌉) and then the least-squares
-// scale for those codes (twice). The block keeps whichever of RTN and these
-// candidates has the least squared error, as every method here does.
+// The iteration starts from the mse search's choice (see int4MSE, here on
+// its coarser grid), which is
+// also a candidate for the result. HQQ's zero point is a float; MatMulNBits'
+// packed zero points are integers 0..15. The continuous solution is therefore
+// finished on the integers: the codes of (s, round(z)), then the
+// least-squares scale for those codes. The block keeps whichever of RTN, the
+// mse choice and these candidates has the least squared error, as every
+// method here does.
 //
 // The shrinkage is nonzero only where |r|^(2-p) > 1/β, i.e. beyond
 // β^(-1/(2-p)); below that cut (nearly every element of a weight block) it is
@@ -38,12 +41,17 @@ const (
 	hqqBeta  = 10
 	hqqKappa = 1.01
 	hqqIters = 20
-	// hqqFinish: least-squares refits of the scale per integer zero point.
-	hqqFinish = 2
+	// hqqTol: the iteration stops when the squared error falls by less
+	// than this fraction (HQQ stops when it does not fall at all; the last
+	// 0.01% is not worth a pass over the block).
+	hqqTol = 1e-4
+	// hqqFinish: least-squares refits of the scale for the integer zero
+	// point.
+	hqqFinish = 1
 )
 
 func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, codes, tmp []uint8, p Int4Params) int4Block {
-	best, bestErr := int4MSE(blk, lo, hi, rtn, rtnErr, codes, tmp, p)
+	best, bestErr := int4MSE(blk, lo, hi, rtn, rtnErr, codes, tmp, p, coarseGrid)
 	if rtn.scale == 0 {
 		return best
 	}
@@ -58,7 +66,8 @@ func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, 
 		var l2, sq, st, sqq, sqt float64
 		for _, x32 := range blk {
 			x := float64(x32)
-			q := min(max(math.Round(x*inv+z), 0), 15)
+			// round half up, clamped to 0..15 (t < -0.5 truncates to 0)
+			q := float64(min(max(int32(x*inv+z+0.5), 0), 15))
 			r := x - (q-z)*s
 			l2 += r * r
 			t := x
@@ -72,7 +81,10 @@ func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, 
 			sqq += q * q
 			sqt += q * t
 		}
-		if !(l2 < bestL2) {
+		if !(l2 < bestL2*(1-hqqTol)) {
+			if l2 < bestL2 {
+				bestS, bestZ = s, z
+			}
 			break
 		}
 		bestS, bestZ, bestL2 = s, z, l2
@@ -84,13 +96,12 @@ func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, 
 		z = (sq - st/s) / n // mean(q - t/s)
 		beta *= hqqKappa
 	}
-	fz := math.Floor(bestZ)
-	for _, zf := range [2]float64{fz, fz + 1} {
-		zp := int32(min(max(zf, 0), 15))
-		sc, ok := storeScale(bestS, p)
-		for i := 0; ok && i <= hqqFinish; i++ {
-			cand := int4Block{sc, zp}
-			try(blk, cand, &best, &bestErr, codes, tmp)
+	zp := int32(min(max(math.Round(bestZ), 0), 15))
+	sc, ok := storeScale(bestS, p)
+	for i := 0; ok && i <= hqqFinish; i++ {
+		cand := int4Block{sc, zp}
+		try(blk, cand, &best, &bestErr, codes, tmp)
+		if i < hqqFinish {
 			int4Codes(tmp, blk, cand.scale, cand.zp)
 			sc, ok = fitScale(blk, tmp, zp, p)
 		}

@@ -15,13 +15,12 @@ import (
 //	rtn  round to nearest with the min/max (absmax) scale: QuantizeInt4,
 //	     QuantizeNF4, bit-identical to ORT's and bitsandbytes' quantizers.
 //	mse  per block, a grid search over a clipping factor α of the RTN range
-//	     (α = 1, 1-δ, …, 1-(mseGrid-1)·δ) keeping the α of least squared
-//	     error, then one least-squares refit of the scale to the chosen codes
-//	     (kept only if it lowers the error). int4 symmetric or asymmetric,
-//	     nf4.
+//	     (α = 1, 1-δ, …), each candidate scored with the least-squares scale
+//	     for its codes, the best realised and refitted (see int4MSE and
+//	     quantizeNF4MSE). int4 symmetric or asymmetric, nf4.
 //	hqq  half-quadratic optimisation (Badri & Shaji, "Half-Quadratic
 //	     Quantization of Large Machine Learning Models", 2023) of the scale and
-//	     zero point of asymmetric int4: see QuantizeInt4HQQ.
+//	     zero point of asymmetric int4 (see hqq.go).
 //
 // Squared errors are measured on the dequantized values exactly as the
 // dequantizers compute them, accumulated in float64 in element order; every
@@ -65,12 +64,20 @@ func ParseMethod(s string) (Method, error) {
 	return "", fmt.Errorf("%w: unknown method %q (want rtn, mse or hqq)", ErrMethod, s)
 }
 
-// mse grid: α from 1 down to 1-(mseGrid-1)·mseStep = 0.56. Gaussian blocks
+// mse grid: α from 1 down to 1-(mseGrid-1)·mseStep = 0.06 Gaussian blocks
 // of 32–128 find their optimum between about 0.7 and 0.95; the low end
 // leaves room for heavy-tailed blocks whose absmax is one outlier.
+type grid struct {
+	n    int
+	step float64
+}
+
+var (
+	mseGrid    = grid{8, 0.06}
+	coarseGrid = grid{5, 0.09}
+)
+
 const (
-	mseGrid = 16
-	mseStep = 0.03
 	// mseRefits: realise-and-refit rounds of the chosen candidate.
 	mseRefits = 2
 )
@@ -241,7 +248,7 @@ func storeScale(s float64, p Int4Params) (float32, bool) {
 
 // int4MSEBlock is the mse search: clipping grid, then a least-squares refit.
 func int4MSEBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, codes, tmp []uint8, p Int4Params) int4Block {
-	best, _ := int4MSE(blk, lo, hi, rtn, rtnErr, codes, tmp, p)
+	best, _ := int4MSE(blk, lo, hi, rtn, rtnErr, codes, tmp, p, mseGrid)
 	return best
 }
 
@@ -255,7 +262,7 @@ func int4MSEBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, 
 // then realised: codes recomputed for its float32 scale (nearest codes only
 // lower the error further), the scale refitted to them once more, and each
 // step kept only when its exact error beats the best so far (RTN included).
-func int4MSE(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, codes, tmp []uint8, p Int4Params) (int4Block, float64) {
+func int4MSE(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, codes, tmp []uint8, p Int4Params, g grid) (int4Block, float64) {
 	best, bestErr := rtn, rtnErr
 	if rtn.scale == 0 {
 		return best, bestErr // an all-zero block is exact
@@ -280,20 +287,34 @@ func int4MSE(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, codes
 			predErr, predS, predZ = e, xd/d2, z
 		}
 	}
-	for i := 0; i < mseGrid; i++ {
-		a := float32(1 - mseStep*float64(i))
+	for i := 0; i < g.n; i++ {
+		a := float32(1 - g.step*float64(i))
 		s, zp, err := int4Params(float32(lo*a), float32(hi*a), p)
 		if err != nil || s == 0 || abs32(1/s) > math.MaxFloat32 {
 			continue
 		}
 		r, zf := 1/s, float32(zp)
-		var sq, sq2, sxq float64
-		for _, x := range blk {
-			q := float64(roundClamp15(float32(x*r) + zf))
-			sq += q
-			sq2 += q * q
-			sxq += float64(x) * q
+		// Σq and Σq² are integers below 4096·15² < 2^31: exact in int32.
+		// Σx·q is summed in float32 over two lanes (fast, and only used to
+		// rank candidates; the winner's error is then computed exactly).
+		var iq, iq2 int32
+		var xq0, xq1 float32
+		j := 0
+		for ; j+2 <= len(blk); j += 2 {
+			q0 := int32(roundClamp15(float32(blk[j]*r) + zf))
+			q1 := int32(roundClamp15(float32(blk[j+1]*r) + zf))
+			iq += q0 + q1
+			iq2 += q0*q0 + q1*q1
+			xq0 += float32(blk[j] * float32(q0))
+			xq1 += float32(blk[j+1] * float32(q1))
 		}
+		if j < len(blk) {
+			q0 := int32(roundClamp15(float32(blk[j]*r) + zf))
+			iq += q0
+			iq2 += q0 * q0
+			xq0 += float32(blk[j] * float32(q0))
+		}
+		sq, sq2, sxq := float64(iq), float64(iq2), float64(xq0)+float64(xq1)
 		consider(sq, sq2, sxq, zp)
 		if p.Symmetric {
 			continue

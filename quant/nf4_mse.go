@@ -3,10 +3,15 @@ package quant
 import "math"
 
 // quantizeNF4MSE is QuantizeNF4 with each block's absmax chosen by the mse
-// search: the stored absmax a = α·max|x| for α on the clipping grid (values
-// beyond ±a take codes 0 and 15, i.e. ±a), then the least-squares scale
-// Σx·c / Σc² for the chosen codebook values c. The layout is QuantizeNF4's:
-// the stored "absmax" is simply the block's scale, which is all that
+// search, as for int4 (see int4MSE): for each clipping factor α on the coarse
+// grid,
+// one pass computes the codes of x/(α·max|x|) (values beyond ±1 take codes
+// 0 and 15) and the sums Σx·v, Σv² of their codebook values v, which give
+// the squared error of the least-squares scale Σx·v/Σv² for those codes
+// without another pass. The best predicted scale is realised (codes
+// recomputed for it, refitted once more) and kept only where its exact error
+// beats the best so far, RTN included. The layout is QuantizeNF4's: the
+// stored "absmax" is simply the block's scale, which is all that
 // DequantizeNF4, bitsandbytes and MatMulBnb4 read. Blocks whose max|x| lies
 // outside the range where QuantizeNF4 uses its plain float32 path (below
 // 2^-126 or above 2^126) keep the RTN result.
@@ -22,25 +27,49 @@ func quantizeNF4MSE(packed []byte, absmax []float32, src []float32, bs int) erro
 		if !nf4Plain(am) {
 			continue
 		}
-		best, bestErr := am, nf4Err(blk, out, am)
-		t := tmp[:len(out)]
-		for i := 1; i < mseGrid; i++ {
-			a := float32(am * float32(1-mseStep*float64(i)))
+		var sx2 float64
+		for _, x := range blk {
+			sx2 += float64(x) * float64(x)
+		}
+		predErr, predA := math.Inf(1), float64(0)
+		for i := 0; i < coarseGrid.n; i++ {
+			a := float32(am * float32(1-coarseGrid.step*float64(i)))
 			if !nf4Plain(a) {
 				continue
 			}
+			r := 1 / a
+			var xv0, xv1, vv0, vv1 float32
+			j := 0
+			for ; j+2 <= len(blk); j += 2 {
+				v0 := NF4Codebook[nf4Code(min(max(float32(blk[j]*r), -1), 1))]
+				v1 := NF4Codebook[nf4Code(min(max(float32(blk[j+1]*r), -1), 1))]
+				xv0 += float32(blk[j] * v0)
+				xv1 += float32(blk[j+1] * v1)
+				vv0 += float32(v0 * v0)
+				vv1 += float32(v1 * v1)
+			}
+			if j < len(blk) {
+				v0 := NF4Codebook[nf4Code(min(max(float32(blk[j]*r), -1), 1))]
+				xv0 += float32(blk[j] * v0)
+				vv0 += float32(v0 * v0)
+			}
+			xv, vv := float64(xv0)+float64(xv1), float64(vv0)+float64(vv1)
+			if vv > 0 && xv > 0 {
+				if e := sx2 - xv*xv/vv; e < predErr {
+					predErr, predA = e, xv/vv
+				}
+			}
+		}
+		best, bestErr := am, nf4Err(blk, out, am)
+		t := tmp[:len(out)]
+		a, ok := float32(predA), predA > 0
+		for it := 0; ok && nf4Plain(a) && it < mseRefits; it++ {
 			nf4Clipped(t, blk, 1/a)
 			if e := nf4Err(blk, t, a); e < bestErr {
 				best, bestErr = a, e
 				copy(out, t)
 			}
-		}
-		if a, ok := nf4FitScale(blk, out); ok && nf4Plain(a) {
-			nf4Clipped(t, blk, 1/a)
-			if e := nf4Err(blk, t, a); e < bestErr {
-				best = a
-				copy(out, t)
-			}
+			a, ok = nf4FitScale(blk, t)
 		}
 		absmax[b] = best
 	}
