@@ -59,10 +59,9 @@ func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, 
 	s := float64(best.scale)
 	z := float64(best.zp)
 	bestS, bestZ, bestL2 := s, z, math.Inf(1)
-	beta := float64(hqqBeta)
 	for it := 0; it < hqqIters; it++ {
+		beta, cut := hqqSchedule[it].beta, hqqSchedule[it].cut
 		inv := 1 / s
-		cut := math.Pow(beta, -1/(2-hqqP))
 		var l2, sq, st, sqq, sqt float64
 		for _, x32 := range blk {
 			x := float64(x32)
@@ -94,7 +93,6 @@ func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, 
 			}
 		}
 		z = (sq - st/s) / n // mean(q - t/s)
-		beta *= hqqKappa
 	}
 	zp := int32(min(max(math.Round(bestZ), 0), 15))
 	sc, ok := storeScale(bestS, p)
@@ -108,3 +106,14 @@ func int4HQQBlock(blk []float32, lo, hi float32, rtn int4Block, rtnErr float64, 
 	}
 	return best
 }
+
+// hqqSchedule holds β = hqqBeta·hqqKappa^i for each iteration and its
+// shrinkage cut β^(-1/(2-p)), computed once rather than per block.
+var hqqSchedule = func() (t [hqqIters]struct{ beta, cut float64 }) {
+	beta := float64(hqqBeta)
+	for i := range t {
+		t[i].beta, t[i].cut = beta, math.Pow(beta, -1/(2-hqqP))
+		beta *= hqqKappa
+	}
+	return t
+}()
