@@ -6,18 +6,25 @@ import (
 	"github.com/quantpack/quantpack/quant"
 )
 
-// method is the 4-bit method in effect (rtn when none was asked for).
+// method is the 4-bit method in effect: the one asked for, else
+// DefaultInt4Method or DefaultNF4Method (rtn for other precisions, where
+// it means nothing).
 func (o *Options) method() quant.Method {
-	if o.Method == "" {
-		return quant.MethodRTN
+	switch {
+	case o.Method != "":
+		return o.Method
+	case o.Precision == Int4:
+		return DefaultInt4Method
+	case o.Precision == NF4:
+		return DefaultNF4Method
 	}
-	return o.Method
+	return quant.MethodRTN
 }
 
 // validateMethod checks --method against the precision. hqq optimises a zero
 // point, so it turns on Asymmetric (the one place that implication lives).
 func (o *Options) validateMethod() error {
-	m, err := quant.ParseMethod(string(o.Method))
+	m, err := quant.ParseMethod(string(o.method()))
 	if err != nil {
 		return usage(err)
 	}
@@ -30,6 +37,5 @@ func (o *Options) validateMethod() error {
 	case m == quant.MethodHQQ:
 		o.Asymmetric = true
 	}
-	o.Method = m
 	return nil
 }

@@ -42,7 +42,7 @@ func TestConvertMethods(t *testing.T) {
 	}{{Int4, false, quant.MethodMSE}, {Int4, true, quant.MethodMSE}, {Int4, false, quant.MethodHQQ}, {NF4, false, quant.MethodMSE}} {
 		name := fmt.Sprintf("%s-%s-asym%v", tc.prec, tc.method, tc.asym)
 		rtnAsym := tc.asym || tc.method == quant.MethodHQQ
-		rtn := conv(Options{Precision: tc.prec, Asymmetric: rtnAsym, BlockSize: 16})
+		rtn := conv(Options{Precision: tc.prec, Asymmetric: rtnAsym, BlockSize: 16, Method: quant.MethodRTN})
 		got := conv(Options{Precision: tc.prec, Asymmetric: tc.asym, Method: tc.method, BlockSize: 16})
 		if got.Scheme.Method != tc.method || rtn.Scheme.Method != quant.MethodRTN {
 			t.Errorf("%s: manifest method %q (rtn run: %q)", name, got.Scheme.Method, rtn.Scheme.Method)
@@ -69,6 +69,26 @@ func TestConvertMethods(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestConvertDefaultMethod: without --method, int4 is hqq (asymmetric, zero
+// points written) at DefaultInt4Block and nf4 is rtn; the manifest says so.
+func TestConvertDefaultMethod(t *testing.T) {
+	dir := filepath.Join(fixtures(t), "reference", "vit")
+	m, err := Convert(context.Background(), dir, filepath.Join(t.TempDir(), "a"), Options{Precision: Int4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Scheme.Method != DefaultInt4Method || m.Scheme.BlockSize != DefaultInt4Block || *m.Scheme.Symmetric {
+		t.Errorf("int4 default scheme %+v (symmetric %v)", m.Scheme, *m.Scheme.Symmetric)
+	}
+	m, err = Convert(context.Background(), dir, filepath.Join(t.TempDir(), "b"), Options{Precision: NF4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Scheme.Method != DefaultNF4Method {
+		t.Errorf("nf4 default method %q", m.Scheme.Method)
 	}
 }
 

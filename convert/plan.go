@@ -5,14 +5,26 @@ import (
 	"fmt"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/quant"
 )
 
-// Default block sizes: 32 for int4 (MatMulNBits' default and its fastest CPU
-// kernel), 64 for nf4 (bitsandbytes' default).
+// Default block sizes: 128 for int4, 64 for nf4 (bitsandbytes' default).
+// The int4 default, with DefaultInt4Method and export's DefaultInt4Accuracy,
+// is the CPU decision of docs/accuracy.md: on ONNX Runtime's CPU kernel
+// MatMulNBits at block 32 is slower than fp32 and at block 128 faster, and
+// hqq's scales and zero points buy back most of what the coarser blocks lose.
 const (
-	DefaultInt4Block = 32
+	DefaultInt4Block = 128
 	DefaultNF4Block  = 64
 	nestedBlock      = 256 // bitsandbytes double-quant block
+)
+
+// Default 4-bit methods (Options.Method ""): hqq for int4 (so int4 is
+// asymmetric by default: --method rtn or mse for symmetric blocks), rtn for
+// nf4, whose artifacts bitsandbytes reproduces bit for bit.
+const (
+	DefaultInt4Method = quant.MethodHQQ
+	DefaultNF4Method  = quant.MethodRTN
 )
 
 // item is one source tensor and what it becomes.

@@ -36,14 +36,17 @@ Layouts:
                loadable with transformers + bitsandbytes
    int4        MatMulNBits layout: P.weight (U8 [N, k_blocks, block/2], low
                nibble first), P.weight_scale (F32), P.weight_zero_point when
-               --asymmetric; read by quantpack export
+               asymmetric (--asymmetric, or --method hqq, the default); read
+               by quantpack export
 
 --method picks each 4-bit block's scale (and zero point) in the same layout:
 rtn rounds the min/max range (ORT's and bitsandbytes' quantizers, bit for
 bit); mse searches a clipping factor per block for the least squared error;
 hqq (int4, asymmetric) fits scale and zero point by half-quadratic
-optimisation. The manifest records the method; the per-tensor SQNR shows the
-gain.
+optimisation. The default for int4 is block 128 with hqq (asymmetric), ONNX
+Runtime's fast CPU form; --method rtn --block-size 32 gives the previous
+symmetric round-to-nearest layout. The manifest records the method; the
+per-tensor SQNR shows the gain.
    nf4         bitsandbytes Params4bit: P.weight, P.weight.absmax, quant_map,
                nested_* with double quant, quant_state JSON; loadable with
                transformers + bitsandbytes
@@ -60,10 +63,10 @@ Example:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact directory to create", Required: true},
 			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "fp16, bf16, int8, int4 or nf4", Required: true},
-			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 32) and nf4 (default 64)"},
+			&cli.IntFlag{Name: "block-size", Usage: "block size for int4 (default 128) and nf4 (default 64)"},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
-			&cli.StringFlag{Name: "method", Value: "rtn", Usage: "int4/nf4 block scales: rtn (round to nearest), mse (clipping search), hqq (int4, implies --asymmetric); see docs/accuracy.md"},
+			&cli.StringFlag{Name: "method", Usage: "int4/nf4 block scales: rtn (round to nearest), mse (clipping search), hqq (int4 only, implies --asymmetric) (default: hqq for int4, rtn for nf4; see docs/accuracy.md)"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this glob (or module prefix) float; repeatable"},
 			&cli.StringFlag{Name: "rest-dtype", Value: "fp16", Usage: "dtype of tensors that stay float: fp32, fp16 or bf16"},
 			&cli.IntFlag{Name: "threads", Usage: "worker threads (default: all cores)"},
