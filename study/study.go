@@ -191,7 +191,9 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo) ([]*Cell, error) 
 	work := filepath.Join(opt.Out, "work", mi.Name)
 	fp32Dir := filepath.Join(work, "fp32")
 	settings := []any{version.Version, mi.Sources, opt.Int8Mode, opt.Device, opt.EPLibrary, opt.ORTVersion,
-		opt.Threads, opt.BatchSizes, opt.Warmup, opt.Iters, opt.Images, opt.Labels, opt.Samples}
+		opt.Threads, opt.BatchSizes, opt.Warmup, opt.Iters, opt.Images, opt.Labels, opt.Samples,
+		// convert's 4-bit defaults decide the int4/nf4 cells' bytes
+		convert.DefaultInt4Block, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method}
 	var cells []*Cell
 	var firstReport *verify.Report
 	var fp32Wanted bool
