@@ -64,9 +64,13 @@ func ParseMethod(s string) (Method, error) {
 	return "", fmt.Errorf("%w: unknown method %q (want rtn, mse or hqq)", ErrMethod, s)
 }
 
-// mse grid: α from 1 down to 1-(mseGrid-1)·mseStep = 0.06 Gaussian blocks
+// grid is a clipping grid: α = 1, 1-step, …, 1-(n-1)·step. Gaussian blocks
 // of 32–128 find their optimum between about 0.7 and 0.95; the low end
-// leaves room for heavy-tailed blocks whose absmax is one outlier.
+// leaves room for heavy-tailed blocks whose absmax is one outlier. Because
+// every candidate is scored with its least-squares scale, the grid can be
+// coarse: on Gaussian weights 16 steps of 0.03 gain 0.01 dB over mseGrid (8
+// of 0.06, down to 0.58), and coarseGrid (5 of 0.09, down to 0.64; it
+// starts hqq and serves nf4, whose code pass is dearer) loses 0.02 dB.
 type grid struct {
 	n    int
 	step float64
