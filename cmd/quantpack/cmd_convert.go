@@ -38,6 +38,9 @@ Layouts:
                nibble first), P.weight_scale (F32), P.weight_zero_point when
                asymmetric (--asymmetric, or --method hqq, the default); read
                by quantpack export
+   nf4         bitsandbytes Params4bit: P.weight, P.weight.absmax, quant_map,
+               nested_* with double quant, quant_state JSON; loadable with
+               transformers + bitsandbytes
 
 --method picks each 4-bit block's scale (and zero point) in the same layout:
 rtn rounds the min/max range (ORT's and bitsandbytes' quantizers, bit for
@@ -47,9 +50,6 @@ optimisation. The default for int4 is block 128 with hqq (asymmetric), ONNX
 Runtime's fast CPU form; --method rtn --block-size 32 gives the previous
 symmetric round-to-nearest layout. The manifest records the method; the
 per-tensor SQNR shows the gain.
-   nf4         bitsandbytes Params4bit: P.weight, P.weight.absmax, quant_map,
-               nested_* with double quant, quant_state JSON; loadable with
-               transformers + bitsandbytes
 
 Output is byte-identical for any --threads. OUT must not exist or be empty;
 it appears only when the conversion is complete.
