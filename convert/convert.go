@@ -18,6 +18,7 @@ import (
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
+	"github.com/quantpack/quantpack/quant"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -51,6 +52,10 @@ type Options struct {
 	Overrides map[string]Precision
 	// Auto, when set, is recorded in the manifest ("auto").
 	Auto *AutoRecord
+
+	// Method chooses the int4/nf4 block scales: "" or rtn, mse, hqq (int4
+	// only; implies Asymmetric). See quant.Method.
+	Method quant.Method
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -114,6 +119,9 @@ func (o *Options) validate() error {
 		default:
 			return usage(fmt.Errorf("--block-size applies to int4 and nf4 only"))
 		}
+	}
+	if err := o.validateMethod(); err != nil {
+		return err
 	}
 	if o.DoubleQuant == SwitchOn && o.Precision != NF4 {
 		return usage(fmt.Errorf("--double-quant applies to nf4 only"))
@@ -478,8 +486,10 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		sym := !opt.Asymmetric
 		m.Scheme.BlockSize, m.Scheme.Symmetric = opt.blockSize(), &sym
 		m.Scheme.NibbleOrder = "low nibble first (MatMulNBits)"
+		m.Scheme.Method = opt.method()
 	case NF4:
 		m.Scheme.BlockSize, m.Scheme.DoubleQuant = opt.blockSize(), opt.doubleQuant()
+		m.Scheme.Method = opt.method()
 		m.Scheme.NibbleOrder = "high nibble first (bitsandbytes)"
 	}
 	hs, err := srcHash()

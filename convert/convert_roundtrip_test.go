@@ -63,7 +63,9 @@ func TestConvertFixturesEveryPrecision(t *testing.T) {
 			t.Run(model+"/"+string(p), func(t *testing.T) {
 				src := filepath.Join(fx, "reference", model)
 				out := filepath.Join(t.TempDir(), "out")
-				m, err := Convert(context.Background(), src, out, Options{Precision: p, Threads: 2})
+				// rtn: the bounds below are those of round to nearest (the
+				// other methods have their own tests in method_test.go).
+				m, err := Convert(context.Background(), src, out, Options{Precision: p, Threads: 2, Method: quant.MethodRTN})
 				if err != nil {
 					t.Fatal(err)
 				}

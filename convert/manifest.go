@@ -46,6 +46,9 @@ type SchemeParams struct {
 	// Overrides are per-tensor precisions against the artifact's (a
 	// --precision auto mix); each tensor's scheme is in Tensors.
 	Overrides map[string]Precision `json:"overrides,omitempty"`
+	// Method is the 4-bit method that chose the block scales (rtn, mse,
+	// hqq); int4 and nf4 only.
+	Method quant.Method `json:"method,omitempty"`
 }
 
 // Totals summarises the conversion; these are the --json summary's numbers.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+
+	"github.com/quantpack/quantpack/quant"
 )
 
 // This file is where convert's and export's options get their defaults and
@@ -53,9 +55,12 @@ func ParseExportPrecisions(list string) ([]Precision, error) {
 
 // Defaults.
 const (
-	// DefaultInt4Block is MatMulNBits' default block and its fastest CPU
-	// kernel.
-	DefaultInt4Block = 32
+	// DefaultInt4Block is 128: with DefaultInt4Method and
+	// DefaultInt4Accuracy it is the CPU decision of docs/accuracy.md. On ONNX
+	// Runtime's CPU kernel MatMulNBits at block 32 is slower than fp32 and
+	// at block 128 faster, and hqq's scales and zero points buy back most of
+	// what the coarser blocks lose.
+	DefaultInt4Block = 128
 	// DefaultNF4Block is bitsandbytes' default.
 	DefaultNF4Block = 64
 	// DefaultRestDType is the dtype of tensors that stay float.
@@ -70,6 +75,14 @@ const (
 	DefaultInt4Accuracy = 4
 
 	nestedBlock = 256 // bitsandbytes double-quant block
+)
+
+// Default 4-bit methods (Options.Method ""): hqq for int4 (so int4 is
+// asymmetric by default: --method rtn or mse for symmetric blocks), rtn for
+// nf4, whose artifacts bitsandbytes reproduces bit for bit.
+const (
+	DefaultInt4Method = quant.MethodHQQ
+	DefaultNF4Method  = quant.MethodRTN
 )
 
 // Block-size limits. int4: MatMulNBits accepts powers of two ≥ 16 (convert

@@ -348,7 +348,9 @@ func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
 	}
 	return []any{"quantpack-study-cell/2", version.Version, sums, o.Int8Mode, o.Device, o.EPLibrary, o.ORTVersion,
 		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Memory != nil,
-		machine.CPUModel, machine.CPUFlags, machine.LogicalCPUs, machine.OS, machine.Arch}
+		machine.CPUModel, machine.CPUFlags, machine.LogicalCPUs, machine.OS, machine.Arch,
+		// convert's 4-bit defaults decide the int4/nf4 cells' bytes
+		convert.DefaultInt4Block, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method}
 }
 
 // runModel computes (or reuses) the cells of one model at precs. The

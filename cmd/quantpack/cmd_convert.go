@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/quant"
 )
 
 func init() { register(newConvertCommand()) }
@@ -35,10 +36,20 @@ Layouts:
                loadable with transformers + bitsandbytes
    int4        MatMulNBits layout: P.weight (U8 [N, k_blocks, block/2], low
                nibble first), P.weight_scale (F32), P.weight_zero_point when
-               --asymmetric; read by quantpack export
+               asymmetric (--asymmetric, or --method hqq, the default); read
+               by quantpack export
    nf4         bitsandbytes Params4bit: P.weight, P.weight.absmax, quant_map,
                nested_* with double quant, quant_state JSON; loadable with
                transformers + bitsandbytes
+
+--method picks each 4-bit block's scale (and zero point) in the same layout:
+rtn rounds the min/max range (ORT's and bitsandbytes' quantizers, bit for
+bit); mse searches a clipping factor per block for the least squared error;
+hqq (int4, asymmetric) fits scale and zero point by half-quadratic
+optimisation. The default for int4 is block 128 with hqq (asymmetric), ONNX
+Runtime's fast CPU form; --method rtn --block-size 32 gives the previous
+symmetric round-to-nearest layout. The manifest records the method; the
+per-tensor SQNR shows the gain.
 
 An already-quantized SRC (a quantpack int8/int4/nf4 artifact, a bitsandbytes
 checkpoint) is refused with exit 4: converting it would relabel its codes.
@@ -54,14 +65,16 @@ Example:
    quantpack synth --preset vit-base-patch16-224 -o vit-base
    quantpack convert vit-base -o vit-nf4 --precision nf4
    quantpack convert model.safetensors -o out --precision int8 --json
+   quantpack convert vit-base -o vit-int4 --precision int4 --block-size 128 --method hqq
 
 ` + autoHelp + exitCodeHelp,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact `DIR` to create (absent or empty)", Required: true},
 			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp16, bf16, int8, int4, nf4 or auto", Required: true},
-			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "32 for int4, 64 for nf4"},
+			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "128 for int4, 64 for nf4"},
 			&cli.BoolFlag{Name: "double-quant", Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant; on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
+			&cli.StringFlag{Name: "method", Usage: "int4/nf4 block scales `M`: rtn (round to nearest), mse (clipping search), hqq (int4 only, implies --asymmetric); see docs/accuracy.md", DefaultText: "hqq for int4, rtn for nf4"},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this `GLOB` (or module prefix) float; repeatable"},
 			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "`DTYPE` of tensors that stay float: fp32, fp16 or bf16"},
 			&cli.IntFlag{Name: "threads", Usage: "`N` worker threads", DefaultText: "all cores"},
@@ -85,7 +98,7 @@ Example:
 			}
 			out := outputPath(c)
 			opt := convert.Options{
-				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"),
+				Precision: p, BlockSize: c.Int("block-size"), Asymmetric: c.Bool("asymmetric"), Method: quant.Method(c.String("method")),
 				DoubleQuant: switchFlag(c, "double-quant"),
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/quant"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
@@ -54,6 +55,7 @@ OUT must not exist or be empty; it appears only when complete.
 Example:
    quantpack export vit-base -o vit-onnx --precision fp32
    quantpack export vit-base -o vit-int8 --precision int8 --int8-mode qdq
+   quantpack export vit-base -o vit-int4 --precision int4 --block-size 128 --method hqq
    quantpack synth --preset dinov2-base -o dinov2
    quantpack export dinov2 -o dino-518 --precision fp16 --image-size 518 --check
 
@@ -66,9 +68,10 @@ Example:
 			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset `N` of the default domain, 17 to 21"},
 			&cli.BoolFlag{Name: "plain", Usage: "standard ONNX attention instead of com.microsoft MultiHeadAttention (debugging)"},
 			&cli.IntFlag{Name: "int4-accuracy", Value: convert.DefaultInt4Accuracy, Usage: "MatMulNBits accuracy_level `N`: 1 fp32 math, 4 int8 activations (fast)"},
-			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 or nf4 block size `N`", DefaultText: "32 for int4, 64 for nf4"},
+			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 or nf4 block size `N`", DefaultText: "128 for int4, 64 for nf4"},
 			&cli.BoolFlag{Name: "double-quant", Usage: "when converting to nf4: bitsandbytes double quant (on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "when converting to int4: zero points"},
+			&cli.StringFlag{Name: "method", Usage: "when converting to int4/nf4: `M` = rtn, mse or hqq (int4; implies --asymmetric)", DefaultText: "hqq for int4, rtn for nf4"},
 			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "when converting: `DTYPE` of tensors that stay float (fp32, fp16, bf16)"},
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime, run one batch and print the output shapes"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH` for --check", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
@@ -86,7 +89,7 @@ Example:
 				Int8Mode: c.String("int8-mode"), ImageSize: c.Int("image-size"), Opset: c.Int("opset"),
 				Plain: c.Bool("plain"), Int4Accuracy: c.Int("int4-accuracy"), AllowUnused: c.Bool("allow-unused"),
 				Convert: convert.Options{BlockSize: c.Int("block-size"), DoubleQuant: switchFlag(c, "double-quant"),
-					Asymmetric: c.Bool("asymmetric"), RestDType: c.String("rest-dtype")},
+					Asymmetric: c.Bool("asymmetric"), Method: quant.Method(c.String("method")), RestDType: c.String("rest-dtype")},
 			}
 			if p := c.String("precision"); p != "" {
 				ep, err := convert.ParseExportPrecision(p)
