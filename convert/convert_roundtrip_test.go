@@ -158,7 +158,11 @@ func dequantArtifact(t *testing.T, ck *safetensors.Checkpoint, r *TensorRecord, 
 		packed, _ := artRaw(t, ck, r.Name)
 		sb, _ := artRaw(t, ck, r.Name+"_scale")
 		p := quant.Int4Params{BlockSize: m.Scheme.BlockSize, Symmetric: *m.Scheme.Symmetric}
-		if err := quant.DequantizeInt4(out, packed, f32s(sb), nil, int(r.Shape[0]), int(r.Shape[1]), p); err != nil {
+		var zp []byte
+		if !p.Symmetric { // hqq (the int4 default) and --asymmetric store packed zero points
+			zp, _ = artRaw(t, ck, r.Name+"_zero_point")
+		}
+		if err := quant.DequantizeInt4(out, packed, f32s(sb), zp, int(r.Shape[0]), int(r.Shape[1]), p); err != nil {
 			t.Fatal(err)
 		}
 	case SchemeNF4:

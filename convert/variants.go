@@ -73,6 +73,7 @@ func OpenVariants(ctx context.Context, src string, opt VariantOptions) (*Variant
 	if err := eo.validate(); err != nil {
 		return nil, err
 	}
+	eo = eo.withDefaults()
 	s, err := openExportSource(src)
 	if err != nil {
 		return nil, err
@@ -312,6 +313,7 @@ func ArtifactGraph(dir string, eo ExportOptions) ([]byte, error) {
 	if err := eo.validate(); err != nil {
 		return nil, err
 	}
+	eo = eo.withDefaults()
 	s, err := openExportSource(dir)
 	if err != nil {
 		return nil, err

@@ -39,11 +39,11 @@ best state found is always written: a --budget that runs out, Ctrl-C (exit
 // autoFlags are --precision auto's flags; export already has --ort-lib.
 func autoFlags(withORTLib bool) []cli.Flag {
 	fs := []cli.Flag{
-		&cli.Float64Flag{Name: "max-top1-drop", Usage: "auto: largest top-1 drop in points on the calibration images"},
-		&cli.Float64Flag{Name: "min-cosine", Usage: "auto: smallest mean logit cosine with FP32"},
-		&cli.Float64Flag{Name: "max-size-ratio", Usage: "auto: largest weight size relative to FP32 (default: no cap)"},
-		&cli.StringFlag{Name: "candidates", Value: "int4,int8,fp16", Usage: "auto: precisions a layer may take"},
-		&cli.DurationFlag{Name: "budget", Usage: "auto: time limit of the search (e.g. 10m; the best state is written when it ends)"},
+		&cli.Float64Flag{Name: "max-top1-drop", Usage: "auto: largest top-1 drop `PP` in points on the calibration images", DefaultText: "none"},
+		&cli.Float64Flag{Name: "min-cosine", Usage: "auto: smallest mean logit cosine `C` with FP32", DefaultText: "none"},
+		&cli.Float64Flag{Name: "max-size-ratio", Usage: "auto: largest weight size `RATIO` relative to FP32", DefaultText: "no cap"},
+		&cli.StringFlag{Name: "candidates", Value: "int4,int8,fp16", Usage: "auto: `PRECISIONS` a layer may take"},
+		&cli.DurationFlag{Name: "budget", Usage: "auto: time limit `D` of the search (e.g. 10m; the best state is written when it ends)", DefaultText: "none"},
 	}
 	for _, f := range tuneFlags() {
 		if !withORTLib && f.Names()[0] == "ort-lib" {

@@ -60,7 +60,7 @@ func TestRunPackJSON(t *testing.T) {
 		}
 	}
 	st, _ := os.Stat(out)
-	if got["bytes"] != float64(st.Size()) || got["files"] != float64(4) || got["manifest"] != "stored" || got["level"] != "fastest+lit" {
+	if got["bytes"] != float64(st.Size()) || got["files"] != float64(5) || got["manifest"] != "stored" || got["level"] != "fastest+lit" {
 		t.Errorf("pack --json = %s", buf.String())
 	}
 

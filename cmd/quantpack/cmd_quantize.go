@@ -69,21 +69,21 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "directory to create", Required: true},
-			&cli.StringFlag{Name: "calib-images", Usage: "calibration images (ImageFolder or flat folder)"},
-			&cli.StringSliceFlag{Name: "calib-data", Usage: "calibration data: FILE.npy, or NAME=FILE.npy per input (repeatable)"},
-			&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "number of calibration samples (first N, or N synthetic)"},
-			&cli.StringFlag{Name: "preprocessor", Usage: "preprocessor_config.json for --calib-images when SRC is a bare .onnx"},
-			&cli.StringFlag{Name: "method", Value: string(quantize.Percentile), Usage: "activation range: percentile, entropy or minmax"},
-			&cli.Float64Flag{Name: "percentile", Value: quantize.DefaultPercentile, Usage: "percentile of --method percentile"},
-			&cli.StringFlag{Name: "activation-type", Value: string(quantize.Uint8), Usage: "activation integer type: uint8 or int8 (asymmetric)"},
-			&cli.StringSliceFlag{Name: "exclude", Usage: "leave nodes float whose name, output or input matches GLOB (repeatable)"},
-			&cli.StringFlag{Name: "include-ops", Usage: "comma-separated op types whose float inputs get QDQ too (e.g. Softmax)"},
-			&cli.IntFlag{Name: "batch", Value: quantize.DefaultBatch, Usage: "calibration batch size"},
-			&cli.Uint64Flag{Name: "seed", Value: quantize.DefaultSeed, Usage: "seed of synthetic calibration inputs"},
-			&cli.IntFlag{Name: "threads", Usage: "ONNX Runtime intra-op threads for calibration (default: physical cores)"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default: $" + ort.EnvLibraryPath + ", then `make ort`'s copy)"},
-			&cli.StringFlag{Name: "report", Usage: "write a calibration report (Markdown, JSON, PNG; per-tensor ranges and FP16 risk) into DIR"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`DIR` to create (absent or empty)", Required: true},
+			&cli.StringFlag{Name: "calib-images", Usage: "calibration images `DIR` (ImageFolder or flat folder)"},
+			&cli.StringSliceFlag{Name: "calib-data", Usage: "calibration data: a .npy `FILE`, or NAME=FILE.npy per input (repeatable)"},
+			&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "`N` calibration samples (the first N, or N synthetic)"},
+			&cli.StringFlag{Name: "preprocessor", Usage: "preprocessor_config.json `FILE` for --calib-images when SRC is a bare .onnx"},
+			&cli.StringFlag{Name: "method", Value: string(quantize.Percentile), Usage: "activation range `METHOD`: percentile, entropy or minmax"},
+			&cli.Float64Flag{Name: "percentile", Value: quantize.DefaultPercentile, Usage: "`P` of --method percentile"},
+			&cli.StringFlag{Name: "activation-type", Value: string(quantize.Uint8), Usage: "activation integer `TYPE`: uint8 or int8 (asymmetric)"},
+			&cli.StringSliceFlag{Name: "exclude", Usage: "leave nodes float whose name, output or input matches `GLOB` (repeatable)"},
+			&cli.StringFlag{Name: "include-ops", Usage: "comma-separated `OPS` whose float inputs get QDQ too (e.g. Softmax)"},
+			&cli.IntFlag{Name: "batch", Value: quantize.DefaultBatch, Usage: "calibration batch size `N`"},
+			&cli.Uint64Flag{Name: "seed", Value: quantize.DefaultSeed, Usage: "`SEED` of synthetic calibration inputs"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads for calibration", DefaultText: "physical cores"},
+			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
+			&cli.StringFlag{Name: "report", Usage: "write a calibration report (Markdown, JSON, PNG; per-tensor ranges and FP16 risk) into `DIR`"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
 		},
 		Action: func(c *cli.Context) error {
@@ -231,6 +231,6 @@ func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*
 // --calib-images is shared with --precision auto (tuneFlags).
 func exportStaticFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "with --int8-mode static: calibration samples"},
+		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "with --int8-mode static: `N` calibration samples"},
 	}
 }

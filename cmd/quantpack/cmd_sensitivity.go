@@ -42,12 +42,12 @@ Example:
 
 ` + exitCodeHelp,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory to create", Required: true},
-			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "int8, int4 or nf4", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR` to create", Required: true},
+			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: int8, int4 or nf4", Required: true},
 			&cli.BoolFlag{Name: "leave-one-out", Usage: "also quantize every layer except one, for each layer"},
-			&cli.IntFlag{Name: "block-size", Usage: "int4 (default 32) or nf4 (default 64) block size"},
+			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "128 for int4, 64 for nf4"},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: bitsandbytes double quant"},
-			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form: dynamic or qdq"},
+			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form `MODE`: dynamic or qdq"},
 			&cli.BoolFlag{Name: "json", Usage: "print sensitivity.json on stdout"},
 		}, tuneFlags()...),
 		Action: func(c *cli.Context) error {
@@ -91,9 +91,9 @@ Example:
 func tuneFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "calib-images", Usage: "ImageFolder `DIR` of calibration images (sensitivity, --precision auto, export --int8-mode static)", DefaultText: "synthetic inputs"},
-		&cli.IntFlag{Name: "samples", Usage: "inputs used: synthetic count (default 64), or at most this many calibration images"},
-		&cli.IntFlag{Name: "workers", Usage: "variant graphs run at once, one thread each (default: all cores)"},
-		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library (default $" + ort.EnvLibraryPath + ", else the `make ort` copy)"},
+		&cli.IntFlag{Name: "samples", Usage: "`N` inputs: the synthetic count, or at most this many calibration images", DefaultText: "64 synthetic, or every calibration image"},
+		&cli.IntFlag{Name: "workers", Usage: "`N` variant graphs run at once, one thread each", DefaultText: "all cores"},
+		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 	}
 }
 

@@ -100,7 +100,7 @@ type unpackOptions struct {
 // maxRatioFlag returns unpack's and check's --max-ratio.
 func maxRatioFlag() cli.Flag {
 	return &cli.Float64Flag{Name: "max-ratio", Value: bundle.DefaultMaxRatio,
-		Usage: "refuse bundles declaring more than this many unpacked bytes per bundle byte (past 256 MiB)"}
+		Usage: "refuse bundles declaring more than `RATIO` unpacked bytes per bundle byte (past 256 MiB)"}
 }
 
 // maxRatio reads --max-ratio: a finite number ≥ 1.

@@ -27,7 +27,7 @@ func TestRunUnpackJSON(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Files != 4 || got.Dir != out || got.FormatVersion != bundle.FormatVersion || got.ManifestRewritten {
+	if got.Files != 5 || !got.Provenance || got.Dir != out || got.FormatVersion != bundle.FormatVersion || got.ManifestRewritten {
 		t.Errorf("unpack --json = %s", buf.String())
 	}
 	for _, p := range []string{"model.safetensors", "config.json", "sub/extra.bin", "quantpack.json"} {

@@ -105,11 +105,17 @@ func testMissingInput(t *testing.T, vit string) {
 			t.Errorf("%s with a missing %s wrote %s", c.cmd, c.arg, out)
 		}
 	}
-	// Run from an empty directory, so the id cannot be a local path.
+	// Run from an empty directory, so the id cannot be a local path: it is
+	// looked up on the Hub (offline here, with an empty cache), and the
+	// message still names the command, the argument and the id.
 	hub := "google/vit-base-patch16-224"
-	r := qpIn(t, dir, "convert", hub, "-o", out, "--precision", "nf4")
-	r.wantCode(t, ExitInvalid, hub, "Hugging Face Hub id", "huggingface-cli download")
+	r := qpRun(t, dir, []string{"HF_HUB_OFFLINE=1", "HF_HUB_CACHE=" + t.TempDir()}, "convert", hub, "-o", out, "--precision", "nf4")
+	r.wantCode(t, ExitOther, "SRC", hub, "offline")
 	r.oneLine(t, "convert")
+	// A command that takes local paths only says what the id looks like.
+	r = qpIn(t, dir, "check", hub)
+	r.wantCode(t, ExitInvalid, hub, "Hugging Face Hub id")
+	r.oneLine(t, "check")
 }
 
 // Every command that takes -o accepts it with a trailing slash and with

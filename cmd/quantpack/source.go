@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"slices"
@@ -38,7 +39,7 @@ func addHubFlags(cmds []*cli.Command) {
 			continue
 		}
 		c.Flags = append(c.Flags,
-			&cli.StringFlag{Name: "token", Usage: "Hugging Face token for private or gated repositories (default $HF_TOKEN; the environment keeps it out of `ps`)"},
+			&cli.StringFlag{Name: "token", Usage: "Hugging Face `TOKEN` for private or gated repositories (the environment keeps it out of ps)", DefaultText: "$HF_TOKEN"},
 			&cli.BoolFlag{Name: "offline", Usage: "never use the network: Hub ids come from the cache only (also HF_HUB_OFFLINE=1)"})
 		// After the paragraph that says what SRC is.
 		if i := strings.Index(c.Description, "\n\n"); i >= 0 {
@@ -62,8 +63,12 @@ func resolveSource(c *cli.Context, cmd, arg, src string) (string, *hub.Source, e
 	opt.Progress = bar.set
 	dir, s, err := hub.Resolve(c.Context, src, opt)
 	bar.done()
-	if err != nil || s != nil {
-		return dir, s, err
+	if err != nil {
+		// The one message shape of a bad input: command, argument, value.
+		return "", nil, fmt.Errorf("%s: %s %q: %w", cmd, arg, src, err)
+	}
+	if s != nil {
+		return dir, s, nil
 	}
 	// Not a Hub id: a local path, which must exist (resolveInput says so
 	// in the one message shape every command uses).
