@@ -47,13 +47,6 @@ type Options struct {
 	IncludeOps []string
 }
 
-func (o Options) actType() QType {
-	if o.ActivationType == "" {
-		return Uint8
-	}
-	return o.ActivationType
-}
-
 // Target is a node the pass quantizes.
 type Target struct {
 	Node *onnx.Node

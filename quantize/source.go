@@ -54,7 +54,6 @@ type imageSource struct {
 	buf   []float32
 	info  SourceInfo
 	root  string
-	hash  func() ([]byte, error)
 	used  []string
 }
 

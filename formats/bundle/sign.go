@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/manifest"
 )
 
 // SignResult describes a bundle after Sign; it is also the JSON that
@@ -141,22 +142,11 @@ func Sign(ctx context.Context, path string, mk func(prov []byte) ([]byte, error)
 	}
 	out := &SignResult{Bundle: path, Bytes: payload + int64(len(frame)+trailerLen), Added: info,
 		PayloadSHA256: hex.EncodeToString(pay.Sum(nil))}
-	if out.SHA256, err = fileSHA256(path); err != nil {
+	h, err := manifest.HashFileContext(ctx, path)
+	if err != nil {
 		return nil, err
 	}
+	out.SHA256 = h.SHA256
 	out.Signatures, _ = judgeSignatures(blobs, st.prov, nil, path)
 	return out, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -93,20 +93,6 @@ func HashFiles(ctx context.Context, paths []string) ([]File, error) {
 	return out, nil
 }
 
-// ctxReader fails reads once its context is done. (It also hides
-// *os.File's WriteTo, so io.CopyBuffer reads in the chunks it is given.)
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Scan hashes every regular file under dir except the manifest itself and
 // returns them sorted by path. Symlinks and other non-regular files are an
 // error: artifacts hold plain files only.
