@@ -58,7 +58,7 @@ func FuzzVerify(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		res, err := Verify(context.Background(), bytes.NewReader(data), "fuzz", UnpackOptions{MaxBytes: fuzzMax})
+		res, err := Verify(context.Background(), bytes.NewReader(data), "fuzz", UnpackOptions{MaxBytes: fuzzMax, overhead: fuzzMax})
 		checkFuzzResult(t, res, err)
 	})
 }
@@ -81,13 +81,13 @@ func FuzzVerifyTar(f *testing.F) {
 		z := enc.EncodeAll(tarBytes, nil)
 		sum := sha256.Sum256(z)
 		z = append(z, trailer(sum[:])...)
-		res, err := Verify(context.Background(), bytes.NewReader(z), "fuzz", UnpackOptions{MaxBytes: fuzzMax})
+		res, err := Verify(context.Background(), bytes.NewReader(z), "fuzz", UnpackOptions{MaxBytes: fuzzMax, overhead: fuzzMax})
 		checkFuzzResult(t, res, err)
 		if err != nil {
 			return
 		}
 		out := filepath.Join(t.TempDir(), "out")
-		ures, err := Unpack(context.Background(), writeBundle(t, z), out, UnpackOptions{MaxBytes: fuzzMax})
+		ures, err := Unpack(context.Background(), writeBundle(t, z), out, UnpackOptions{MaxBytes: fuzzMax, overhead: fuzzMax})
 		if err != nil {
 			t.Fatalf("Verify accepted, Unpack refused: %v", err)
 		}

@@ -53,7 +53,11 @@ func openReader(ctx context.Context, r io.Reader, bundle string, opts UnpackOpti
 	}
 	src := &sourceReader{r: r, ctx: ctx, prog: prog, tail: newTailHasher(), last: &lastBytes{n: maxSigFrame + trailerLen}}
 	rd := &reader{bundle: bundle, ctx: ctx, src: src, index: -1, seen: map[string]bool{}, buf: make([]byte, copyBufSize)}
-	rd.raw = &limitCounter{limit: saturatingAdd(maxBytes, maxStreamOverhead)}
+	overhead := int64(maxStreamOverhead)
+	if opts.overhead > 0 {
+		overhead = opts.overhead
+	}
+	rd.raw = &limitCounter{limit: saturatingAdd(maxBytes, overhead)}
 	zr, err := zstd.NewReader(src, zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
 	if err != nil {
 		return nil, err

@@ -34,6 +34,11 @@ type UnpackOptions struct {
 	Trust *TrustPolicy
 
 	size int64 // of the bundle file, when known: for MaxRatio
+	// overhead replaces maxStreamOverhead when > 0: the fuzz targets bound
+	// the work one input can ask for (an 80 MiB stream of headers is valid
+	// input, but decoding and hashing it under coverage instrumentation
+	// takes seconds and trips the fuzzer's deadline).
+	overhead int64
 }
 
 // UnpackResult describes an unpacked bundle; it is also the JSON that
