@@ -63,15 +63,7 @@ Example:
 			if c.NArg() != 1 {
 				return usagef("check takes one PATH, got %d arguments", c.NArg())
 			}
-			max, err := parseBytes(c.String("max-bytes"))
-			if err != nil {
-				return usagef("--max-bytes: %v", err)
-			}
-			ratio, err := maxRatio(c)
-			if err != nil {
-				return err
-			}
-			trust, err := trustFromFlags(c)
+			max, ratio, trust, err := bundleReadFlags(c)
 			if err != nil {
 				return err
 			}

@@ -66,15 +66,7 @@ Example:
 			if c.NArg() != 1 {
 				return usagef("unpack takes one FILE, got %d arguments", c.NArg())
 			}
-			max, err := parseBytes(c.String("max-bytes"))
-			if err != nil {
-				return usagef("--max-bytes: %v", err)
-			}
-			ratio, err := maxRatio(c)
-			if err != nil {
-				return err
-			}
-			trust, err := trustFromFlags(c)
+			max, ratio, trust, err := bundleReadFlags(c)
 			if err != nil {
 				return err
 			}
@@ -95,6 +87,21 @@ type unpackOptions struct {
 	Trust          *bundle.TrustPolicy // require a signature by an allowed signer (nil: none required)
 	MaxRatio       float64
 	JSON           bool
+}
+
+// bundleReadFlags parses the limits and the trust policy that check and
+// unpack share: --max-bytes, --max-ratio, --allowed-signers, --identity.
+func bundleReadFlags(c *cli.Context) (maxBytes int64, ratio float64, trust *bundle.TrustPolicy, err error) {
+	if maxBytes, err = parseBytes(c.String("max-bytes")); err != nil {
+		return 0, 0, nil, usagef("--max-bytes: %v", err)
+	}
+	if ratio, err = maxRatio(c); err != nil {
+		return 0, 0, nil, err
+	}
+	if trust, err = trustFromFlags(c); err != nil {
+		return 0, 0, nil, err
+	}
+	return maxBytes, ratio, trust, nil
 }
 
 // maxRatioFlag returns unpack's and check's --max-ratio.
