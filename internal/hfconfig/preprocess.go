@@ -92,6 +92,18 @@ func keySet(k ...string) map[string]bool {
 
 // processorClasses holds the defaults of each supported class as its
 // __init__ sets them in transformers (models/<name>/image_processing_<name>.py).
+// resize256Crop224 is the class defaults DeiTImageProcessor and
+// BeitImageProcessor share in transformers: bicubic resize to 256×256, centre
+// crop to 224×224, ImageNet "standard" mean and std.
+var resize256Crop224 = processorClass{
+	keys:            keySet("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std"),
+	sizeSquare:      true,
+	heightWidthOnly: true,
+	defaults: PreprocessorConfig{DoResize: true, Size: Size{Height: 256, Width: 256}, Resample: ResampleBicubic,
+		DoCenterCrop: true, CropSize: Size{Height: 224, Width: 224},
+		DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: ImageNetStandardMean, ImageStd: ImageNetStandardStd},
+}
+
 var processorClasses = map[string]processorClass{
 	"ViTImageProcessor": {
 		keys:            keySet("do_resize", "size", "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std"),
@@ -100,22 +112,8 @@ var processorClasses = map[string]processorClass{
 		defaults: PreprocessorConfig{DoResize: true, Size: Size{Height: 224, Width: 224}, Resample: ResampleBilinear,
 			DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: ImageNetStandardMean, ImageStd: ImageNetStandardStd},
 	},
-	"DeiTImageProcessor": {
-		keys:            keySet("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std"),
-		sizeSquare:      true,
-		heightWidthOnly: true,
-		defaults: PreprocessorConfig{DoResize: true, Size: Size{Height: 256, Width: 256}, Resample: ResampleBicubic,
-			DoCenterCrop: true, CropSize: Size{Height: 224, Width: 224},
-			DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: ImageNetStandardMean, ImageStd: ImageNetStandardStd},
-	},
-	"BeitImageProcessor": {
-		keys:            keySet("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std"),
-		sizeSquare:      true,
-		heightWidthOnly: true,
-		defaults: PreprocessorConfig{DoResize: true, Size: Size{Height: 256, Width: 256}, Resample: ResampleBicubic,
-			DoCenterCrop: true, CropSize: Size{Height: 224, Width: 224},
-			DoRescale: true, RescaleFactor: 1.0 / 255, DoNormalize: true, ImageMean: ImageNetStandardMean, ImageStd: ImageNetStandardStd},
-	},
+	"DeiTImageProcessor": resize256Crop224,
+	"BeitImageProcessor": resize256Crop224,
 	"BitImageProcessor": {
 		keys:       keySet("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std"),
 		sizeSquare: false,
