@@ -167,7 +167,7 @@ var layouts = []*layout{
 			{Part: partQuantMap, Suffix: ".quant_map", DType: safetensors.F32, Read: floatDTypes,
 				Shape: func(geom) []int64 { return []int64{16} },
 				Fixed: func() []byte { cb := quant.NF4Codebook; return bytesOfF32(cb[:]) }},
-			{Part: partAbsmax, Suffix: ".absmax", DType: safetensors.F32, Read: []safetensors.DType{safetensors.F32, safetensors.U8},
+			{Part: partAbsmax, Suffix: ".absmax", DType: safetensors.F32,
 				Shape: nf4Blocks, If: func(g geom) bool { return !g.DoubleQuant }},
 			{Part: partAbsmax, Suffix: ".absmax", DType: safetensors.U8, Shape: nf4Blocks, If: withDQ},
 			{Part: partNestedAbsmax, Suffix: ".nested_absmax", DType: safetensors.F32, Read: floatDTypes, If: withDQ,
