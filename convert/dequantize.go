@@ -160,11 +160,15 @@ func (d *dequantizer) plan(e safetensors.Entry) ([]int64, func() ([]float32, err
 		}
 		return tensorErr(w.path, name, ErrUnsupported, "cannot be dequantized")
 	}
-	switch {
-	case has(name + ".quant_state.bitsandbytes__nf4"):
-		for _, sfx := range []string{".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".quant_state.bitsandbytes__nf4"} {
-			d.drop[name+sfx] = true
+	nf4, i8, i8c, i4 := mustLayout(SchemeNF4), mustLayout(SchemeInt8), mustLayout(SchemeInt8Ch), mustLayout(SchemeInt4)
+	drop := func(l *layout) {
+		for _, c := range l.companions(name) {
+			d.drop[c] = true
 		}
+	}
+	switch {
+	case has(nf4.name(name, partQuantState)):
+		drop(nf4)
 		st, err := d.nf4Shape(name)
 		if err != nil {
 			return nil, nil, err
@@ -176,7 +180,7 @@ func (d *dequantizer) plan(e safetensors.Entry) ([]int64, func() ([]float32, err
 				return nil, err
 			}
 			n := shape[0] * shape[1]
-			packed, err := w.stored(name, []safetensors.DType{safetensors.U8}, nil)
+			packed, err := w.stored(name, nf4.accepts(partWeight), nil)
 			if err != nil {
 				return nil, err
 			}
@@ -194,30 +198,29 @@ func (d *dequantizer) plan(e safetensors.Entry) ([]int64, func() ([]float32, err
 			out := make([]float32, n)
 			return out, quant.DequantizeNF4(out, codes, absmax, st.BlockSize)
 		}, nil
-	case has(prefixOf(name)+".SCB") && e.DType == safetensors.I8 && len(e.Shape) == 2:
-		p := prefixOf(name)
-		d.drop[p+".SCB"], d.drop[p+".weight_format"] = true, true
+	case has(i8.name(name, partAbsmax)) && i8.holds(e.DType) && len(e.Shape) == 2:
+		drop(i8)
 		rows, cols := e.Shape[0], e.Shape[1]
 		return e.Shape, func() ([]float32, error) {
-			scb := d.b.storedFloats(p+".SCB", rows)
+			scb := d.b.partFloats(i8, partAbsmax, name, geom{Shape: e.Shape})
 			if scb == nil {
 				return nil, fail()
 			}
 			return dequantRows(e, scb, rows, cols)
 		}, nil
-	case has(name+"_absmax") && e.DType == safetensors.I8 && len(e.Shape) >= 1 && e.Shape[0] > 0:
-		d.drop[name+"_absmax"] = true
+	case has(i8c.name(name, partAbsmax)) && i8c.holds(e.DType) && len(e.Shape) >= 1 && e.Shape[0] > 0:
+		drop(i8c)
 		rows := e.Shape[0]
 		cols := e.NumElements() / rows
 		return e.Shape, func() ([]float32, error) {
-			absmax := d.b.storedFloats(name+"_absmax", rows)
+			absmax := d.b.partFloats(i8c, partAbsmax, name, geom{Shape: e.Shape})
 			if absmax == nil {
 				return nil, fail()
 			}
 			return dequantRows(e, absmax, rows, cols)
 		}, nil
-	case has(name+"_scale") && e.DType == safetensors.U8 && len(e.Shape) == 3:
-		d.drop[name+"_scale"], d.drop[name+"_zero_point"] = true, true
+	case has(i4.name(name, partScale)) && i4.holds(e.DType) && len(e.Shape) == 3:
+		drop(i4)
 		n, kb, bs := e.Shape[0], e.Shape[1], 2*e.Shape[2]
 		k := kb * bs
 		if r := d.recs[name]; r != nil && len(r.Shape) == 2 && r.Shape[0] == n && (r.Shape[1]+bs-1)/bs == kb {
@@ -227,7 +230,8 @@ func (d *dequantizer) plan(e safetensors.Entry) ([]int64, func() ([]float32, err
 			if bs < 16 || bs&(bs-1) != 0 {
 				return nil, tensorErr(w.path, name, ErrTensorShape, "has shape %v: block %d is not a power of two ≥ 16", e.Shape, bs)
 			}
-			se, err := w.stored(name+"_scale", []safetensors.DType{safetensors.F32, safetensors.F16}, []int64{n, kb})
+			g := geom{Shape: []int64{n, k}, Block: bs}
+			se, err := d.b.storedPart(i4, partScale, name, g)
 			if err != nil {
 				return nil, err
 			}
@@ -237,8 +241,8 @@ func (d *dequantizer) plan(e safetensors.Entry) ([]int64, func() ([]float32, err
 			}
 			var zp []byte
 			p := quant.Int4Params{BlockSize: int(bs), Symmetric: true}
-			if has(name + "_zero_point") {
-				ze, err := w.stored(name+"_zero_point", []safetensors.DType{safetensors.U8}, []int64{n, (kb + 1) / 2})
+			if has(i4.name(name, partZeroPoint)) {
+				ze, err := d.b.storedPart(i4, partZeroPoint, name, g)
 				if err != nil {
 					return nil, err
 				}
@@ -266,7 +270,8 @@ func (d *dequantizer) nf4Shape(name string) (nf4State, error) {
 	// nf4State checks the shape against what it is given; read the state
 	// once with the shape it declares.
 	var st nf4State
-	e, err := d.b.w.stored(name+".quant_state.bitsandbytes__nf4", []safetensors.DType{safetensors.U8}, nil)
+	l := mustLayout(SchemeNF4)
+	e, err := d.b.w.stored(l.name(name, partQuantState), l.accepts(partQuantState), nil)
 	if err != nil {
 		return st, err
 	}

@@ -319,7 +319,7 @@ func (b *builder) paramAs(name string, dims []int64, transpose bool) string {
 	}
 	iname := name
 	if transpose {
-		iname += ".T"
+		iname += initTransposed
 	}
 	n := b.addInit(floatSource(b.unique(iname), e, dims, transpose, b.dt))
 	b.consts[key] = n

@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"github.com/quantpack/quantpack/formats/onnx"
-	"github.com/quantpack/quantpack/formats/safetensors"
 )
 
 // convSpec is a Conv2d's geometry (square kernel, symmetric padding
@@ -122,7 +121,7 @@ func (b *builder) convBias(wname string, bn *batchNorm, dt onnx.DataType, dims .
 	for i, s := range bn.Shift {
 		v[i] = float32(s)
 	}
-	return b.addInit(floatTensor(b.unique(prefixOf(wname)+".folded_bias"), dt, dims, v))
+	return b.addInit(floatTensor(b.unique(prefixOf(wname)+initFoldedBias), dt, dims, v))
 }
 
 func (b *builder) convFloat(x, wname string, shape []int64, bn *batchNorm, attrs []*onnx.Attribute) string {
@@ -140,20 +139,21 @@ func (b *builder) convFloat(x, wname string, shape []int64, bn *batchNorm, attrs
 			w[i] = float32(float64(w[i]) * s)
 		}
 	}
-	wf := b.addInit(floatTensor(b.unique(wname+".folded"), b.dt, shape, w))
+	wf := b.addInit(floatTensor(b.unique(wname+initFolded), b.dt, shape, w))
 	return b.node("Conv", []string{x, wf, b.convBias(wname, bn, b.dt)}, attrs...)
 }
 
 // int8ConvWeight reads an int8-per-channel conv weight and returns its codes
 // and the positive per-channel scale of the folded weight.
 func (b *builder) int8ConvWeight(wname string, shape []int64, bn *batchNorm) ([]int8, []float32) {
-	e, err := b.w.stored(wname, []safetensors.DType{safetensors.I8}, shape)
+	l, g := mustLayout(SchemeInt8Ch), geom{Shape: shape}
+	e, err := b.storedPart(l, partWeight, wname, g)
 	if err != nil {
 		b.errf(err)
 		return nil, nil
 	}
 	out := shape[0]
-	absmax := b.storedFloats(wname+"_absmax", out)
+	absmax := b.partFloats(l, partAbsmax, wname, g)
 	if absmax == nil {
 		return nil, nil
 	}
@@ -235,7 +235,7 @@ func (b *builder) convInt8(x, wname string, shape []int64, bn *batchNorm, attrs 
 		for i, c := range q {
 			w[i] = float32(c) * scale[i/per]
 		}
-		wf := b.addInit(onnx.TensorF32(b.unique(wname+".dequantized"), shape, w))
+		wf := b.addInit(onnx.TensorF32(b.unique(wname+initDequantized), shape, w))
 		in := []string{x, wf}
 		if bias := b.convBias(wname, bn, onnx.Float); bias != "" {
 			in = append(in, bias)
@@ -244,9 +244,9 @@ func (b *builder) convInt8(x, wname string, shape []int64, bn *batchNorm, attrs 
 	}
 	if form == convQDQ {
 		bias := b.convBias(wname, bn, onnx.Float)
-		wq := b.addInit(onnx.TensorI8(b.unique(wname+".q"), shape, q))
-		sc := b.addInit(onnx.TensorF32(b.unique(wname+".scale"), []int64{out}, scale))
-		zp := b.addInit(onnx.TensorI8(b.unique(wname+".zero_point"), []int64{out}, make([]int8, out)))
+		wq := b.addInit(onnx.TensorI8(b.unique(wname+initConvCodes), shape, q))
+		sc := b.addInit(onnx.TensorF32(b.unique(wname+initConvScale), []int64{out}, scale))
+		zp := b.addInit(onnx.TensorI8(b.unique(wname+initConvZero), []int64{out}, make([]int8, out)))
 		wf := b.node("DequantizeLinear", []string{wq, sc, zp}, onnx.AttrInt("axis", 0))
 		in := []string{x, wf}
 		if bias != "" {
@@ -261,11 +261,11 @@ func (b *builder) convInt8(x, wname string, shape []int64, bn *batchNorm, attrs 
 	for i, c := range q {
 		u[i] = uint8(int16(c) + 128)
 	}
-	wq := b.addInit(onnx.TensorU8(b.unique(wname+".q_u8"), shape, u))
-	wzp := b.addInit(onnx.TensorU8(b.unique(wname+".zero_point"), nil, []uint8{128}))
+	wq := b.addInit(onnx.TensorU8(b.unique(wname+initConvCodesU8), shape, u))
+	wzp := b.addInit(onnx.TensorU8(b.unique(wname+initConvZero), nil, []uint8{128}))
 	dq := b.nodeIn("", "DynamicQuantizeLinear", []string{x}, 3)
 	acc := b.node("ConvInteger", []string{dq[0], wq, dq[2], wzp}, attrs...)
-	sc := b.addInit(onnx.TensorF32(b.unique(wname+".scale"), []int64{1, out, 1, 1}, scale))
+	sc := b.addInit(onnx.TensorF32(b.unique(wname+initConvScale), []int64{1, out, 1, 1}, scale))
 	y := b.mul(b.cast(acc, onnx.Float), b.mul(dq[1], sc))
 	if bn != nil {
 		y = b.add(y, b.convBias(wname, bn, onnx.Float, 1, out, 1, 1))

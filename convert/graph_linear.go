@@ -85,13 +85,13 @@ func (b *builder) linearInt8(x, wname string, n, k int64, bias string) string {
 	if !b.requireFP32(wname) {
 		return x
 	}
-	p := prefixOf(wname)
-	wq, err := b.w.stored(wname, []safetensors.DType{safetensors.I8}, []int64{n, k})
+	l, g := mustLayout(SchemeInt8), geom{Shape: []int64{n, k}}
+	wq, err := b.storedPart(l, partWeight, wname, g)
 	if err != nil {
 		b.errf(err)
 		return x
 	}
-	scb := b.storedFloats(p+".SCB", n)
+	scb := b.partFloats(l, partAbsmax, wname, g)
 	if scb == nil {
 		return x
 	}
@@ -101,10 +101,10 @@ func (b *builder) linearInt8(x, wname string, n, k int64, bias string) string {
 	for i, s := range scb {
 		scale[i] = s / 127
 	}
-	bq := b.addInit(transposeI8Source(b.unique(wname+".T"), wq))
-	sc := b.addInit(onnx.TensorF32(b.unique(p+".weight_scale"), []int64{n}, scale))
+	bq := b.addInit(transposeI8Source(b.unique(wname+initTransposed), wq))
+	sc := b.addInit(onnx.TensorF32(b.unique(wname+initRowScale), []int64{n}, scale))
 	if b.opt.Int8Mode == Int8QDQ {
-		zp := b.addInit(onnx.TensorI8(b.unique(p+".weight_zero_point"), []int64{n}, make([]int8, n)))
+		zp := b.addInit(onnx.TensorI8(b.unique(wname+initRowZero), []int64{n}, make([]int8, n)))
 		wf := b.node("DequantizeLinear", []string{bq, sc, zp}, onnx.AttrInt("axis", 1))
 		y := b.matmul(x, wf)
 		if bias != "" {
@@ -119,9 +119,18 @@ func (b *builder) linearInt8(x, wname string, n, k int64, bias string) string {
 	return b.msNode("DynamicQuantizeMatMul", in)
 }
 
-// storedFloats reads a float32 vector of length n stored under name.
-func (b *builder) storedFloats(name string, n int64) []float32 {
-	e, err := b.w.stored(name, floatDTypes, []int64{n})
+// storedPart returns part p of weight w as layout l stores it for geometry
+// g, checking its dtype against what readers of the part accept and its
+// shape against the layout's.
+func (b *builder) storedPart(l *layout, p part, w string, g geom) (safetensors.Entry, error) {
+	t := l.part(p)
+	return b.w.stored(t.name(w), l.accepts(p), t.Shape(g))
+}
+
+// partFloats reads part p of weight w (a float vector: scales, absmax,
+// codebooks) as float32, refusing NaN and ±Inf; nil after an error.
+func (b *builder) partFloats(l *layout, p part, w string, g geom) []float32 {
+	e, err := b.storedPart(l, p, w, g)
 	if err != nil {
 		b.errf(err)
 		return nil
@@ -133,7 +142,7 @@ func (b *builder) storedFloats(name string, n int64) []float32 {
 	}
 	for i, s := range v {
 		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
-			b.errf(tensorErr(e.File.Name(), name, ErrTensorShape, "[%d] is %v", i, s))
+			b.errf(tensorErr(e.File.Name(), e.Name, ErrTensorShape, "[%d] is %v", i, s))
 			return nil
 		}
 	}
@@ -144,7 +153,8 @@ func (b *builder) linearInt4(x, wname string, n, k int64, bias string) string {
 	if !b.requireFP32(wname) {
 		return x
 	}
-	codes, err := b.w.stored(wname, []safetensors.DType{safetensors.U8}, nil)
+	l := mustLayout(SchemeInt4)
+	codes, err := b.w.stored(wname, l.accepts(partWeight), nil)
 	if err != nil {
 		b.errf(err)
 		return x
@@ -160,25 +170,25 @@ func (b *builder) linearInt4(x, wname string, n, k int64, bias string) string {
 		b.errf(tensorErr(codes.File.Name(), wname, ErrTensorShape, "has shape %v: %d blocks of %d do not cover K=%d", codes.Shape, kb, bs, k))
 		return x
 	}
-	scales, err := b.w.stored(wname+"_scale", []safetensors.DType{safetensors.F32, safetensors.F16}, []int64{n, kb})
+	g := geom{Shape: []int64{n, k}, Block: bs}
+	scales, err := b.storedPart(l, partScale, wname, g)
 	if err != nil {
 		b.errf(err)
 		return x
 	}
 	in := []string{x, b.addInit(rawSource(b.unique(wname), codes, onnx.Uint8, codes.Shape))}
 	if scales.DType == safetensors.F32 {
-		in = append(in, b.addInit(rawSource(b.unique(wname+"_scale"), scales, onnx.Float, scales.Shape)))
+		in = append(in, b.addInit(rawSource(b.unique(scales.Name), scales, onnx.Float, scales.Shape)))
 	} else {
-		in = append(in, b.addInit(floatSource(b.unique(wname+"_scale"), scales, scales.Shape, false, onnx.Float)))
+		in = append(in, b.addInit(floatSource(b.unique(scales.Name), scales, scales.Shape, false, onnx.Float)))
 	}
-	zpName := wname + "_zero_point"
-	if _, ok := b.w.lookup(zpName); ok {
-		zp, err := b.w.stored(zpName, []safetensors.DType{safetensors.U8}, []int64{n, (kb + 1) / 2})
+	if _, ok := b.w.lookup(l.name(wname, partZeroPoint)); ok {
+		zp, err := b.storedPart(l, partZeroPoint, wname, g)
 		if err != nil {
 			b.errf(err)
 			return x
 		}
-		in = append(in, b.addInit(rawSource(b.unique(zpName), zp, onnx.Uint8, zp.Shape)))
+		in = append(in, b.addInit(rawSource(b.unique(zp.Name), zp, onnx.Uint8, zp.Shape)))
 	} else {
 		in = append(in, "")
 	}
@@ -201,7 +211,7 @@ func (b *builder) linearNF4(x, wname string, n, k int64, bias string) string {
 		return x
 	}
 	numel := n * k
-	codes, err := b.w.stored(wname, []safetensors.DType{safetensors.U8}, []int64{(numel + 1) / 2, 1})
+	codes, err := b.storedPart(mustLayout(SchemeNF4), partWeight, wname, geom{Shape: []int64{n, k}})
 	if err != nil {
 		b.errf(err)
 		return x
@@ -219,7 +229,7 @@ func (b *builder) linearNF4(x, wname string, n, k int64, bias string) string {
 	bs := int64(st.BlockSize)
 	in := []string{x,
 		b.addInit(rawSource(b.unique(wname), codes, onnx.Uint8, []int64{(numel + 1) / 2})),
-		b.addInit(onnx.TensorF32(b.unique(wname+".absmax"), []int64{int64(len(absmax))}, absmax)),
+		b.addInit(onnx.TensorF32(b.unique(mustLayout(SchemeNF4).name(wname, partAbsmax)), []int64{int64(len(absmax))}, absmax)),
 	}
 	y := b.msNode("MatMulBnb4", in, onnx.AttrInt("K", k), onnx.AttrInt("N", n),
 		onnx.AttrInt("block_size", bs), onnx.AttrInt("quant_type", 1))
@@ -229,12 +239,13 @@ func (b *builder) linearNF4(x, wname string, n, k int64, bias string) string {
 	return y
 }
 
-// nf4State reads and checks P.weight.quant_state.bitsandbytes__nf4 and the
-// stored quant_map.
+// nf4State reads and checks an nf4 weight's quant_state and its stored
+// quant_map.
 func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
 	var st nf4State
-	name := wname + ".quant_state.bitsandbytes__nf4"
-	e, err := b.w.stored(name, []safetensors.DType{safetensors.U8}, nil)
+	l := mustLayout(SchemeNF4)
+	name := l.name(wname, partQuantState)
+	e, err := b.w.stored(name, l.accepts(partQuantState), nil)
 	if err != nil {
 		return st, err
 	}
@@ -257,12 +268,12 @@ func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
 	case !slices.Equal(st.Shape, []int64{n, k}):
 		return st, tensorErr(e.File.Name(), name, ErrTensorShape, "shape %v, want [%d %d]", st.Shape, n, k)
 	}
-	qm := b.storedFloats(wname+".quant_map", 16)
+	qm := b.partFloats(l, partQuantMap, wname, geom{})
 	if qm == nil {
 		return st, b.err
 	}
 	if !slices.Equal(qm, quant.NF4Codebook[:]) {
-		return st, tensorErr(e.File.Name(), wname+".quant_map", ErrUnsupportedLayout, "is not the NF4 codebook")
+		return st, tensorErr(e.File.Name(), l.name(wname, partQuantMap), ErrUnsupportedLayout, "is not the NF4 codebook")
 	}
 	return st, nil
 }
@@ -270,10 +281,11 @@ func (b *builder) nf4State(wname string, n, k int64) (nf4State, error) {
 // nf4Absmax returns the float32 absmax per block: stored as is, or restored
 // from double quant with the dequantization a bitsandbytes loader applies.
 func (b *builder) nf4Absmax(wname string, st nf4State, numel int64) ([]float32, error) {
-	bs := int64(st.BlockSize)
-	blocks := (numel + bs - 1) / bs
-	name := wname + ".absmax"
-	e, err := b.w.stored(name, []safetensors.DType{safetensors.F32, safetensors.U8}, []int64{blocks})
+	l := mustLayout(SchemeNF4)
+	g := geom{Shape: []int64{numel}, Block: int64(st.BlockSize)}
+	blocks := g.blocks()
+	name := l.name(wname, partAbsmax)
+	e, err := b.storedPart(l, partAbsmax, wname, g)
 	if err != nil {
 		return nil, err
 	}
@@ -287,15 +299,14 @@ func (b *builder) nf4Absmax(wname string, st nf4State, numel int64) ([]float32, 
 	if st.NestedOffset == nil || st.NestedBlockSize != nestedBlock {
 		return nil, tensorErr(e.File.Name(), name, ErrUnsupportedLayout, "is double-quantized but quant_state has no nested_offset or a nested_blocksize other than %d", nestedBlock)
 	}
-	nb := (blocks + nestedBlock - 1) / nestedBlock
-	nested := b.storedFloats(wname+".nested_absmax", nb)
-	qmap := b.storedFloats(wname+".nested_quant_map", 256)
+	nested := b.partFloats(l, partNestedAbsmax, wname, g)
+	qmap := b.partFloats(l, partNestedQuantMap, wname, g)
 	if nested == nil || qmap == nil {
 		return nil, b.err
 	}
 	dm := quant.DynamicMap(true)
 	if !slices.Equal(qmap, dm[:]) {
-		return nil, tensorErr(e.File.Name(), wname+".nested_quant_map", ErrUnsupportedLayout, "is not bitsandbytes' signed dynamic map")
+		return nil, tensorErr(e.File.Name(), l.name(wname, partNestedQuantMap), ErrUnsupportedLayout, "is not bitsandbytes' signed dynamic map")
 	}
 	codes, err := readRaw(e)
 	if err != nil {

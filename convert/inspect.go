@@ -112,8 +112,9 @@ func Inspect(path string) (*Inspection, error) {
 	}
 	var quantWeights map[string]bool
 	in.Quantization, quantWeights = QuantSchemes(ck)
+	has := func(n string) bool { _, ok := ck.Lookup(n); return ok }
 	for _, e := range ck.Tensors() {
-		if isFloat(e.DType) && !quantWeights[e.Name] && !isQuantAux(e.Name) {
+		if isFloat(e.DType) && !quantWeights[e.Name] && !isQuantAux(e.Name, has) {
 			in.Totals.Params += e.NumElements()
 		}
 	}
@@ -146,58 +147,29 @@ func QuantSchemes(ck *safetensors.Checkpoint) ([]QuantFound, map[string]bool) {
 		}
 	}
 	quantWeights := map[string]bool{}
+	has := func(n string) bool { _, ok := byName[n]; return ok }
 	for _, e := range ck.Tensors() {
 		n := e.Name
-		switch {
-		case strings.HasSuffix(n, ".SCB"):
-			w, ok := byName[strings.TrimSuffix(n, ".SCB")+".weight"]
-			if ok && w.DType == safetensors.I8 {
-				add("bnb-int8", "bitsandbytes LLM.int8 (transformers load_in_8bit)", w.NumElements(), "rowwise absmax, w = q*SCB/127")
+		if i := strings.Index(n, bnb4StatePrefix); i >= 0 {
+			kind := n[i+len(bnb4StatePrefix):]
+			params, detail := bnb4Params(e)
+			add("bnb-"+kind, bnb4Writer, params, detail)
+			quantWeights[n[:i]] = true
+			continue
+		}
+		for _, l := range layouts {
+			if l.Marker == "" || l.Marker == partQuantState {
+				continue
+			}
+			wname, ok := l.part(l.Marker).owner(n)
+			w, found := byName[wname]
+			if !ok || !found || !l.holds(w.DType) {
+				continue
+			}
+			if params, detail, ok := recognise(l, w, e, has); ok {
+				add(l.Found, l.Writer, params, detail)
 				quantWeights[w.Name] = true
-			}
-		case strings.Contains(n, ".quant_state.bitsandbytes__"):
-			wname := n[:strings.Index(n, ".quant_state.")]
-			kind := n[strings.LastIndex(n, "__")+2:]
-			var st struct {
-				QuantType string  `json:"quant_type"`
-				BlockSize int     `json:"blocksize"`
-				Shape     []int64 `json:"shape"`
-				Nested    int     `json:"nested_blocksize"`
-			}
-			var params int64
-			detail := ""
-			// The state is tiny (a few hundred bytes); cap it anyway.
-			if e.Size <= 4096 {
-				buf := make([]byte, e.Size)
-				if e.File.ReadTensor(e.TensorInfo, buf) == nil && json.Unmarshal(buf, &st) == nil {
-					params = 1
-					for _, d := range st.Shape {
-						params *= d
-					}
-					detail = "block " + strconv.Itoa(st.BlockSize)
-					if st.Nested > 0 {
-						detail += ", double quant (nested block " + strconv.Itoa(st.Nested) + ")"
-					}
-				}
-			}
-			add("bnb-"+kind, "bitsandbytes Params4bit (transformers load_in_4bit)", params, detail)
-			quantWeights[wname] = true
-		case strings.HasSuffix(n, ".weight_scale"):
-			w, ok := byName[strings.TrimSuffix(n, "_scale")]
-			if ok && w.DType == safetensors.U8 && len(w.Shape) == 3 && len(e.Shape) == 2 {
-				k := w.Shape[1] * w.Shape[2] * 2
-				detail := "block " + strconv.Itoa(int(w.Shape[2]*2)) + ", symmetric"
-				if _, asym := byName[w.Name+"_zero_point"]; asym {
-					detail = "block " + strconv.Itoa(int(w.Shape[2]*2)) + ", asymmetric"
-				}
-				add("quantpack-int4", "quantpack (MatMulNBits layout)", w.Shape[0]*k, detail)
-				quantWeights[w.Name] = true
-			}
-		case strings.HasSuffix(n, ".weight_absmax"):
-			w, ok := byName[strings.TrimSuffix(n, "_absmax")]
-			if ok && w.DType == safetensors.I8 {
-				add("int8-per-channel", "quantpack (convolutions)", w.NumElements(), "")
-				quantWeights[w.Name] = true
+				break
 			}
 		}
 	}
@@ -209,11 +181,66 @@ func QuantSchemes(ck *safetensors.Checkpoint) ([]QuantFound, map[string]bool) {
 	return out, quantWeights
 }
 
-// isQuantAux reports tensors that are scales or maps of a quantized weight.
-func isQuantAux(n string) bool {
-	for _, s := range []string{".SCB", ".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map", ".weight_scale", ".weight_absmax"} {
-		if strings.HasSuffix(n, s) {
-			return true
+// recognise checks that weight w and marker m (layout l's Marker part)
+// agree, and returns the weight's logical parameter count and inspect's
+// detail line.
+func recognise(l *layout, w, m safetensors.Entry, has func(string) bool) (int64, string, bool) {
+	switch l.Scheme {
+	case SchemeInt8:
+		return w.NumElements(), "rowwise absmax, w = q*SCB/127", true
+	case SchemeInt8Ch:
+		return w.NumElements(), "", true
+	case SchemeInt4:
+		if len(w.Shape) != 3 || len(m.Shape) != 2 {
+			return 0, "", false
+		}
+		bs := w.Shape[2] * 2
+		detail := "block " + strconv.Itoa(int(bs)) + ", symmetric"
+		if has(l.name(w.Name, partZeroPoint)) {
+			detail = "block " + strconv.Itoa(int(bs)) + ", asymmetric"
+		}
+		return w.Shape[0] * w.Shape[1] * bs, detail, true
+	}
+	return 0, "", false
+}
+
+// bnb4Params reads a bitsandbytes 4-bit quant_state (nf4 or fp4) for the
+// weight's parameter count and inspect's detail line; 0 and "" when it
+// cannot be read.
+func bnb4Params(e safetensors.Entry) (int64, string) {
+	var st struct {
+		QuantType string  `json:"quant_type"`
+		BlockSize int     `json:"blocksize"`
+		Shape     []int64 `json:"shape"`
+		Nested    int     `json:"nested_blocksize"`
+	}
+	// The state is tiny (a few hundred bytes); cap it anyway.
+	if e.Size > 4096 {
+		return 0, ""
+	}
+	buf := make([]byte, e.Size)
+	if e.File.ReadTensor(e.TensorInfo, buf) != nil || json.Unmarshal(buf, &st) != nil {
+		return 0, ""
+	}
+	params := int64(1)
+	for _, d := range st.Shape {
+		params *= d
+	}
+	detail := "block " + strconv.Itoa(st.BlockSize)
+	if st.Nested > 0 {
+		detail += ", double quant (nested block " + strconv.Itoa(st.Nested) + ")"
+	}
+	return params, detail
+}
+
+// isQuantAux reports a tensor that is a scale, map or state of a weight the
+// checkpoint holds (has), by the names of every layout's parts.
+func isQuantAux(n string, has func(string) bool) bool {
+	for _, l := range layouts {
+		for _, p := range l.Parts {
+			if w, ok := p.owner(n); ok && has(w) {
+				return true
+			}
 		}
 	}
 	return false

@@ -58,7 +58,7 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 			return wrap(err)
 		}
 		if it.scheme == SchemeCopy {
-			return write(t.Name, sc.raw)
+			return writeParts(it, map[part][]byte{partWeight: sc.raw}, write)
 		}
 		if err := decodeFloat32(x, sc.raw, t.DType); err != nil {
 			return wrap(err)
@@ -75,7 +75,7 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 		if stats {
 			copy(deq, x)
 		}
-		if err := write(t.Name, bytesOfF32(x)); err != nil {
+		if err := writeParts(it, map[part][]byte{partWeight: bytesOfF32(x)}, write); err != nil {
 			return err
 		}
 	case SchemeFP16, SchemeBF16:
@@ -93,7 +93,7 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 			}
 		}
 		it.rec.Overflow = int64(ov)
-		if err := write(t.Name, bytesOfU16(sc.u16)); err != nil {
+		if err := writeParts(it, map[part][]byte{partWeight: bytesOfU16(sc.u16)}, write); err != nil {
 			return err
 		}
 	case SchemeInt8, SchemeInt8Ch:
@@ -109,19 +109,7 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 				return wrap(err)
 			}
 		}
-		if err := write(t.Name, bytesOfI8(sc.i8)); err != nil {
-			return err
-		}
-		if it.scheme == SchemeInt8 {
-			if err := write(it.outs[1].Name, bytesOfF32(sc.f32b)); err != nil {
-				return err
-			}
-			// weight_format 0 = "row" in bitsandbytes'
-			// LINEAR_8BIT_WEIGHTS_FORMAT_MAPPING.
-			if err := write(it.outs[2].Name, []byte{0}); err != nil {
-				return err
-			}
-		} else if err := write(it.outs[1].Name, bytesOfF32(sc.f32b)); err != nil {
+		if err := writeParts(it, map[part][]byte{partWeight: bytesOfI8(sc.i8), partAbsmax: bytesOfF32(sc.f32b)}, write); err != nil {
 			return err
 		}
 	case SchemeInt4:
@@ -185,7 +173,7 @@ func setNonFinite(r *TensorRecord, src, out quant.NonFiniteCount) {
 func processInt4(it *item, sc *scratch, x, deq []float32, opt *Options, write func(string, []byte) error) error {
 	t := it.src.TensorInfo
 	nr, k := int(t.Shape[0]), int(t.Shape[1])
-	p := quant.Int4Params{BlockSize: opt.blockSize(), Symmetric: !opt.Asymmetric}
+	p := quant.Int4Params{BlockSize: int(it.geom.Block), Symmetric: !it.geom.Asym}
 	np, ns, nz := quant.Int4Sizes(nr, k, p)
 	sc.u8 = grow(sc.u8, np)
 	sc.f32b = grow(sc.f32b, ns)
@@ -198,75 +186,72 @@ func processInt4(it *item, sc *scratch, x, deq []float32, opt *Options, write fu
 			return err
 		}
 	}
-	if err := write(it.outs[0].Name, sc.u8); err != nil {
-		return err
-	}
-	if err := write(it.outs[1].Name, bytesOfF32(sc.f32b)); err != nil {
-		return err
-	}
-	if !p.Symmetric {
-		return write(it.outs[2].Name, sc.u8b)
-	}
-	return nil
+	return writeParts(it, map[part][]byte{partWeight: sc.u8, partScale: bytesOfF32(sc.f32b), partZeroPoint: sc.u8b}, write)
 }
 
 func processNF4(it *item, sc *scratch, x, deq []float32, opt *Options, write func(string, []byte) error) error {
-	t := it.src.TensorInfo
 	n := len(x)
-	bs := opt.blockSize()
+	bs := int(it.geom.Block)
 	blocks := (n + bs - 1) / bs
 	sc.u8 = grow(sc.u8, (n+1)/2)
 	sc.f32b = grow(sc.f32b, blocks)
 	if err := quant.QuantizeNF4With(opt.method(), sc.u8, sc.f32b, x, bs); err != nil {
 		return err
 	}
-	cb := quant.NF4Codebook
-	outs := map[string][]byte{
-		t.Name:                sc.u8,
-		t.Name + ".quant_map": bytesOfF32(cb[:]),
-	}
-	state := nf4State{QuantType: "nf4", BlockSize: bs, DType: opt.restTorchDType(), Shape: t.Shape}
+	data := map[part][]byte{partWeight: sc.u8}
+	var offset *float64
 	absmax := sc.f32b
-	if it.quantDQ {
+	if it.geom.DoubleQuant {
 		codes := grow(sc.u8b, blocks)
 		sc.u8b = codes
 		nb := (blocks + nestedBlock - 1) / nestedBlock
 		sc.f32c = grow(sc.f32c, nb)
-		offset, err := quant.DoubleQuant(codes, sc.f32c, sc.f32b, nestedBlock)
+		off, err := quant.DoubleQuant(codes, sc.f32c, sc.f32b, nestedBlock)
 		if err != nil {
 			return err
 		}
-		dm := quant.DynamicMap(true)
-		outs[t.Name+".absmax"] = codes
-		outs[t.Name+".nested_absmax"] = bytesOfF32(sc.f32c)
-		outs[t.Name+".nested_quant_map"] = bytesOfF32(dm[:])
-		off64 := float64(offset)
-		state.NestedBlockSize, state.NestedDType, state.NestedOffset = nestedBlock, "float32", &off64
-		it.rec.NestedOffset = &offset
+		data[partAbsmax], data[partNestedAbsmax] = codes, bytesOfF32(sc.f32c)
+		offset = new(float64(off))
+		it.rec.NestedOffset = &off
 		if deq != nil {
 			// Reconstruct with the absmax a loader will see.
 			sc.f32d = grow(sc.f32d, blocks)
 			restored := sc.f32d
-			if err := quant.UndoDoubleQuant(restored, codes, sc.f32c, offset, nestedBlock); err != nil {
+			if err := quant.UndoDoubleQuant(restored, codes, sc.f32c, off, nestedBlock); err != nil {
 				return err
 			}
 			absmax = restored
 		}
 	} else {
-		outs[t.Name+".absmax"] = bytesOfF32(sc.f32b)
+		data[partAbsmax] = bytesOfF32(sc.f32b)
 	}
-	js, err := nf4StateJSON(state, false)
+	js, err := nf4StateJSON(it.geom.nf4State(offset), false)
 	if err != nil {
 		return err
 	}
-	outs[t.Name+".quant_state.bitsandbytes__nf4"] = js
+	data[partQuantState] = js
 	if deq != nil {
 		if err := quant.DequantizeNF4(deq, sc.u8, absmax, bs); err != nil {
 			return err
 		}
 	}
-	for _, o := range it.outs {
-		if err := write(o.Name, outs[o.Name]); err != nil {
+	return writeParts(it, data, write)
+}
+
+// writeParts writes every planned output of it, in plan order: the bytes
+// data holds for its part, or the layout's fixed content (codebooks, format
+// flags).
+func writeParts(it *item, data map[part][]byte, write func(string, []byte) error) error {
+	for i, o := range it.outs {
+		p := it.parts[i]
+		b, ok := data[p.Part]
+		if !ok && p.Fixed != nil {
+			b, ok = p.Fixed(), true
+		}
+		if !ok {
+			return fmt.Errorf("convert: internal: no bytes for the %s of %q", p.Part, o.Name)
+		}
+		if err := write(o.Name, b); err != nil {
 			return err
 		}
 	}
