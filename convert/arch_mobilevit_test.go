@@ -60,7 +60,7 @@ func TestMobileViTPresetParams(t *testing.T) {
 			t.Fatal(err)
 		}
 		a, _ := LookupArch(p.Arch)
-		specs, err := a.Tensors(a, cfg, false)
+		specs, err := a.Tensors(cfg, false)
 		if err != nil {
 			t.Fatal(err)
 		}

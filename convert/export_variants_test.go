@@ -38,7 +38,7 @@ func randomCheckpoint(t *testing.T, cfg map[string]any, pooler bool, seed uint64
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := a.Tensors(a, c, pooler)
+	specs, err := a.Tensors(c, pooler)
 	if err != nil {
 		t.Fatal(err)
 	}

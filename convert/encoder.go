@@ -1,19 +1,10 @@
 package convert
 
-import (
-	"fmt"
+import "fmt"
 
-	"github.com/quantpack/quantpack/formats/safetensors"
-)
-
-// limits on config values: far above any real vision model, low enough that
-// products of them cannot overflow int64 or ask for absurd allocations.
-const (
-	maxHidden = 1 << 14
-	maxLayers = 256
-	maxImage  = 4096
-	maxLabels = 1 << 20
-)
+// What the ViT-style encoders (ViT, DeiT, DINOv2, BEiT) share on the config
+// and tensor side: the hyperparameters and the ViTLayer stack's tensors. The
+// graph side is graph_encoder.go.
 
 // vitParams are the hyperparameters the transformer families share.
 type vitParams struct {
@@ -66,40 +57,30 @@ func readVitParams(c *Config) (vitParams, error) {
 	case p.Eps <= 0 || p.Eps > 1:
 		return p, bad("layer_norm_eps %g out of range", p.Eps)
 	}
-	switch p.Act {
-	case "gelu", "gelu_new", "gelu_pytorch_tanh", "quick_gelu", "relu", "silu", "swish", "gelu_fast":
-	default:
-		return p, fmt.Errorf("%s: %w: hidden_act %q", c.Path, ErrUnsupportedSetting, p.Act)
+	return p, checkAct(c, p.Act)
+}
+
+// vitEncoderTensors adds the tensors of ViTModel's body as ViT and DeiT name
+// them under pre: the token parameters (tokens, e.g. cls_token and DeiT's
+// distillation_token), position embeddings for them and the patch grid, the
+// patch projection, the ViTLayer stack and the final layernorm.
+func (l *specList) vitEncoderTensors(pre string, p vitParams, tokens ...string) {
+	for _, t := range tokens {
+		l.add(pre+"embeddings."+t, 1, 1, p.Hidden)
 	}
-	return p, nil
-}
-
-// specList builds tensor specs; a tiny helper so the family lists read like
-// the modeling code.
-type specList []safetensors.TensorSpec
-
-func (l *specList) add(name string, shape ...int) {
-	s := make([]int64, len(shape))
-	for i, d := range shape {
-		s[i] = int64(d)
+	l.add(pre+"embeddings.position_embeddings", 1, p.grid()*p.grid()+len(tokens), p.Hidden)
+	l.add(pre+"embeddings.patch_embeddings.projection.weight", p.Hidden, p.Channels, p.Patch, p.Patch)
+	l.add(pre+"embeddings.patch_embeddings.projection.bias", p.Hidden)
+	for i := 0; i < p.Layers; i++ {
+		b := fmt.Sprintf("%sencoder.layer.%d.", pre, i)
+		for _, qkv := range []string{"query", "key", "value"} {
+			l.linear(b+"attention.attention."+qkv, p.Hidden, p.Hidden, p.QKVBias)
+		}
+		l.linear(b+"attention.output.dense", p.Hidden, p.Hidden, true)
+		l.linear(b+"intermediate.dense", p.Inter, p.Hidden, true)
+		l.linear(b+"output.dense", p.Hidden, p.Inter, true)
+		l.norm(b+"layernorm_before", p.Hidden)
+		l.norm(b+"layernorm_after", p.Hidden)
 	}
-	*l = append(*l, safetensors.TensorSpec{Name: name, DType: safetensors.F32, Shape: s})
-}
-
-// linear adds P.weight [out,in] and, with bias, P.bias [out].
-func (l *specList) linear(p string, out, in int, bias bool) {
-	l.add(p+".weight", out, in)
-	if bias {
-		l.add(p+".bias", out)
-	}
-}
-
-func (l *specList) norm(p string, n int) {
-	l.add(p+".weight", n)
-	l.add(p+".bias", n)
-}
-
-// noPooler adapts a tensor-list function of a family without optional pooler.
-func noPooler(f func(*Arch, *Config) (specList, error)) func(*Arch, *Config, bool) (specList, error) {
-	return func(a *Arch, c *Config, _ bool) (specList, error) { return f(a, c) }
+	l.norm(pre+"layernorm", p.Hidden)
 }
