@@ -11,10 +11,11 @@ var deitFamily = &family{
 		{Name: "DeiTForImageClassification", Prefix: "deit.", Head: []string{"classifier."}},
 		{Name: "DeiTForImageClassificationWithTeacher", Prefix: "deit.", Head: []string{"cls_classifier.", "distillation_classifier."}},
 	},
-	Tensors: deitTensors,
-	Graph:   deitGraph,
-	Patches: true,
-	Presets: deitPresets,
+	Tensors:   deitTensors,
+	Graph:     deitGraph,
+	Patches:   true,
+	NormFeeds: vitNormFeeds,
+	Presets:   deitPresets,
 }
 
 // deitTensors lists DeiTForImageClassification's and
