@@ -58,3 +58,23 @@ var vitPresets = []*Preset{
 	{Name: "deit-tiny-patch16-224", Repo: "facebook/deit-tiny-patch16-224", Arch: "ViTForImageClassification",
 		Params: "5.7M", Config: vitConfig("ViTForImageClassification", 192, 12, 3, 768, 16, 224, 1000), Pre: deitProcessor},
 }
+
+// vitConfig is a ViT config.json (google/vit-*; DeiT changes model_type).
+func vitConfig(arch string, hidden, layers, heads, inter, patch, image, nlabels int) map[string]any {
+	c := map[string]any{"architectures": []string{arch}, "model_type": "vit", "hidden_size": hidden,
+		"num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": inter,
+		"hidden_act": "gelu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+		"initializer_range": 0.02, "layer_norm_eps": 1e-12, "image_size": image, "patch_size": patch,
+		"num_channels": 3, "qkv_bias": true, "encoder_stride": patch}
+	if nlabels > 0 {
+		c["id2label"] = labels(nlabels)
+	}
+	return c
+}
+
+// vitProcessor is a ViTImageProcessor that resizes to size×size.
+func vitProcessor(size int, mean, std []float64) map[string]any {
+	return map[string]any{"image_processor_type": "ViTImageProcessor", "do_resize": true,
+		"size": map[string]int{"height": size, "width": size}, "resample": 2, "do_rescale": true,
+		"rescale_factor": 1.0 / 255, "do_normalize": true, "image_mean": mean, "image_std": std}
+}

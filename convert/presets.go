@@ -73,13 +73,6 @@ var (
 	halfMean     = hfconfig.ImageNetStandardMean[:]
 )
 
-// vitProcessor is a ViTImageProcessor that resizes to size×size.
-func vitProcessor(size int, mean, std []float64) map[string]any {
-	return map[string]any{"image_processor_type": "ViTImageProcessor", "do_resize": true,
-		"size": map[string]int{"height": size, "width": size}, "resample": 2, "do_rescale": true,
-		"rescale_factor": 1.0 / 255, "do_normalize": true, "image_mean": mean, "image_std": std}
-}
-
 // cropProcessor is an image processor of class kind that resizes (to
 // resize×resize, or the shortest edge to resize) and center-crops crop×crop.
 func cropProcessor(kind string, resize, crop int, shortest bool, mean, std []float64) map[string]any {
@@ -99,17 +92,4 @@ func labels(n int) map[string]string {
 		m[fmt.Sprint(i)] = fmt.Sprintf("LABEL_%d", i)
 	}
 	return m
-}
-
-// vitConfig is a ViT config.json (google/vit-*; DeiT changes model_type).
-func vitConfig(arch string, hidden, layers, heads, inter, patch, image, nlabels int) map[string]any {
-	c := map[string]any{"architectures": []string{arch}, "model_type": "vit", "hidden_size": hidden,
-		"num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": inter,
-		"hidden_act": "gelu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
-		"initializer_range": 0.02, "layer_norm_eps": 1e-12, "image_size": image, "patch_size": patch,
-		"num_channels": 3, "qkv_bias": true, "encoder_stride": patch}
-	if nlabels > 0 {
-		c["id2label"] = labels(nlabels)
-	}
-	return c
 }

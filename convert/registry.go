@@ -44,9 +44,15 @@ import (
 //     written by transformers to ../shared/fixtures/reference and to
 //     referenceModels (TestTensorListsMatchFixtures, TestNormFeeds,
 //     TestExportMatchesTransformers). TestRegistry checks the entry.
+//  5. Only if its image processor is a class quantpack does not reproduce
+//     yet, or its model_type needs defaults for checkpoints without
+//     preprocessor_config.json: internal/hfconfig/preprocess.go
+//     (processorClasses, modelTypeClass, DefaultPreprocessorConfig). That
+//     lives in a leaf package because verify, which must not import
+//     convert, reads it too.
 //
-// Nothing else needs to know the family: conversion, policy, export, synth
-// and study read these entries.
+// Nothing else in convert, export, synth or study names a family: they read
+// these entries.
 
 // families is every model family quantpack knows, in the order of
 // docs/export.md. LookupArch, Supported, Exportable and Presets read it.
