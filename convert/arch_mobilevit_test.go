@@ -2,7 +2,6 @@ package convert
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -60,7 +59,7 @@ func TestMobileViTPresetParams(t *testing.T) {
 			t.Fatal(err)
 		}
 		a, _ := LookupArch(p.Arch)
-		specs, err := a.Tensors(a, cfg, false)
+		specs, err := a.Tensors(cfg, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,15 +76,6 @@ func TestMobileViTPresetParams(t *testing.T) {
 	}
 }
 
-func mustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // mobilevitInput is a deterministic [batch, 3, size, size] input in [0, 1]
 // (MobileViT's processor rescales without normalizing).
 func mobilevitInput(batch, size int) ([]float32, []int64) {
@@ -96,16 +86,6 @@ func mobilevitInput(batch, size int) ([]float32, []int64) {
 		x[i] = float32(s>>8) / float32(1<<24)
 	}
 	return x, []int64{int64(batch), 3, int64(size), int64(size)}
-}
-
-// synthPreset writes a preset's checkpoint into a temporary directory.
-func synthPreset(t testing.TB, name string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), name)
-	if _, err := Synth(context.Background(), name, dir, 1, 2); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // TestMobileViTPrecisions exports both presets (synth weights) at every

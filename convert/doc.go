@@ -1,6 +1,7 @@
 // Package convert holds quantpack's Hugging Face knowledge: config.json
 // parsing, the architecture registry keyed by config.architectures[0] (one
-// arch_<family>.go file per family), the precision policy that decides which
+// arch_<family>.go file per family, listed in registry.go's families table,
+// whose comment says what to touch to add one), the precision policy that decides which
 // tensor gets which scheme, and the conversion pipeline that streams a
 // checkpoint through package quant into a Hugging Face-layout artifact.
 //

@@ -192,7 +192,7 @@ func openExportSource(dir string) (*exportSource, error) {
 	if s.arch, err = LookupArch(s.cfg.Architecture()); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if s.arch.Graph == nil {
+	if s.arch.graph() == nil {
 		return nil, fmt.Errorf("%s: %w %s; export supports: %s", dir, ErrNoGraph, s.arch.Name, strings.Join(Exportable(), ", "))
 	}
 	if s.ckpt, err = safetensors.OpenCheckpoint(dir); err != nil {
@@ -208,7 +208,7 @@ func (s *exportSource) Close() error { return s.ckpt.Close() }
 func Exportable() []string {
 	var out []string
 	for _, n := range Supported() {
-		if registry[n].Graph != nil {
+		if registry[n].graph() != nil {
 			out = append(out, n)
 		}
 	}
@@ -345,7 +345,7 @@ func (s *exportSource) imageSize(flag int) (h, w int, from string, err error) {
 	if err != nil {
 		return 0, 0, "", err
 	}
-	if patch := s.cfg.Int("patch_size", 0); patch > 0 && s.arch.Family != "mobilevit" && (h%patch != 0 || w%patch != 0) {
+	if patch := s.cfg.Int("patch_size", 0); patch > 0 && s.arch.family.Patches && (h%patch != 0 || w%patch != 0) {
 		err := fmt.Errorf("image size %dx%d (from %s) is not a multiple of patch_size %d", h, w, from, patch)
 		if flag != 0 {
 			return 0, 0, "", fmt.Errorf("%w: %v", ErrImageSize, err)
@@ -378,7 +378,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec P
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
 		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w, auto: opt.Convert.Auto}
 	b := newBuilder(s.cfg, s.arch, s.w, gopt)
-	if err := s.arch.Graph(b); err != nil {
+	if err := s.arch.graph()(b); err != nil {
 		return nil, err
 	}
 	if b.err != nil {

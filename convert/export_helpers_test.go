@@ -159,3 +159,23 @@ func sortedOps(m map[string]int) []string {
 	sort.Strings(out)
 	return out
 }
+
+// mustJSON marshals v (a preset's config, a test case) or fails the test.
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// synthPreset writes a preset's checkpoint into a temporary directory.
+func synthPreset(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if _, err := Synth(context.Background(), name, dir, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

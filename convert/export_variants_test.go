@@ -38,7 +38,7 @@ func randomCheckpoint(t *testing.T, cfg map[string]any, pooler bool, seed uint64
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := a.Tensors(a, c, pooler)
+	specs, err := a.Tensors(c, pooler)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,67 +73,43 @@ func randomCheckpoint(t *testing.T, cfg map[string]any, pooler bool, seed uint64
 	return dir
 }
 
-// TestExportConfigVariants covers the config flags the reference checkpoints
-// do not exercise, against the float64 forward pass (an implementation of
-// the modeling code independent of the graph builders): activations,
-// qkv_bias, layer_norm_eps, SwiGLU, BEiT's shared bias, absolute position
-// embeddings, CLS pooling and no layer scale, non-square export sizes, and
-// opsets 18 and 21 (ReduceMean's axes become an input). Tolerance: fp32
+// configVariant is one config a family's arch_<family>_test.go exports and
+// checks against the float64 forward pass (runConfigVariants).
+type configVariant struct {
+	name   string
+	cfg    map[string]any
+	pooler bool // ViTModel: the checkpoint has pooler.dense
+	opt    ExportOptions
+	h, w   int
+	seed   uint64 // of randomCheckpoint's values
+}
+
+// variantConfig is a two-layer config.json of arch with ViT's keys (hidden
+// 32, 4 heads, 8×8 patches of a 32×32 image, 5 labels), then edit applied.
+func variantConfig(arch string, edit map[string]any) map[string]any {
+	c := map[string]any{"architectures": []string{arch}, "model_type": "vit", "hidden_size": 32,
+		"num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 48, "image_size": 32,
+		"patch_size": 8, "num_channels": 3, "layer_norm_eps": 1e-12, "hidden_act": "gelu", "qkv_bias": true, "num_labels": 5}
+	for k, v := range edit {
+		c[k] = v
+	}
+	return c
+}
+
+// runConfigVariants covers the config flags the reference checkpoints do not
+// exercise (each family lists its cases in TestXxxConfigVariants): each
+// config's random checkpoint is exported and run in ONNX Runtime, and every
+// output is compared with the float64 forward pass (an implementation of
+// the modeling code independent of the graph builders). Tolerance: fp32
 // graph vs float64 on weights of scale 0.3 through two layers, 1e-4 of the
 // output scale (measured ≤ 2e-6).
-func TestExportConfigVariants(t *testing.T) {
+func runConfigVariants(t *testing.T, cases []configVariant) {
+	t.Helper()
 	fixtures(t)
 	needORT(t)
-	vit := func(arch string, edit map[string]any) map[string]any {
-		c := map[string]any{"architectures": []string{arch}, "model_type": "vit", "hidden_size": 32,
-			"num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 48, "image_size": 32,
-			"patch_size": 8, "num_channels": 3, "layer_norm_eps": 1e-12, "hidden_act": "gelu", "qkv_bias": true, "num_labels": 5}
-		for k, v := range edit {
-			c[k] = v
-		}
-		return c
-	}
-	dino := func(arch string, edit map[string]any) map[string]any {
-		c := vit(arch, map[string]any{"model_type": "dinov2", "mlp_ratio": 2, "image_size": 28, "patch_size": 7,
-			"layer_norm_eps": 1e-6, "layerscale_value": 1.0})
-		delete(c, "intermediate_size")
-		for k, v := range edit {
-			c[k] = v
-		}
-		return c
-	}
-	beit := func(edit map[string]any) map[string]any {
-		c := vit("BeitForImageClassification", map[string]any{"model_type": "beit", "use_absolute_position_embeddings": false,
-			"use_relative_position_bias": true, "use_shared_relative_position_bias": false, "use_mean_pooling": true,
-			"layer_scale_init_value": 0.1})
-		for k, v := range edit {
-			c[k] = v
-		}
-		return c
-	}
-	cases := []struct {
-		name   string
-		cfg    map[string]any
-		pooler bool
-		opt    ExportOptions
-		h, w   int
-	}{
-		{"vit gelu_new no qkv bias", vit("ViTForImageClassification", map[string]any{"hidden_act": "gelu_new", "qkv_bias": false, "layer_norm_eps": 1e-5}), false, ExportOptions{}, 32, 32},
-		{"vit quick_gelu", vit("ViTForImageClassification", map[string]any{"hidden_act": "quick_gelu"}), false, ExportOptions{}, 32, 32},
-		{"vitmodel relu no pooler", vit("ViTModel", map[string]any{"hidden_act": "relu"}), false, ExportOptions{}, 32, 32},
-		{"vitmodel silu pooler at 48", vit("ViTModel", map[string]any{"hidden_act": "silu"}), true, ExportOptions{ImageSize: 48}, 48, 48},
-		{"deit distilled at 24", vit("DeiTForImageClassificationWithTeacher", map[string]any{"model_type": "deit"}), false, ExportOptions{ImageSize: 24}, 24, 24},
-		{"dinov2 swiglu", dino("Dinov2Model", map[string]any{"use_swiglu_ffn": true}), false, ExportOptions{}, 28, 28},
-		{"dinov2 cls opset 18 at 42", dino("Dinov2ForImageClassification", nil), false, ExportOptions{ImageSize: 42, Opset: 18}, 42, 42},
-		{"beit shared bias opset 21", beit(map[string]any{"use_shared_relative_position_bias": true, "use_relative_position_bias": false}), false, ExportOptions{Opset: 21}, 32, 32},
-		{"beit both biases abs pos", beit(map[string]any{"use_shared_relative_position_bias": true, "use_absolute_position_embeddings": true}), false, ExportOptions{}, 32, 32},
-		{"beit at 48 (table resized)", beit(nil), false, ExportOptions{ImageSize: 48}, 48, 48},
-		{"beit shared bias abs pos at 24", beit(map[string]any{"use_shared_relative_position_bias": true, "use_absolute_position_embeddings": true}), false, ExportOptions{ImageSize: 24}, 24, 24},
-		{"beit cls pooling no layer scale", beit(map[string]any{"use_mean_pooling": false, "layer_scale_init_value": 0.0}), false, ExportOptions{Plain: true}, 32, 32},
-	}
-	for i, c := range cases {
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := randomCheckpoint(t, c.cfg, c.pooler, uint64(i+1))
+			dir := randomCheckpoint(t, c.cfg, c.pooler, c.seed)
 			out, m := exportTo(t, dir, c.opt)
 			x, shape := testInputs(make([]float32, 3*c.h*c.w), []int64{1, 3, int64(c.h), int64(c.w)})
 			got := runONNX(t, out, x, shape)

@@ -448,40 +448,6 @@ func (n *refNet) resizedPos(pos []float64, tokens, dim, gh, gw int) []float64 {
 	return out
 }
 
-// relBias gathers a BEiT table into [heads, S, S] from the relative offsets
-// of each pair of tokens, written without the index formula of the builder.
-func (n *refNet) relBias(table string, gh, gw, heads int) []float64 {
-	t := n.get(table)
-	rows := len(t) / heads
-	if g := (int(math.Sqrt(float64(rows-3))) + 1) / 2; g != gh {
-		t = refResizeTable(t, g, gh, heads)
-		rows = len(t) / heads
-	}
-	s := 1 + gh*gw
-	out := make([]float64, heads*s*s)
-	for i := 0; i < s; i++ {
-		for j := 0; j < s; j++ {
-			var r int
-			switch {
-			case i == 0 && j == 0:
-				r = rows - 1
-			case i == 0:
-				r = rows - 3
-			case j == 0:
-				r = rows - 2
-			default:
-				dy := (i-1)/gw - (j-1)/gw
-				dx := (i-1)%gw - (j-1)%gw
-				r = (dy+gh-1)*(2*gw-1) + dx + gw - 1
-			}
-			for h := 0; h < heads; h++ {
-				out[(h*s+i)*s+j] = t[r*heads+h]
-			}
-		}
-	}
-	return out
-}
-
 // forwardBatch runs x [batch, C, H, W] and concatenates each output.
 func (n *refNet) forwardBatch(x []float32, shape []int64) map[string][]float64 {
 	b, c, h, w := int(shape[0]), int(shape[1]), int(shape[2]), int(shape[3])
@@ -496,33 +462,4 @@ func (n *refNet) forwardBatch(x []float32, shape []int64) map[string][]float64 {
 		}
 	}
 	return outs
-}
-
-// refResizeTable resizes the (2g-1)×(2g-1) part of a BEiT table to
-// (2n-1)×(2n-1) per head with PyTorch's bilinear rule written out
-// directly: source (dst+0.5)·in/out-0.5, clamped at 0, neighbours i0 and
-// min(i0+1, in-1).
-func refResizeTable(t []float64, g, n, heads int) []float64 {
-	m, k := 2*g-1, 2*n-1
-	src := func(o int) (int, int, float64) {
-		x := (float64(o)+0.5)*float64(m)/float64(k) - 0.5
-		if x < 0 {
-			x = 0
-		}
-		i0 := int(math.Floor(x))
-		return i0, min(i0+1, m-1), x - float64(i0)
-	}
-	out := make([]float64, (k*k+3)*heads)
-	for y := 0; y < k; y++ {
-		y0, y1, ly := src(y)
-		for x := 0; x < k; x++ {
-			x0, x1, lx := src(x)
-			for h := 0; h < heads; h++ {
-				at := func(r, c int) float64 { return t[(r*m+c)*heads+h] }
-				out[(y*k+x)*heads+h] = (1-ly)*((1-lx)*at(y0, x0)+lx*at(y0, x1)) + ly*((1-lx)*at(y1, x0)+lx*at(y1, x1))
-			}
-		}
-	}
-	copy(out[k*k*heads:], t[m*m*heads:])
-	return out
 }

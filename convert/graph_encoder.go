@@ -6,8 +6,43 @@ import (
 	"github.com/quantpack/quantpack/formats/onnx"
 )
 
-// Pieces shared by the ViT-style families: patch embedding, token assembly,
-// self-attention and the MLP.
+// Pieces shared by the ViT-style families (ViT, DeiT, DINOv2, BEiT; MobileViT
+// uses the attention and MLP): patch embedding, token assembly, self-attention,
+// the MLP and ViT's whole layer stack. The config and tensor side is encoder.go.
+
+// vitEncoder builds ViTModel's body (modeling_vit.py, and DeiT's, which is
+// the same with one more token) under pre:
+//
+//	x = cat(tokens, patch_embed(pixels)) + pos
+//	per layer: x = x + attn(LN_before(x)); x = x + out(act(inter(LN_after(x))))
+//	h = layernorm(x)
+//
+// tokens are the token parameters' names under pre+"embeddings." (cls_token,
+// DeiT's distillation_token). It returns h [batch, seq, hidden] and seq.
+func (b *builder) vitEncoder(pre string, p vitParams, tokens ...string) (h string, seq int) {
+	names := make([]string, len(tokens))
+	for i, t := range tokens {
+		names[i] = pre + "embeddings." + t
+	}
+	gh, gw := b.grid(p)
+	seq = len(tokens) + gh*gw
+	var x string
+	b.in("embeddings", func() {
+		x = b.patchEmbed(pre+"embeddings.patch_embeddings.projection", p)
+		x = b.prependTokens(x, p.Hidden, names...)
+		x = b.addPosEmbed(x, pre+"embeddings.position_embeddings", len(tokens), p)
+	})
+	for i := 0; i < p.Layers; i++ {
+		l := fmt.Sprintf("%sencoder.layer.%d", pre, i)
+		b.in(fmt.Sprintf("layer%d", i), func() {
+			a := b.selfAttention(b.layerNorm(x, l+".layernorm_before", p.Eps), l+".attention", seq, p, "")
+			x = b.add(a, x)
+			y := b.mlp(b.layerNorm(x, l+".layernorm_after", p.Eps), l+".intermediate.dense", l+".output.dense", p.Act)
+			x = b.add(y, x)
+		})
+	}
+	return b.layerNorm(x, pre+"layernorm", p.Eps), seq
+}
 
 // grid returns the export's patch grid, checking the image size divides.
 func (b *builder) grid(p vitParams) (gh, gw int) {

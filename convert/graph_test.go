@@ -114,57 +114,6 @@ func TestBicubicProperties(t *testing.T) {
 	}
 }
 
-// TestBeitRelativeIndex checks the index's structure: CLS entries, the
-// diagonal at the centre of the table, equal offsets sharing a row and
-// different offsets not, every row of the table in range.
-func TestBeitRelativeIndex(t *testing.T) {
-	for _, g := range [][2]int{{1, 1}, {2, 3}, {4, 4}, {14, 14}} {
-		gh, gw := g[0], g[1]
-		idx := beitRelativeIndex(gh, gw)
-		s := 1 + gh*gw
-		rows := beitTableRows(gh)
-		if gh != gw {
-			rows = (2*gh-1)*(2*gw-1) + 3
-		}
-		if idx[0] != rows-1 {
-			t.Fatalf("%v: [0,0] = %d, want %d", g, idx[0], rows-1)
-		}
-		byOffset := map[[2]int]int{}
-		byRow := map[int][2]int{}
-		for i := 0; i < s; i++ {
-			for j := 0; j < s; j++ {
-				v := idx[i*s+j]
-				switch {
-				case i == 0 && j == 0:
-				case i == 0:
-					if v != rows-3 {
-						t.Fatalf("%v: [0,%d] = %d", g, j, v)
-					}
-				case j == 0:
-					if v != rows-2 {
-						t.Fatalf("%v: [%d,0] = %d", g, i, v)
-					}
-				default:
-					if v < 0 || v >= rows-3 {
-						t.Fatalf("%v: [%d,%d] = %d out of range", g, i, j, v)
-					}
-					off := [2]int{(i-1)/gw - (j-1)/gw, (i-1)%gw - (j-1)%gw}
-					if i == j && v != (gh-1)*(2*gw-1)+gw-1 {
-						t.Fatalf("%v: diagonal %d", g, v)
-					}
-					if prev, ok := byOffset[off]; ok && prev != v {
-						t.Fatalf("%v: offset %v maps to %d and %d", g, off, prev, v)
-					}
-					if prev, ok := byRow[v]; ok && prev != off {
-						t.Fatalf("%v: row %d used by offsets %v and %v", g, v, prev, off)
-					}
-					byOffset[off], byRow[v] = v, off
-				}
-			}
-		}
-	}
-}
-
 // TestExportFromCheckpointEqualsArtifact: exporting a checkpoint at a
 // quantized precision runs convert first, so its graph and weights are
 // byte-identical to converting with the same options and exporting that

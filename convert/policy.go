@@ -120,7 +120,7 @@ func SchemeFor(a *Arch, role Role, p Precision, rest string) string {
 			return SchemeNF4
 		}
 	case RoleConv:
-		if a != nil && a.QuantizeConvs && (p == Int8 || p == Int4 || p == NF4) {
+		if a.quantizeConvs() && (p == Int8 || p == Int4 || p == NF4) {
 			return SchemeInt8Ch
 		}
 	}

@@ -3,7 +3,6 @@ package convert
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -50,10 +49,7 @@ func Synth(ctx context.Context, name, out string, seed uint64, threads int) (*Sy
 	if err != nil {
 		return nil, err
 	}
-	if arch.Tensors == nil {
-		return nil, fmt.Errorf("%w: synth has no tensor list for %s yet", ErrUnsupported, arch.Name)
-	}
-	specs, err := arch.Tensors(arch, cfg, p.Pooler)
+	specs, err := arch.Tensors(cfg, p.Pooler)
 	if err != nil {
 		return nil, err
 	}

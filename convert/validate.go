@@ -25,10 +25,10 @@ const maxListed = 10
 // (in an artifact: a float or quantized scheme). It returns the source tensors the config does not
 // use, sorted. Architectures without a tensor list pass unchecked.
 func validateTensors(arch *Arch, cfg *Config, w *weights) (unused []string, err error) {
-	if arch == nil || arch.Tensors == nil || cfg == nil {
+	if arch == nil || cfg == nil {
 		return nil, nil
 	}
-	specs, err := arch.Tensors(arch, cfg, w.has("pooler.dense.weight"))
+	specs, err := arch.Tensors(cfg, w.has("pooler.dense.weight"))
 	if err != nil {
 		return nil, err
 	}

@@ -164,7 +164,7 @@ func (v *Variants) listLayers() error {
 			continue
 		}
 		role := RoleOf(v.src.arch, nil, e.TensorInfo)
-		if role != RoleLinear && !(role == RoleConv && v.src.arch.QuantizeConvs) {
+		if role != RoleLinear && !(role == RoleConv && v.src.arch.quantizeConvs()) {
 			continue
 		}
 		l := Layer{Name: name, Role: role, Shape: slices.Clone(e.Shape), Params: e.NumElements(),
@@ -292,7 +292,7 @@ func (v *Variants) FileBytes(p Precision) (map[string]int64, error) {
 
 func buildModel(s *exportSource, w *weights, gopt *graphOptions) (*onnx.Model, error) {
 	b := newBuilder(s.cfg, s.arch, w, gopt)
-	if err := s.arch.Graph(b); err != nil {
+	if err := s.arch.graph()(b); err != nil {
 		return nil, err
 	}
 	if b.err != nil {
