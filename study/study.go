@@ -33,19 +33,11 @@ type Options struct {
 	Precisions []convert.Precision // default DefaultPrecisions
 	precs      []string            // Precisions checked, fp32 first, as names (normalize)
 	Int8Mode   string              // export's --int8-mode
-	// Verify settings, passed to every verify.Compare.
-	Open       verify.Opener
-	Memory     verify.MemoryProbe
-	Device     string
-	EPLibrary  string
-	ORTVersion string
-	Threads    int
-	BatchSizes []int
-	Warmup     int
-	Iters      int
-	Images     string
-	Labels     string
-	Samples    int
+	// Runtime and Inputs go to every verify.Compare as they are. The
+	// report's runtime settings are what the sessions applied (see
+	// Settings), the cell keys hold what was asked.
+	verify.Runtime
+	verify.Inputs
 	// Force recomputes cached cells and re-exports FP32.
 	Force bool
 	// Shard runs only this slice of the cells (see assign); the zero value
@@ -114,6 +106,7 @@ type Settings struct {
 	Iters      int      `json:"iters"`
 	Inputs     string   `json:"inputs"`
 	Samples    int      `json:"samples"`
+	Seed       uint64   `json:"seed"`
 	Labels     string   `json:"labels,omitempty"`
 	EPLibrary  string   `json:"ep_library,omitempty"`
 	Memory     bool     `json:"memory"`
@@ -165,11 +158,15 @@ func (o *Options) normalize() error {
 		precs = append([]string{"fp32"}, slices.DeleteFunc(precs, func(p string) bool { return p == "fp32" })...)
 	}
 	o.precs = precs
-	if len(o.BatchSizes) == 0 {
-		o.BatchSizes = []int{1}
-	}
 	if o.Open == nil {
 		return fmt.Errorf("study: Options.Open is nil")
+	}
+	// verify's own checks, before the first cell rather than in it.
+	if err := o.Runtime.Normalize(); err != nil {
+		return err
+	}
+	if err := o.Inputs.Normalize(); err != nil {
+		return err
 	}
 	if o.Shard.Total < 0 || o.Shard.Total > maxShards || (o.Shard.Total > 0 && (o.Shard.Index < 1 || o.Shard.Index > o.Shard.Total)) {
 		return fmt.Errorf("%w: shard %s", ErrOption, o.Shard)
@@ -189,7 +186,34 @@ func (o *Options) normalize() error {
 func (o *Options) settings() Settings {
 	return Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
 		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
-		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+		Samples: o.Samples, Seed: o.Seed, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+}
+
+// takeApplied replaces the runtime settings recorded from Options (what
+// was asked) with what the sessions applied, as the cells' verify reports
+// say (verify takes them from the sessions themselves), so the report's
+// device, runtime version and threads are what ran. Cell keys hold the
+// asked settings, so every cell of one study ran alike; cells that did not
+// are a bug and fail the study. StudyID stays the hash of what was asked,
+// which is what shards of one study share.
+func (s *Settings) takeApplied(cells []*Cell) error {
+	var first *Cell
+	for _, c := range cells {
+		if c.Verify == nil {
+			continue
+		}
+		a := c.Verify.Provenance.Applied()
+		if first == nil {
+			first = c
+			s.Device, s.EPLibrary, s.ORTVersion, s.Threads = a.Device, a.EPLibrary, a.ORTVersion, a.Threads
+			continue
+		}
+		if f := first.Verify.Provenance.Applied(); a != f {
+			return fmt.Errorf("study: internal: %s/%s ran with %+v, %s/%s with %+v", first.Model, first.Precision, f,
+				c.Model, c.Precision, a)
+		}
+	}
+	return nil
 }
 
 // studyID hashes the settings, constraints and models of a study (see
@@ -293,6 +317,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			}
 		}
 	}
+	if err := r.Settings.takeApplied(r.Cells); err != nil {
+		return nil, err
+	}
 	finalize(r)
 	if err := writeReports(opt.Out, r); err != nil {
 		return nil, err
@@ -346,8 +373,8 @@ func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
 	for _, s := range mi.Sources {
 		sums = append(sums, s.Path+":"+s.SHA256)
 	}
-	return []any{"quantpack-study-cell/2", version.Version, sums, o.Int8Mode, o.Device, o.EPLibrary, o.ORTVersion,
-		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Memory != nil,
+	return []any{"quantpack-study-cell/3", version.Version, sums, o.Int8Mode, o.Device, o.EPLibrary, o.ORTVersion,
+		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Seed, o.Memory != nil,
 		machine.CPUModel, machine.CPUFlags, machine.LogicalCPUs, machine.OS, machine.Arch,
 		// convert's 4-bit defaults decide the int4/nf4 cells' bytes
 		convert.DefaultInt4Block, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method}
@@ -506,8 +533,5 @@ func ensureExport(ctx context.Context, opt *Options, mi ModelInfo, dir string) e
 }
 
 func compare(ctx context.Context, opt *Options, base, cand string) (*verify.Report, error) {
-	return verify.Compare(ctx, verify.Options{Baseline: base, Candidate: cand, Open: opt.Open, Memory: opt.Memory,
-		Device: opt.Device, EPLibrary: opt.EPLibrary, ORTVersion: opt.ORTVersion, Threads: opt.Threads,
-		BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters, Images: opt.Images, Labels: opt.Labels,
-		Samples: opt.Samples})
+	return verify.Compare(ctx, verify.Options{Baseline: base, Candidate: cand, Runtime: opt.Runtime, Inputs: opt.Inputs})
 }

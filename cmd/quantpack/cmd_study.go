@@ -16,7 +16,6 @@ import (
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/study"
 	"github.com/quantpack/quantpack/verify"
-	"github.com/quantpack/quantpack/verify/ort"
 )
 
 func init() { register(newStudyCommand()) }
@@ -81,32 +80,21 @@ Example:
    quantpack study merge shard-1 shard-2 shard-3 -o report
 
 ` + exitCodeHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR` (required)"},
 			&cli.StringFlag{Name: "shard", Usage: "run slice `I/N` of the cells (1 ≤ I ≤ N), or auto (from the CI's environment)"},
 			junitFlag(),
 			&cli.StringFlag{Name: "precisions", Value: joinPrecisions(study.DefaultPrecisions), Usage: "comma-separated `PRECISIONS`"},
 			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form `MODE`: dynamic or qdq"},
-			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "`DEVICE`: cpu or cuda"},
-			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library `PATH` (with --device cuda)"},
-			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes `N,N`"},
-			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "`N` untimed runs per model and batch size"},
-			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "`N` timed runs per model and batch size"},
-			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads", DefaultText: "physical cores"},
-			&cli.StringFlag{Name: "images", Usage: "ImageFolder `DIR` to compare on", DefaultText: "synthetic inputs"},
-			&cli.StringFlag{Name: "labels", Usage: "`FILE` of class names, one per line", DefaultText: "config.json id2label"},
-			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "`N` synthetic inputs without --images"},
 			&cli.Float64Flag{Name: "max-latency-ms", Usage: "recommendation constraint: p50 latency `MS`", DefaultText: "none"},
 			&cli.Float64Flag{Name: "max-memory-mb", Usage: "recommendation constraint: peak RSS `MB`", DefaultText: "none"},
 			&cli.Float64Flag{Name: "max-top1-drop", Usage: "recommendation constraint: top-1 drop `PP` in percentage points", DefaultText: "none"},
 			&cli.StringFlag{Name: "prefer", Value: "latency", Usage: "among passing precisions, `BEST` by latency, size or memory"},
 			&cli.BoolFlag{Name: "force", Usage: "recompute cached cells"},
-			&cli.BoolFlag{Name: "no-memory", Usage: "skip memory measurement"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.StringFlag{Name: "sensitivity", Usage: "also write a per-layer sensitivity report per model at precision `P` (int8, int4, nf4) into REPORTDIR/sensitivity-N-NAME"},
 			&cli.StringFlag{Name: "calib-images", Usage: "--sensitivity inputs `DIR`", DefaultText: "--images, else --samples synthetic"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
-		},
+		}, runtimeFlags()...),
 		Subcommands: []*cli.Command{newStudyMergeCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -124,31 +112,18 @@ Example:
 			default:
 				return usagef("--prefer %q: want latency, size or memory", c.String("prefer"))
 			}
-			batches, err := parseBatches(c.String("batch"))
-			if err != nil {
-				return err
-			}
 			precs, err := convert.ParseExportPrecisions(c.String("precisions"))
 			if err != nil {
 				return usagef("--precisions: %v", err)
 			}
-			images, labels := c.String("images"), c.String("labels")
-			if images != "" {
-				if images, err = resolveInput("study", "--images", images); err != nil {
-					return err
-				}
+			rt, err := runtimeOptionsFrom(c, "study")
+			if err != nil {
+				return err
 			}
-			if labels != "" {
-				if labels, err = resolveInput("study", "--labels", labels); err != nil {
-					return err
-				}
+			if err := rt.resolveInputs("study"); err != nil {
+				return err
 			}
-			vo := verifyOptions{device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
-				threads: c.Int("threads"), seed: verify.DefaultSeed}
-			if vo.device != ort.DeviceCPU && vo.device != ort.DeviceCUDA {
-				return usagef("--device %q: want cpu or cuda", vo.device)
-			}
-			if err := vo.initORT(); err != nil {
+			if err := rt.initORT(); err != nil {
 				return err
 			}
 			srcs, names, err := resolveSources(c, "study", c.Args().Slice())
@@ -156,10 +131,8 @@ Example:
 				return err
 			}
 			opt := study.Options{Sources: srcs, Names: names, Out: outputPath(c),
-				Precisions: precs, Int8Mode: c.String("int8-mode"),
-				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
-				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: images,
-				Labels: labels, Samples: c.Int("samples"), Force: c.Bool("force"), Shard: shard,
+				Precisions: precs, Int8Mode: c.String("int8-mode"), Runtime: rt.Runtime, Inputs: rt.Inputs,
+				Force: c.Bool("force"), Shard: shard,
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}
@@ -170,9 +143,6 @@ Example:
 			log, done := studyLog(cells)
 			defer done()
 			opt.Log = log
-			if !c.Bool("no-memory") {
-				opt.Memory = vo.memoryProbe()
-			}
 			start := time.Now()
 			r, err := study.Run(c.Context, opt)
 			if r == nil {

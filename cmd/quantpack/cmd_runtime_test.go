@@ -1,0 +1,39 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestRuntimeFlagsUsage: study and verify share their runtime flags and
+// reject each bad value alike, with exit 2, before loading anything; study
+// leaves no report directory behind.
+func TestRuntimeFlagsUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, bad := range [][]string{
+		{"--batch", "1,x"},
+		{"--batch", "0"},
+		{"--batch", "1,70000"},
+		{"--device", "tpu"},
+		{"--ep-library", "x.so"},
+		{"--iters", "0"},
+		{"--warmup", "-1"},
+		{"--threads", "-1"},
+		{"--samples", "0"},
+		{"--labels", "labels.txt"},
+		{"--seed", "-1"},
+	} {
+		if code, _ := runCLI(t, append([]string{"verify", dir, dir}, bad...)...); code != ExitUsage {
+			t.Errorf("verify %q: exit %d, want %d", bad, code, ExitUsage)
+		}
+		out := filepath.Join(dir, "report")
+		if code, _ := runCLI(t, append([]string{"study", dir, "-o", out}, bad...)...); code != ExitUsage {
+			t.Errorf("study %q: exit %d, want %d", bad, code, ExitUsage)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("study %q left %s: %v", bad, out, err)
+		}
+	}
+}
