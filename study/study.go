@@ -38,6 +38,9 @@ type Options struct {
 	// Settings), the cell keys hold what was asked.
 	verify.Runtime
 	verify.Inputs
+	// Static, when set, adds the calibrated static INT8 column Int8Static
+	// (see Columns); nil changes nothing.
+	Static *Static
 	// Force recomputes cached cells and re-exports FP32.
 	Force bool
 	// Shard runs only this slice of the cells (see assign); the zero value
@@ -110,6 +113,8 @@ type Settings struct {
 	Labels     string   `json:"labels,omitempty"`
 	EPLibrary  string   `json:"ep_library,omitempty"`
 	Memory     bool     `json:"memory"`
+	// Calibration is the int8-static column's, when the study has one.
+	Calibration *StaticSettings `json:"calibration,omitempty"`
 }
 
 // ModelInfo is one source checkpoint.
@@ -138,14 +143,23 @@ func (o *Options) normalize() error {
 	if o.Out == "" {
 		return fmt.Errorf("%w: -o REPORTDIR is required", ErrOption)
 	}
-	if len(o.Precisions) == 0 {
-		o.Precisions = DefaultPrecisions
+	if o.Static != nil {
+		if err := o.Static.normalize(); err != nil {
+			return err
+		}
 	}
+	o.Precisions = Columns(o.Precisions, o.Static != nil)
 	seen := map[string]bool{}
 	var precs []string
 	for _, p := range o.Precisions {
-		if _, err := convert.ParseExportPrecision(string(p)); err != nil {
-			return fmt.Errorf("%w: %v", ErrOption, err)
+		switch {
+		case p == Int8Static && o.Static == nil:
+			return fmt.Errorf("%w: precision %s needs calibration images (--calib-images DIR)", ErrOption, p)
+		case p == Int8Static:
+		default:
+			if _, err := convert.ParseExportPrecision(string(p)); err != nil {
+				return fmt.Errorf("%w: %v", ErrOption, err)
+			}
 		}
 		if seen[string(p)] {
 			return fmt.Errorf("%w: precision %s given twice", ErrOption, p)
@@ -184,9 +198,13 @@ func (o *Options) normalize() error {
 
 // settings is what the report records of opt.
 func (o *Options) settings() Settings {
-	return Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
+	s := Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
 		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
 		Samples: o.Samples, Seed: o.Seed, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+	if o.Static != nil {
+		s.Calibration = o.Static.settings()
+	}
+	return s
 }
 
 // takeApplied replaces the runtime settings recorded from Options (what
@@ -279,6 +297,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	r.StudyID = studyID(r.Settings, r.Constraints, models)
 	if opt.inputs, err = inputsDigest(ctx, opt.Images, opt.Labels); err != nil {
 		return nil, err
+	}
+	if opt.Static != nil {
+		if opt.Static.digest, err = inputsDigest(ctx, opt.Static.Config.CalibImages, ""); err != nil {
+			return nil, err
+		}
 	}
 	shards := assign(models, opt.precs, opt.Shard.Total)
 	mine := shards[0]
@@ -380,6 +403,17 @@ func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
 		convert.DefaultInt4Block, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method}
 }
 
+// cellKey is the key of model parts' cell at precision p; an int8-static
+// cell's also holds the calibration (Static.keyParts). Other cells' keys do
+// not depend on whether the study calibrates.
+func (o *Options) cellKey(parts []any, p string) string {
+	k := append(slices.Clone(parts), p)
+	if p == Int8Static && o.Static != nil {
+		k = append(k, o.Static.keyParts()...)
+	}
+	return cellKey(k...)
+}
+
 // runModel computes (or reuses) the cells of one model at precs. The
 // quantized cells come first; the FP32 cell reuses the first one's baseline
 // measurement, taken in the same run as that cell's candidate, or measures
@@ -392,7 +426,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 	var cells []*Cell
 	var todo []string
 	for _, p := range precs {
-		key := cellKey(append(parts, p)...)
+		key := opt.cellKey(parts, p)
 		if c, ok := loadCell(cachePath(opt.Out, key), key, mi); ok && !opt.Force {
 			opt.logCell(c)
 			cells = append(cells, c)
@@ -413,7 +447,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 			fp32Wanted = true
 			continue
 		}
-		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, cellKey(append(parts, p)...))
+		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, opt.cellKey(parts, p))
 		if err != nil {
 			return cells, err
 		}
@@ -431,7 +465,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 			firstReport = rep
 		}
 		c := baselineCell(mi, firstReport, fp32Dir)
-		c.Key = cellKey(append(parts, "fp32")...)
+		c.Key = opt.cellKey(parts, "fp32")
 		if err := saveCell(cachePath(opt.Out, c.Key), c); err != nil {
 			return cells, err
 		}
@@ -461,6 +495,9 @@ func humanMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // runCell computes one quantized cell, or reuses its cache entry.
 func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, key string) (*Cell, *verify.Report, error) {
+	if p == Int8Static {
+		return runStaticCell(ctx, opt, mi, work, fp32Dir, key)
+	}
 	artDir := filepath.Join(work, p+"-artifact")
 	outDir := filepath.Join(work, p)
 	for _, d := range []string{artDir, outDir} {

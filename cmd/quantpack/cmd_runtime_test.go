@@ -37,3 +37,30 @@ func TestRuntimeFlagsUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestStudyStaticUsage: the int8-static column needs calibration images
+// (exit 2 naming it), a missing --calib-images folder is exit 3, and a bad
+// --calib-samples exit 2 — each before a cell runs or the report
+// directory is made.
+func TestStudyStaticUsage(t *testing.T) {
+	requireORT(t)
+	src := repoFixture(t, filepath.Join("reference", "vit"))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "report")
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--precisions", "fp32,int8-static"}, ExitUsage},
+		{[]string{"--precisions", "fp32,int3"}, ExitUsage},
+		{[]string{"--calib-images", filepath.Join(dir, "missing")}, ExitInvalid},
+		{[]string{"--calib-images", dir, "--calib-samples", "-1"}, ExitUsage},
+	} {
+		if code, _ := runCLI(t, append([]string{"study", src, "-o", out, "--no-memory"}, c.args...)...); code != c.want {
+			t.Errorf("study %q: exit %d, want %d", c.args, code, c.want)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("study %q left %s: %v", c.args, out, err)
+		}
+	}
+}
