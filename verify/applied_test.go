@@ -21,7 +21,9 @@ func TestReportTakesAppliedSettings(t *testing.T) {
 	ran := Applied{Device: "cuda", EPLibrary: "/x/libep.so", ORTVersion: "9.9.9", Threads: 3}
 	base := &appliedFake{newFake(16, "logits", 6, 1), ran}
 	cand := &appliedFake{newFake(16, "logits", 6, 1), ran}
-	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 1, Device: "cpu", ORTVersion: "1.0", Threads: 8}, Inputs: Inputs{Samples: 2}})
+	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 1, Device: "cpu", ORTVersion: "1.0", Threads: 8},
+		Inputs:  Inputs{Samples: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +34,15 @@ func TestReportTakesAppliedSettings(t *testing.T) {
 	}
 
 	cand.a.Threads = 4
-	if _, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 1}, Inputs: Inputs{Samples: 2}}); err == nil {
+	if _, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 1},
+		Inputs:  Inputs{Samples: 2}}); err == nil {
 		t.Fatal("models run with different settings were compared")
 	}
 
-	plain, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Runtime: Runtime{Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)), Iters: 1, Device: "cpu", ORTVersion: "1.0", Threads: 8}, Inputs: Inputs{Samples: 2}})
+	plain, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)), Iters: 1, Device: "cpu", ORTVersion: "1.0", Threads: 8},
+		Inputs:  Inputs{Samples: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
