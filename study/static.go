@@ -19,6 +19,10 @@ import (
 // column exists only when Options.Static is set.
 const Int8Static = "int8-static"
 
+// Int8StaticMode is export's --int8-mode for that form; study's int8 column
+// takes dynamic or qdq, the static form is its own column.
+const Int8StaticMode = "static"
+
 // Static configures the int8-static column.
 type Static struct {
 	// Config is quantize's pass as export --int8-mode static runs it:

@@ -158,6 +158,14 @@ func TestStaticOptions(t *testing.T) {
 		t.Fatalf("bad method: %v", err)
 	}
 
+	for _, mode := range []string{Int8StaticMode, "fast"} {
+		o := fakeOptions(t, filepath.Join(t.TempDir(), "rep"))
+		o.Int8Mode = mode
+		if _, err := Run(context.Background(), o); !errors.Is(err, ErrOption) {
+			t.Fatalf("--int8-mode %s: %v", mode, err)
+		}
+	}
+
 	ps, err := ParsePrecisions("fp32, int8-static,int4")
 	if err != nil || !slices.Equal(ps, []convert.Precision{convert.FP32, Int8Static, convert.Int4}) {
 		t.Fatalf("ParsePrecisions: %v %v", ps, err)

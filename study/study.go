@@ -143,6 +143,13 @@ func (o *Options) normalize() error {
 	if o.Out == "" {
 		return fmt.Errorf("%w: -o REPORTDIR is required", ErrOption)
 	}
+	switch o.Int8Mode {
+	case "", convert.Int8Dynamic, convert.Int8QDQ:
+	case Int8StaticMode:
+		return fmt.Errorf("%w: --int8-mode %s: give --calib-images DIR instead, which adds the %s column beside int8", ErrOption, o.Int8Mode, Int8Static)
+	default:
+		return fmt.Errorf("%w: --int8-mode %q: want %s or %s", ErrOption, o.Int8Mode, convert.Int8Dynamic, convert.Int8QDQ)
+	}
 	if o.Static != nil {
 		if err := o.Static.normalize(); err != nil {
 			return err
