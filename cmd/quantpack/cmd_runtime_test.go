@@ -12,6 +12,10 @@ import (
 // leaves no report directory behind.
 func TestRuntimeFlagsUsage(t *testing.T) {
 	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels.txt")
+	if err := os.WriteFile(labels, []byte("a\nb\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, bad := range [][]string{
 		{"--batch", "1,x"},
 		{"--batch", "0"},
@@ -22,7 +26,7 @@ func TestRuntimeFlagsUsage(t *testing.T) {
 		{"--warmup", "-1"},
 		{"--threads", "-1"},
 		{"--samples", "0"},
-		{"--labels", "labels.txt"},
+		{"--labels", labels},
 		{"--seed", "-1"},
 	} {
 		if code, _ := runCLI(t, append([]string{"verify", dir, dir}, bad...)...); code != ExitUsage {

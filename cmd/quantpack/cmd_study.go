@@ -129,7 +129,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			if err := rt.resolveInputs("study"); err != nil {
+			if err := rt.checkInputs("study"); err != nil {
 				return err
 			}
 			if err := rt.initORT(); err != nil {

@@ -156,7 +156,7 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 	if o.candidate, err = resolveInput("verify", "CANDIDATE", c.Args().Get(1)); err != nil {
 		return o, err
 	}
-	if err := o.resolveInputs("verify"); err != nil {
+	if err := o.checkInputs("verify"); err != nil {
 		return o, err
 	}
 	return o, nil

@@ -42,11 +42,10 @@ type runtimeOptions struct {
 	noMemory bool
 }
 
-// runtimeOptionsFrom reads runtimeFlags and checks them with verify's own
-// rules (verify.Runtime.Validate, verify.Inputs.Validate): a bad value is
-// a usage error (exit 2) naming the flag, before anything is loaded.
-// --images and --labels are resolved separately (resolveInputs), after
-// the command has checked its arguments.
+// runtimeOptionsFrom reads runtimeFlags and checks the runtime settings
+// with verify's own rule (verify.Runtime.Validate): a bad value is a usage
+// error (exit 2) naming the flag, before anything is loaded. The inputs
+// are checked by checkInputs, after the command has checked its arguments.
 func runtimeOptionsFrom(c *cli.Context, cmd string) (runtimeOptions, error) {
 	o := runtimeOptions{
 		Runtime: verify.Runtime{Device: c.String("device"), EPLibrary: c.String("ep-library"),
@@ -60,17 +59,24 @@ func runtimeOptionsFrom(c *cli.Context, cmd string) (runtimeOptions, error) {
 		return o, err
 	}
 	if err := o.Runtime.Validate(); err != nil {
-		return o, usageError{fmt.Errorf("%s: %w", cmd, err)}
-	}
-	if err := o.Inputs.Validate(); err != nil {
-		return o, usageError{fmt.Errorf("%s: %w", cmd, err)}
+		return o, runtimeUsage(cmd, err)
 	}
 	return o, nil
 }
 
-// resolveInputs checks that --images and --labels exist (exit 3 naming
-// the flag when not).
-func (o *runtimeOptions) resolveInputs(cmd string) error {
+// runtimeUsage is a usage error (exit 2) from verify's checks, said by
+// cmd (verify's own messages already start with "verify:").
+func runtimeUsage(cmd string, err error) error {
+	if cmd != "verify" {
+		err = fmt.Errorf("%s: %w", cmd, err)
+	}
+	return usageError{err}
+}
+
+// checkInputs resolves --images and --labels (exit 3 naming the flag when
+// one does not exist), then checks the inputs with verify's rule
+// (verify.Inputs.Validate; exit 2).
+func (o *runtimeOptions) checkInputs(cmd string) error {
 	var err error
 	if o.Images != "" {
 		if o.Images, err = resolveInput(cmd, "--images", o.Images); err != nil {
@@ -81,6 +87,9 @@ func (o *runtimeOptions) resolveInputs(cmd string) error {
 		if o.Labels, err = resolveInput(cmd, "--labels", o.Labels); err != nil {
 			return err
 		}
+	}
+	if err := o.Inputs.Validate(); err != nil {
+		return runtimeUsage(cmd, err)
 	}
 	return nil
 }
