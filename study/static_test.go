@@ -80,12 +80,7 @@ func TestStaticColumnCache(t *testing.T) {
 	run := func(what string, wantDone, wantCalls int) *Report {
 		t.Helper()
 		log = nil
-		o := opt
-		if o.Static != nil {
-			s := *o.Static
-			o.Static = &s
-		}
-		r, err := Run(context.Background(), o)
+		r, err := Run(context.Background(), opt)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -95,6 +90,9 @@ func TestStaticColumnCache(t *testing.T) {
 		return r
 	}
 	r := run("first", 3, 1)
+	if opt.Static.Config.Method != "" || opt.Static.digest != "" {
+		t.Fatalf("Run wrote into the caller's Static: %+v", opt.Static.Config)
+	}
 	if want := []string{"fp32", "int8", Int8Static}; !slices.Equal(r.Settings.Precisions, want) {
 		t.Fatalf("columns %v, want %v", r.Settings.Precisions, want)
 	}

@@ -151,6 +151,8 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("%w: --int8-mode %q: want %s or %s", ErrOption, o.Int8Mode, convert.Int8Dynamic, convert.Int8QDQ)
 	}
 	if o.Static != nil {
+		s := *o.Static // normalize writes defaults in; the caller's stays as given
+		o.Static = &s
 		if err := o.Static.normalize(); err != nil {
 			return err
 		}
