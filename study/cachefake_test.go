@@ -64,8 +64,9 @@ func TestStudyCacheWithFakeRunner(t *testing.T) {
 	fx := fixtures(t)
 	out := t.TempDir()
 	var log []string
-	opt := Options{Sources: []string{filepath.Join(fx, "vit")}, Out: out, Open: openFake, Device: "cpu",
-		ORTVersion: "fake", Threads: 1, BatchSizes: []int{1}, Warmup: 0, Iters: 2, Samples: 3,
+	opt := Options{Sources: []string{filepath.Join(fx, "vit")}, Out: out,
+		Runtime:    verify.Runtime{Open: openFake, Device: "cpu", ORTVersion: "fake", Threads: 1, BatchSizes: []int{1}, Warmup: 0, Iters: 2},
+		Inputs:     verify.Inputs{Samples: 3},
 		Precisions: []convert.Precision{convert.FP32, convert.Int8, convert.Int4},
 		Log:        func(l string) { log = append(log, l) }}
 	first, err := Run(context.Background(), opt)

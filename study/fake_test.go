@@ -50,8 +50,9 @@ func fakeOptions(t *testing.T, out string) Options {
 	f := 5.0
 	return Options{
 		Sources: []string{filepath.Join(fx, "vit"), filepath.Join(fx, "deit-distilled")},
-		Out:     out, Open: fakeOpener(t, nil), Device: "cpu", ORTVersion: "fake", Threads: 1,
-		BatchSizes: []int{1, 2}, Warmup: 0, Iters: 2, Samples: 2,
+		Out:     out,
+		Runtime: verify.Runtime{Open: fakeOpener(t, nil), Device: "cpu", ORTVersion: "fake", Threads: 1, BatchSizes: []int{1, 2}, Warmup: 0, Iters: 2},
+		Inputs:  verify.Inputs{Samples: 2},
 		// Prefer size: the recommendation must not depend on timings here.
 		Constraints: Constraints{MaxTop1Drop: &f, Prefer: "size"},
 	}

@@ -33,19 +33,14 @@ type Options struct {
 	Precisions []convert.Precision // default DefaultPrecisions
 	precs      []string            // Precisions checked, fp32 first, as names (normalize)
 	Int8Mode   string              // export's --int8-mode
-	// Verify settings, passed to every verify.Compare.
-	Open       verify.Opener
-	Memory     verify.MemoryProbe
-	Device     string
-	EPLibrary  string
-	ORTVersion string
-	Threads    int
-	BatchSizes []int
-	Warmup     int
-	Iters      int
-	Images     string
-	Labels     string
-	Samples    int
+	// Runtime and Inputs go to every verify.Compare as they are. The
+	// report's runtime settings are what the sessions applied (see
+	// Settings), the cell keys hold what was asked.
+	verify.Runtime
+	verify.Inputs
+	// Static, when set, adds the calibrated static INT8 column Int8Static
+	// (see Columns); nil changes nothing.
+	Static *Static
 	// Force recomputes cached cells and re-exports FP32.
 	Force bool
 	// Shard runs only this slice of the cells (see assign); the zero value
@@ -114,9 +109,12 @@ type Settings struct {
 	Iters      int      `json:"iters"`
 	Inputs     string   `json:"inputs"`
 	Samples    int      `json:"samples"`
+	Seed       uint64   `json:"seed"`
 	Labels     string   `json:"labels,omitempty"`
 	EPLibrary  string   `json:"ep_library,omitempty"`
 	Memory     bool     `json:"memory"`
+	// Calibration is the int8-static column's, when the study has one.
+	Calibration *StaticSettings `json:"calibration,omitempty"`
 }
 
 // ModelInfo is one source checkpoint.
@@ -145,14 +143,32 @@ func (o *Options) normalize() error {
 	if o.Out == "" {
 		return fmt.Errorf("%w: -o REPORTDIR is required", ErrOption)
 	}
-	if len(o.Precisions) == 0 {
-		o.Precisions = DefaultPrecisions
+	switch o.Int8Mode {
+	case "", convert.Int8Dynamic, convert.Int8QDQ:
+	case Int8StaticMode:
+		return fmt.Errorf("%w: --int8-mode %s: give --calib-images DIR instead, which adds the %s column beside int8", ErrOption, o.Int8Mode, Int8Static)
+	default:
+		return fmt.Errorf("%w: --int8-mode %q: want %s or %s", ErrOption, o.Int8Mode, convert.Int8Dynamic, convert.Int8QDQ)
 	}
+	if o.Static != nil {
+		s := *o.Static // normalize writes defaults in; the caller's stays as given
+		o.Static = &s
+		if err := o.Static.normalize(); err != nil {
+			return err
+		}
+	}
+	o.Precisions = Columns(o.Precisions, o.Static != nil)
 	seen := map[string]bool{}
 	var precs []string
 	for _, p := range o.Precisions {
-		if _, err := convert.ParseExportPrecision(string(p)); err != nil {
-			return fmt.Errorf("%w: %v", ErrOption, err)
+		switch {
+		case p == Int8Static && o.Static == nil:
+			return fmt.Errorf("%w: precision %s needs calibration images (--calib-images DIR)", ErrOption, p)
+		case p == Int8Static:
+		default:
+			if _, err := convert.ParseExportPrecision(string(p)); err != nil {
+				return fmt.Errorf("%w: %v", ErrOption, err)
+			}
 		}
 		if seen[string(p)] {
 			return fmt.Errorf("%w: precision %s given twice", ErrOption, p)
@@ -165,11 +181,15 @@ func (o *Options) normalize() error {
 		precs = append([]string{"fp32"}, slices.DeleteFunc(precs, func(p string) bool { return p == "fp32" })...)
 	}
 	o.precs = precs
-	if len(o.BatchSizes) == 0 {
-		o.BatchSizes = []int{1}
-	}
 	if o.Open == nil {
 		return fmt.Errorf("study: Options.Open is nil")
+	}
+	// verify's own checks, before the first cell rather than in it.
+	if err := o.Runtime.Normalize(); err != nil {
+		return err
+	}
+	if err := o.Inputs.Normalize(); err != nil {
+		return err
 	}
 	if o.Shard.Total < 0 || o.Shard.Total > maxShards || (o.Shard.Total > 0 && (o.Shard.Index < 1 || o.Shard.Index > o.Shard.Total)) {
 		return fmt.Errorf("%w: shard %s", ErrOption, o.Shard)
@@ -187,9 +207,40 @@ func (o *Options) normalize() error {
 
 // settings is what the report records of opt.
 func (o *Options) settings() Settings {
-	return Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
+	s := Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
 		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
-		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+		Samples: o.Samples, Seed: o.Seed, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+	if o.Static != nil {
+		s.Calibration = o.Static.settings()
+	}
+	return s
+}
+
+// takeApplied replaces the runtime settings recorded from Options (what
+// was asked) with what the sessions applied, as the cells' verify reports
+// say (verify takes them from the sessions themselves), so the report's
+// device, runtime version and threads are what ran. Cell keys hold the
+// asked settings, so every cell of one study ran alike; cells that did not
+// are a bug and fail the study. StudyID stays the hash of what was asked,
+// which is what shards of one study share.
+func (s *Settings) takeApplied(cells []*Cell) error {
+	var first *Cell
+	for _, c := range cells {
+		if c.Verify == nil {
+			continue
+		}
+		a := c.Verify.Provenance.Applied()
+		if first == nil {
+			first = c
+			s.Device, s.EPLibrary, s.ORTVersion, s.Threads = a.Device, a.EPLibrary, a.ORTVersion, a.Threads
+			continue
+		}
+		if f := first.Verify.Provenance.Applied(); a != f {
+			return fmt.Errorf("study: internal: %s/%s ran with %+v, %s/%s with %+v", first.Model, first.Precision, f,
+				c.Model, c.Precision, a)
+		}
+	}
+	return nil
 }
 
 // studyID hashes the settings, constraints and models of a study (see
@@ -256,6 +307,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if opt.inputs, err = inputsDigest(ctx, opt.Images, opt.Labels); err != nil {
 		return nil, err
 	}
+	if opt.Static != nil {
+		if opt.Static.digest, err = inputsDigest(ctx, opt.Static.Config.CalibImages, ""); err != nil {
+			return nil, err
+		}
+	}
 	shards := assign(models, opt.precs, opt.Shard.Total)
 	mine := shards[0]
 	if !opt.Shard.Whole() {
@@ -292,6 +348,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 				break
 			}
 		}
+	}
+	if err := r.Settings.takeApplied(r.Cells); err != nil {
+		return nil, err
 	}
 	finalize(r)
 	if err := writeReports(opt.Out, r); err != nil {
@@ -346,11 +405,22 @@ func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
 	for _, s := range mi.Sources {
 		sums = append(sums, s.Path+":"+s.SHA256)
 	}
-	return []any{"quantpack-study-cell/2", version.Version, sums, o.Int8Mode, o.Device, o.EPLibrary, o.ORTVersion,
-		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Memory != nil,
+	return []any{"quantpack-study-cell/3", version.Version, sums, o.Int8Mode, o.Device, o.EPLibrary, o.ORTVersion,
+		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Seed, o.Memory != nil,
 		machine.CPUModel, machine.CPUFlags, machine.LogicalCPUs, machine.OS, machine.Arch,
 		// convert's 4-bit defaults decide the int4/nf4 cells' bytes
 		convert.DefaultInt4Block, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method}
+}
+
+// cellKey is the key of model parts' cell at precision p; an int8-static
+// cell's also holds the calibration (Static.keyParts). Other cells' keys do
+// not depend on whether the study calibrates.
+func (o *Options) cellKey(parts []any, p string) string {
+	k := append(slices.Clone(parts), p)
+	if p == Int8Static && o.Static != nil {
+		k = append(k, o.Static.keyParts()...)
+	}
+	return cellKey(k...)
 }
 
 // runModel computes (or reuses) the cells of one model at precs. The
@@ -365,7 +435,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 	var cells []*Cell
 	var todo []string
 	for _, p := range precs {
-		key := cellKey(append(parts, p)...)
+		key := opt.cellKey(parts, p)
 		if c, ok := loadCell(cachePath(opt.Out, key), key, mi); ok && !opt.Force {
 			opt.logCell(c)
 			cells = append(cells, c)
@@ -386,7 +456,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 			fp32Wanted = true
 			continue
 		}
-		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, cellKey(append(parts, p)...))
+		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, opt.cellKey(parts, p))
 		if err != nil {
 			return cells, err
 		}
@@ -404,7 +474,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 			firstReport = rep
 		}
 		c := baselineCell(mi, firstReport, fp32Dir)
-		c.Key = cellKey(append(parts, "fp32")...)
+		c.Key = opt.cellKey(parts, "fp32")
 		if err := saveCell(cachePath(opt.Out, c.Key), c); err != nil {
 			return cells, err
 		}
@@ -434,6 +504,9 @@ func humanMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // runCell computes one quantized cell, or reuses its cache entry.
 func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, key string) (*Cell, *verify.Report, error) {
+	if p == Int8Static {
+		return runStaticCell(ctx, opt, mi, work, fp32Dir, key)
+	}
 	artDir := filepath.Join(work, p+"-artifact")
 	outDir := filepath.Join(work, p)
 	for _, d := range []string{artDir, outDir} {
@@ -506,8 +579,5 @@ func ensureExport(ctx context.Context, opt *Options, mi ModelInfo, dir string) e
 }
 
 func compare(ctx context.Context, opt *Options, base, cand string) (*verify.Report, error) {
-	return verify.Compare(ctx, verify.Options{Baseline: base, Candidate: cand, Open: opt.Open, Memory: opt.Memory,
-		Device: opt.Device, EPLibrary: opt.EPLibrary, ORTVersion: opt.ORTVersion, Threads: opt.Threads,
-		BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters, Images: opt.Images, Labels: opt.Labels,
-		Samples: opt.Samples})
+	return verify.Compare(ctx, verify.Options{Baseline: base, Candidate: cand, Runtime: opt.Runtime, Inputs: opt.Inputs})
 }

@@ -30,8 +30,9 @@ func quickOptions(t *testing.T, out string) Options {
 	fx := fixtures(t)
 	return Options{
 		Sources: []string{filepath.Join(fx, "vit"), filepath.Join(fx, "deit-distilled")},
-		Out:     out, Open: opener(t), Device: "cpu", ORTVersion: ort.Version(), Threads: 1,
-		BatchSizes: []int{1, 2}, Warmup: 1, Iters: 3, Samples: 4,
+		Out:     out,
+		Runtime: verify.Runtime{Open: opener(t), Device: "cpu", ORTVersion: ort.Version(), Threads: 1, BatchSizes: []int{1, 2}, Warmup: 1, Iters: 3},
+		Inputs:  verify.Inputs{Samples: 4},
 	}
 }
 

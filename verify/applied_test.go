@@ -21,8 +21,9 @@ func TestReportTakesAppliedSettings(t *testing.T) {
 	ran := Applied{Device: "cuda", EPLibrary: "/x/libep.so", ORTVersion: "9.9.9", Threads: 3}
 	base := &appliedFake{newFake(16, "logits", 6, 1), ran}
 	cand := &appliedFake{newFake(16, "logits", 6, 1), ran}
-	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Open: openFakes(bdir, base, cand),
-		Iters: 1, Samples: 2, Device: "cpu", ORTVersion: "1.0", Threads: 8})
+	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 1, Device: "cpu", ORTVersion: "1.0", Threads: 8},
+		Inputs:  Inputs{Samples: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +34,15 @@ func TestReportTakesAppliedSettings(t *testing.T) {
 	}
 
 	cand.a.Threads = 4
-	if _, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Open: openFakes(bdir, base, cand),
-		Iters: 1, Samples: 2}); err == nil {
+	if _, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 1},
+		Inputs:  Inputs{Samples: 2}}); err == nil {
 		t.Fatal("models run with different settings were compared")
 	}
 
 	plain, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
-		Open:  openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)),
-		Iters: 1, Samples: 2, Device: "cpu", ORTVersion: "1.0", Threads: 8})
+		Runtime: Runtime{Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)), Iters: 1, Device: "cpu", ORTVersion: "1.0", Threads: 8},
+		Inputs:  Inputs{Samples: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

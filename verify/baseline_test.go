@@ -49,8 +49,9 @@ func TestBaselineRegression(t *testing.T) {
 	run := func(cdir string, candDelay time.Duration, prev *Report, path string, g RegressionGates) (*Report, error) {
 		base := slowRunner{newFake(16, "logits", 6, 1), 2 * time.Millisecond}
 		cand := slowRunner{newFake(16, "logits", 6, 2), candDelay}
-		return Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Open: openFakes(bdir, base, cand),
-			BatchSizes: []int{1, 2}, Warmup: 1, Iters: 8, Samples: 6, Device: "cpu", ORTVersion: "fake", Threads: 1,
+		return Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+			Runtime:  Runtime{Open: openFakes(bdir, base, cand), BatchSizes: []int{1, 2}, Warmup: 1, Iters: 8, Device: "cpu", ORTVersion: "fake", Threads: 1},
+			Inputs:   Inputs{Samples: 6},
 			Previous: prev, PreviousPath: path, Regression: g})
 	}
 	first, err := run(cdir, time.Millisecond, nil, "", RegressionGates{})
@@ -98,8 +99,8 @@ func TestBaselineRegression(t *testing.T) {
 	other := *prev
 	other.Provenance.CPUModel = "some other CPU"
 	opened := false
-	_, err = Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Device: "cpu", ORTVersion: "fake", Threads: 1,
-		Open:     func(string) (Runner, error) { opened = true; return nil, errors.New("opened") },
+	_, err = Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime:  Runtime{Device: "cpu", ORTVersion: "fake", Threads: 1, Open: func(string) (Runner, error) { opened = true; return nil, errors.New("opened") }},
 		Previous: &other, PreviousPath: path, Regression: gates})
 	if !errors.Is(err, ErrOtherMachine) || fault.ClassOf(err) != fault.Usage || opened || !strings.Contains(err.Error(), "some other CPU") {
 		t.Fatalf("other machine: %v (opened %v)", err, opened)

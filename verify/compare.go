@@ -14,6 +14,8 @@ type pair struct {
 	input              IOInfo
 	h, w               int
 	out                outputChoice
+	// applied is the runtime both sessions run with (Runtime.open).
+	applied Applied
 }
 
 // agreementResult is the outcome of the comparison pass.

@@ -29,8 +29,8 @@ func gpuProbe(gpu func(model string, batch int) int64, note string) MemoryProbe 
 func compareWithProbe(t *testing.T, device string, probe MemoryProbe) *Report {
 	t.Helper()
 	bdir, cdir := fakeModels(t, 10, 10)
-	opt := Options{Baseline: bdir, Candidate: cdir, Iters: 1, BatchSizes: []int{1, 4}, Device: device,
-		Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)), Memory: probe}
+	opt := Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Iters: 1, BatchSizes: []int{1, 4}, Device: device, Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)), Memory: probe}}
 	rep, err := Compare(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +128,8 @@ func TestCompareGPUMemoryOnCPU(t *testing.T) {
 	}
 
 	bdir, cdir := fakeModels(t, 10, 10)
-	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Iters: 1, Device: deviceCUDA,
-		Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1))})
+	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Iters: 1, Device: deviceCUDA, Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1))}})
 	if err != nil {
 		t.Fatal(err)
 	}

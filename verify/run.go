@@ -41,32 +41,11 @@ const (
 type Options struct {
 	// Baseline and Candidate are export directories or .onnx files.
 	Baseline, Candidate string
-	// Open opens each model. Required.
-	Open Opener
-	// Memory measures peak RSS in a child process; nil skips memory.
-	Memory MemoryProbe
-	// Device, EPLibrary, ORTVersion and Threads are recorded in the report
-	// (Open applies them).
-	Device     string
-	EPLibrary  string
-	ORTVersion string
-	Threads    int
-	// BatchSizes to time; the first is also the batch of the comparison
-	// pass and the one speedup is taken at. Default [1].
-	BatchSizes []int
-	// Warmup untimed and Iters timed runs per model and batch size.
-	Warmup, Iters int
-	// Images is an ImageFolder (DIR/<class>/*.jpg|png, or a flat folder);
-	// empty means Samples synthetic inputs made with Seed.
-	Images string
-	// Labels is a class-names file (one per line); empty means the
-	// baseline's config.json id2label, when it has one.
-	Labels  string
-	Samples int
-	Seed    uint64
-	// Workers decode images; ≤ 0 means GOMAXPROCS.
-	Workers int
-	Gates   Gates
+	// Runtime is how both models are run and timed, Inputs what they are
+	// compared on.
+	Runtime
+	Inputs
+	Gates Gates
 	// Previous is a stored report of an earlier run (--baseline-report)
 	// that Regression's gates compare this run with; nil skips them.
 	// PreviousPath names it in the report.
@@ -79,30 +58,10 @@ func (o *Options) normalize() error {
 	if o.Open == nil {
 		return errors.New("verify: Options.Open is nil")
 	}
-	if len(o.BatchSizes) == 0 {
-		o.BatchSizes = []int{1}
+	if err := o.Runtime.Normalize(); err != nil {
+		return err
 	}
-	for _, b := range o.BatchSizes {
-		if b < 1 || b > 1<<16 {
-			return fmt.Errorf("%w: batch size %d", ErrOption, b)
-		}
-	}
-	if o.Iters == 0 {
-		o.Iters = DefaultIters
-	}
-	if o.Warmup < 0 || o.Iters < 1 {
-		return fmt.Errorf("%w: warmup %d, iters %d (want warmup ≥ 0, iters ≥ 1)", ErrOption, o.Warmup, o.Iters)
-	}
-	if o.Samples == 0 {
-		o.Samples = DefaultSamples
-	}
-	if o.Samples < 1 {
-		return fmt.Errorf("%w: %d synthetic samples", ErrOption, o.Samples)
-	}
-	if o.Labels != "" && o.Images == "" {
-		return fmt.Errorf("%w: a labels file needs --images", ErrOption)
-	}
-	return nil
+	return o.Inputs.Normalize()
 }
 
 // Compare runs the baseline and candidate models on the same inputs and
@@ -130,22 +89,20 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Format: ReportFormat, Device: opt.Device, ORTVersion: opt.ORTVersion}
+	r := &Report{Format: ReportFormat}
 	if r.Baseline, err = describeModel(opt.Baseline, bModel); err != nil {
 		return nil, err
 	}
 	if r.Candidate, err = describeModel(opt.Candidate, cModel); err != nil {
 		return nil, err
 	}
-	p, closeAll, err := openPair(opt.Open, bModel, cModel)
+	p, closeAll, err := openPair(opt.Runtime, bModel, cModel)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll()
-	if err := opt.takeApplied(p); err != nil {
-		return nil, err
-	}
-	r.Device, r.ORTVersion = opt.Device, opt.ORTVersion
+	ran := p.applied
+	r.Device, r.ORTVersion = ran.Device, ran.ORTVersion
 	pre, err := preprocessorFor(bDir, p)
 	if err != nil {
 		return nil, err
@@ -179,12 +136,12 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 		r.Baseline.Batches = append(r.Baseline.Batches, BatchReport{Batch: b, LatencyMs: sb, ThroughputSPS: sb.Throughput(b)})
 		r.Candidate.Batches = append(r.Candidate.Batches, BatchReport{Batch: b, LatencyMs: sc, ThroughputSPS: sc.Throughput(b)})
 	}
-	if err := placement(p, opt.Device, &r.Placement); err != nil {
+	if err := placement(p, ran.Device, &r.Placement); err != nil {
 		return nil, err
 	}
 	closeAll() // free both sessions before the memory children run
 	if opt.Memory != nil {
-		if err := measureMemory(ctx, opt.Memory, opt.Device, bModel, cModel, r); err != nil {
+		if err := measureMemory(ctx, opt.Memory, ran.Device, bModel, cModel, r); err != nil {
 			return nil, err
 		}
 	} else {
@@ -192,33 +149,16 @@ func Compare(ctx context.Context, opt Options) (*Report, error) {
 		r.Memory.GPUNote = "not measured: no memory children ran"
 	}
 	r.Statistics = statistics(r, ag.kls, blocks)
-	finish(r, opt)
+	finish(r, opt, ran)
 	if len(r.Gates.Failed) > 0 {
 		return r, &GateError{Failed: r.Gates.Failed}
 	}
 	return r, nil
 }
 
-// takeApplied replaces the recorded runtime settings with those the
-// sessions report they applied, so the report says what ran. Both models
-// must have run alike for the comparison to mean anything.
-func (opt *Options) takeApplied(p *pair) error {
-	ba, ok1 := p.base.(AppliedReporter)
-	ca, ok2 := p.cand.(AppliedReporter)
-	if !ok1 || !ok2 {
-		return nil
-	}
-	a := ba.Applied()
-	if c := ca.Applied(); c != a {
-		// One opener opens both; this is a bug, not the user's input.
-		return fmt.Errorf("verify: internal: baseline ran with %+v, candidate with %+v", a, c)
-	}
-	opt.Device, opt.EPLibrary, opt.ORTVersion, opt.Threads = a.Device, a.EPLibrary, a.ORTVersion, a.Threads
-	return nil
-}
-
-// finish fills the figures derived from the measurements and the gates.
-func finish(r *Report, opt Options) {
+// finish fills the figures derived from the measurements and the gates;
+// the runtime provenance is what the sessions ran with.
+func finish(r *Report, opt Options, ran Applied) {
 	for _, m := range []*ModelReport{&r.Baseline, &r.Candidate} {
 		first := m.Batches[0]
 		m.LatencyMs, m.ThroughputSPS, m.PeakRSSMB, m.GPUMB = first.LatencyMs, first.ThroughputSPS, first.PeakRSSMB, first.GPUMB
@@ -230,8 +170,8 @@ func finish(r *Report, opt Options) {
 		r.SizeRatio = float64(r.Candidate.SizeBytes) / float64(r.Baseline.SizeBytes)
 	}
 	prov := CollectProvenance()
-	r.Provenance = RunProvenance{Provenance: prov, ORTVersion: opt.ORTVersion, Device: opt.Device, EPLibrary: opt.EPLibrary,
-		Threads: opt.Threads, BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters,
+	r.Provenance = RunProvenance{Provenance: prov, ORTVersion: ran.ORTVersion, Device: ran.Device, EPLibrary: ran.EPLibrary,
+		Threads: ran.Threads, BatchSizes: opt.BatchSizes, Warmup: opt.Warmup, Iters: opt.Iters,
 		BaselineSHA256: r.Baseline.Files[0].SHA256, CandidateSHA256: r.Candidate.Files[0].SHA256}
 	opt.Gates.evaluate(r)
 	if opt.Previous != nil {
@@ -247,9 +187,10 @@ func describeModel(arg, model string) (ModelReport, error) {
 	return ModelReport{Path: arg, Model: model, SizeBytes: size, Files: files}, nil
 }
 
-// openPair opens both models and checks that they take the same input and
-// share an output to compare. closeAll is idempotent.
-func openPair(open Opener, bModel, cModel string) (*pair, func(), error) {
+// openPair opens both models and checks that they take the same input,
+// share an output to compare and run with the same runtime settings
+// (p.applied). closeAll is idempotent.
+func openPair(rt Runtime, bModel, cModel string) (*pair, func(), error) {
 	p := &pair{basePath: bModel, candPath: cModel}
 	closeAll := func() {
 		if p.base != nil {
@@ -262,14 +203,19 @@ func openPair(open Opener, bModel, cModel string) (*pair, func(), error) {
 		}
 	}
 	var err error
-	if p.base, err = open(bModel); err != nil {
+	var ranC Applied
+	if p.base, p.applied, err = rt.open(bModel); err != nil {
 		return nil, nil, err
 	}
-	if p.cand, err = open(cModel); err != nil {
+	if p.cand, ranC, err = rt.open(cModel); err != nil {
 		closeAll()
 		return nil, nil, err
 	}
 	fail := func(err error) (*pair, func(), error) { closeAll(); return nil, nil, err }
+	if ranC != p.applied {
+		// One opener opens both; this is a bug, not the user's input.
+		return fail(fmt.Errorf("verify: internal: baseline runs with %+v, candidate with %+v", p.applied, ranC))
+	}
 	in, h, w, err := imageInput(p.base, bModel)
 	if err != nil {
 		return fail(err)

@@ -126,8 +126,9 @@ func TestCompareScaledCandidate(t *testing.T) {
 	bdir, cdir := fakeModels(t, 4000, 1000)
 	base, cand := newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 2)
 	rep, err := Compare(context.Background(), Options{
-		Baseline: bdir, Candidate: cdir, Open: openFakes(bdir, base, cand),
-		BatchSizes: []int{2, 3}, Warmup: 2, Iters: 5, Samples: 7, Device: "cpu",
+		Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Open: openFakes(bdir, base, cand), BatchSizes: []int{2, 3}, Warmup: 2, Iters: 5, Device: "cpu"},
+		Inputs:  Inputs{Samples: 7},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func TestCompareNegatedCandidateFailsGates(t *testing.T) {
 	base, cand := newFake(16, "logits", 6, 1), newFake(16, "logits", 6, -1)
 	minCos, maxDrop, maxRatio := 0.5, 10.0, 1.0
 	rep, err := Compare(context.Background(), Options{
-		Baseline: bdir, Candidate: cdir, Open: openFakes(bdir, base, cand), Iters: 2, Samples: 5,
+		Baseline: bdir, Candidate: cdir, Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 2}, Inputs: Inputs{Samples: 5},
 		Gates: Gates{MinCosine: &minCos, MaxTop1Drop: &maxDrop, MaxSizeRatio: &maxRatio},
 	})
 	var ge *GateError
@@ -213,7 +214,7 @@ func TestCompareEmbeddings(t *testing.T) {
 	cand.noise = 3
 	maxDrop := 1.0
 	rep, err := Compare(context.Background(), Options{
-		Baseline: bdir, Candidate: cdir, Open: openFakes(bdir, base, cand), Iters: 1, Samples: 3,
+		Baseline: bdir, Candidate: cdir, Runtime: Runtime{Open: openFakes(bdir, base, cand), Iters: 1}, Inputs: Inputs{Samples: 3},
 		Gates: Gates{MaxTop1Drop: &maxDrop},
 	})
 	if !errors.Is(err, fault.ErrGate) {
@@ -236,20 +237,20 @@ func TestCompareMismatch(t *testing.T) {
 		{"no common output", newFake(16, "scores", 6, 1), ErrMismatch},
 	}
 	for _, c := range cases {
-		_, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Iters: 1,
-			Open: openFakes(bdir, newFake(16, "logits", 6, 1), c.cand)})
+		_, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+			Runtime: Runtime{Iters: 1, Open: openFakes(bdir, newFake(16, "logits", 6, 1), c.cand)}})
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
 		}
 	}
 	two := newFake(16, "logits", 6, 1)
-	_, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Iters: 1,
-		Open: openFakes(bdir, newFake(16, "logits", 6, 1), &twoInputs{two})})
+	_, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Iters: 1, Open: openFakes(bdir, newFake(16, "logits", 6, 1), &twoInputs{two})}})
 	if !errors.Is(err, ErrModelIO) || fault.ClassOf(err) != fault.Unsupported {
 		t.Errorf("two inputs: err %v", err)
 	}
 	if _, err := Compare(context.Background(), Options{Baseline: filepath.Join(bdir, "config.json"), Candidate: cdir,
-		Open: openFakes(bdir, nil, nil)}); !errors.Is(err, ErrModelPath) {
+		Runtime: Runtime{Open: openFakes(bdir, nil, nil)}}); !errors.Is(err, ErrModelPath) {
 		t.Errorf("non-onnx file: err %v", err)
 	}
 }
@@ -268,8 +269,8 @@ func TestCompareMemory(t *testing.T) {
 		}
 		return ChildMemory{PeakBytes: int64(50+batch) << 20, SelfReported: true}, nil
 	}
-	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir, Iters: 1, BatchSizes: []int{1, 4},
-		Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)), Memory: probe})
+	rep, err := Compare(context.Background(), Options{Baseline: bdir, Candidate: cdir,
+		Runtime: Runtime{Iters: 1, BatchSizes: []int{1, 4}, Open: openFakes(bdir, newFake(16, "logits", 6, 1), newFake(16, "logits", 6, 1)), Memory: probe}})
 	if err != nil {
 		t.Fatal(err)
 	}

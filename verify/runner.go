@@ -53,21 +53,3 @@ type Runner interface {
 	Run(ctx context.Context, inputs []Tensor) ([]Tensor, error)
 	Close() error
 }
-
-// Applied is the runtime configuration a Runner actually runs with, as
-// opposed to what was asked for: the report's provenance is taken from it,
-// so it cannot drift from what ran.
-type Applied struct {
-	Device     string
-	EPLibrary  string
-	ORTVersion string
-	// Threads is the intra-op thread count set on the session (0: the
-	// runtime's own default).
-	Threads int
-}
-
-// AppliedReporter is implemented by runners that can say what they applied
-// (ONNX Runtime sessions); test fakes need not.
-type AppliedReporter interface {
-	Applied() Applied
-}

@@ -227,10 +227,11 @@ func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*
 	return quantize.Run(c.Context, fp32, out, cfg, open)
 }
 
-// exportStaticFlags are the flags export adds for --int8-mode static;
-// --calib-images is shared with --precision auto (tuneFlags).
+// exportStaticFlags are the flags export adds for --int8-mode static and
+// study for its int8-static column; --calib-images is declared beside each
+// command's other uses of it (export: tuneFlags; study: --sensitivity).
 func exportStaticFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "with --int8-mode static: `N` calibration samples"},
+		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "`N` calibration samples of the static INT8 form (export --int8-mode static, study's int8-static column)"},
 	}
 }

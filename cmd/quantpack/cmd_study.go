@@ -14,9 +14,9 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/quantize"
 	"github.com/quantpack/quantpack/study"
 	"github.com/quantpack/quantpack/verify"
-	"github.com/quantpack/quantpack/verify/ort"
 )
 
 func init() { register(newStudyCommand()) }
@@ -69,6 +69,13 @@ first batch size), --max-memory-mb (peak RSS) and --max-top1-drop (percentage
 points; top-1 disagreement with FP32 when there are no labels), the fastest
 (--prefer latency), smallest (size) or leanest (memory).
 
+--calib-images DIR adds the column int8-static: the calibrated static INT8
+form of export --int8-mode static (the model's FP32 export through quantize's
+W8A8 QDQ pass, activation ranges from --calib-samples images of DIR,
+preprocessed as the export says; method percentile). It sits after int8, or
+where --precisions names it. Its cells are keyed by the images' bytes and the
+pass's settings too; without --calib-images nothing changes.
+
 --sensitivity int4 (or int8, nf4) adds, per model, the per-layer report of
 quantpack sensitivity (REPORTDIR/sensitivity-N-NAME/: Markdown, CSV, JSON and
 a layers × metric heatmap) on --calib-images, else --images, else --samples
@@ -77,36 +84,26 @@ synthetic inputs.
 Example:
    quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
    quantpack study deit-tiny -o report --batch 1,8 --max-top1-drop 1
+   quantpack study deit-tiny -o report --calib-images calib/ --images val/
    quantpack study deit-tiny vit-base -o shard-2 --shard 2/3
    quantpack study merge shard-1 shard-2 shard-3 -o report
 
 ` + exitCodeHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR` (required)"},
 			&cli.StringFlag{Name: "shard", Usage: "run slice `I/N` of the cells (1 ≤ I ≤ N), or auto (from the CI's environment)"},
 			junitFlag(),
-			&cli.StringFlag{Name: "precisions", Value: joinPrecisions(study.DefaultPrecisions), Usage: "comma-separated `PRECISIONS`"},
+			&cli.StringFlag{Name: "precisions", Value: joinPrecisions(study.DefaultPrecisions), Usage: "comma-separated `PRECISIONS` (and " + study.Int8Static + " with --calib-images)"},
 			&cli.StringFlag{Name: "int8-mode", Value: "dynamic", Usage: "int8 export form `MODE`: dynamic or qdq"},
-			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "`DEVICE`: cpu or cuda"},
-			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library `PATH` (with --device cuda)"},
-			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes `N,N`"},
-			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "`N` untimed runs per model and batch size"},
-			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "`N` timed runs per model and batch size"},
-			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads", DefaultText: "physical cores"},
-			&cli.StringFlag{Name: "images", Usage: "ImageFolder `DIR` to compare on", DefaultText: "synthetic inputs"},
-			&cli.StringFlag{Name: "labels", Usage: "`FILE` of class names, one per line", DefaultText: "config.json id2label"},
-			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "`N` synthetic inputs without --images"},
 			&cli.Float64Flag{Name: "max-latency-ms", Usage: "recommendation constraint: p50 latency `MS`", DefaultText: "none"},
 			&cli.Float64Flag{Name: "max-memory-mb", Usage: "recommendation constraint: peak RSS `MB`", DefaultText: "none"},
 			&cli.Float64Flag{Name: "max-top1-drop", Usage: "recommendation constraint: top-1 drop `PP` in percentage points", DefaultText: "none"},
 			&cli.StringFlag{Name: "prefer", Value: "latency", Usage: "among passing precisions, `BEST` by latency, size or memory"},
 			&cli.BoolFlag{Name: "force", Usage: "recompute cached cells"},
-			&cli.BoolFlag{Name: "no-memory", Usage: "skip memory measurement"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.StringFlag{Name: "sensitivity", Usage: "also write a per-layer sensitivity report per model at precision `P` (int8, int4, nf4) into REPORTDIR/sensitivity-N-NAME"},
-			&cli.StringFlag{Name: "calib-images", Usage: "--sensitivity inputs `DIR`", DefaultText: "--images, else --samples synthetic"},
+			&cli.StringFlag{Name: "calib-images", Usage: "calibration images `DIR`: adds the " + study.Int8Static + " column, and --sensitivity's inputs", DefaultText: "no " + study.Int8Static + "; --sensitivity on --images, else synthetic"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
-		},
+		}, append(runtimeFlags(), exportStaticFlags()...)...),
 		Subcommands: []*cli.Command{newStudyMergeCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -124,31 +121,22 @@ Example:
 			default:
 				return usagef("--prefer %q: want latency, size or memory", c.String("prefer"))
 			}
-			batches, err := parseBatches(c.String("batch"))
-			if err != nil {
-				return err
-			}
-			precs, err := convert.ParseExportPrecisions(c.String("precisions"))
+			precs, err := study.ParsePrecisions(c.String("precisions"))
 			if err != nil {
 				return usagef("--precisions: %v", err)
 			}
-			images, labels := c.String("images"), c.String("labels")
-			if images != "" {
-				if images, err = resolveInput("study", "--images", images); err != nil {
-					return err
-				}
+			rt, err := runtimeOptionsFrom(c, "study")
+			if err != nil {
+				return err
 			}
-			if labels != "" {
-				if labels, err = resolveInput("study", "--labels", labels); err != nil {
-					return err
-				}
+			if err := rt.checkInputs("study"); err != nil {
+				return err
 			}
-			vo := verifyOptions{device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
-				threads: c.Int("threads"), seed: verify.DefaultSeed}
-			if vo.device != ort.DeviceCPU && vo.device != ort.DeviceCUDA {
-				return usagef("--device %q: want cpu or cuda", vo.device)
+			if err := rt.initORT(); err != nil {
+				return err
 			}
-			if err := vo.initORT(); err != nil {
+			static, err := studyStatic(c, rt)
+			if err != nil {
 				return err
 			}
 			srcs, names, err := resolveSources(c, "study", c.Args().Slice())
@@ -156,23 +144,15 @@ Example:
 				return err
 			}
 			opt := study.Options{Sources: srcs, Names: names, Out: outputPath(c),
-				Precisions: precs, Int8Mode: c.String("int8-mode"),
-				Open: vo.opener(), Device: vo.device, EPLibrary: vo.epLibrary, ORTVersion: ort.Version(), Threads: vo.threads,
-				BatchSizes: batches, Warmup: c.Int("warmup"), Iters: c.Int("iters"), Images: images,
-				Labels: labels, Samples: c.Int("samples"), Force: c.Bool("force"), Shard: shard,
+				Precisions: precs, Int8Mode: c.String("int8-mode"), Runtime: rt.Runtime, Inputs: rt.Inputs,
+				Static: static, Force: c.Bool("force"), Shard: shard,
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}
-			cells := len(opt.Sources) * len(opt.Precisions)
-			if len(opt.Precisions) == 0 {
-				cells = len(opt.Sources) * len(study.DefaultPrecisions)
-			}
+			cells := len(opt.Sources) * len(study.Columns(opt.Precisions, static != nil))
 			log, done := studyLog(cells)
 			defer done()
 			opt.Log = log
-			if !c.Bool("no-memory") {
-				opt.Memory = vo.memoryProbe()
-			}
 			start := time.Now()
 			r, err := study.Run(c.Context, opt)
 			if r == nil {
@@ -188,6 +168,26 @@ Example:
 			return errors.Join(err, finishStudy(c, r, opt.Out, time.Since(start).Seconds()))
 		},
 	}
+}
+
+// studyStatic is the int8-static column's configuration: with
+// --calib-images, export --int8-mode static's pass (same flags, same
+// defaults), calibrated in ONNX Runtime with the study's threads; nil
+// without.
+func studyStatic(c *cli.Context, rt runtimeOptions) (*study.Static, error) {
+	dir := c.String("calib-images")
+	if dir == "" {
+		return nil, nil
+	}
+	dir, err := resolveInput("study", "--calib-images", dir)
+	if err != nil {
+		return nil, err
+	}
+	open, err := quantizeOpener(rt.ortLib, rt.Threads)
+	if err != nil {
+		return nil, err
+	}
+	return &study.Static{Config: quantize.Config{CalibImages: dir, Samples: c.Int("calib-samples")}, Open: open}, nil
 }
 
 // finishStudy prints a study's summary (or JSON) and writes its CI outputs.

@@ -8,8 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -22,16 +20,8 @@ func init() { register(newVerifyCommand()) }
 
 // verifyOptions are verify's flags.
 type verifyOptions struct {
+	runtimeOptions
 	baseline, candidate string
-	device, epLibrary   string
-	ortLib              string
-	batches             []int
-	warmup, iters       int
-	threads             int
-	images, labels      string
-	samples             int
-	seed                uint64
-	noMemory            bool
 	json                bool
 	gates               verify.Gates
 	// CI: --baseline-report and its gates, --junit.
@@ -99,24 +89,12 @@ Example:
        --max-latency-regression 10 --max-size-regression 1 --junit gates.xml
 
 ` + exitCodeHelp,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "device", Value: ort.DeviceCPU, Usage: "`DEVICE`: cpu or cuda"},
-			&cli.StringFlag{Name: "ep-library", Usage: "plugin execution provider library `PATH` (with --device cuda)"},
-			&cli.StringFlag{Name: "batch", Value: "1", Usage: "comma-separated batch sizes `N,N`; the first is used for agreement and speedup"},
-			&cli.IntFlag{Name: "warmup", Value: verify.DefaultWarmup, Usage: "`N` untimed runs per model and batch size"},
-			&cli.IntFlag{Name: "iters", Value: verify.DefaultIters, Usage: "`N` timed runs per model and batch size"},
-			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads", DefaultText: "physical cores"},
-			&cli.StringFlag{Name: "images", Usage: "ImageFolder `DIR` of images to compare on (DIR/<class>/*.jpg|png)", DefaultText: "synthetic inputs"},
-			&cli.StringFlag{Name: "labels", Usage: "`FILE` of class names, one per line in class order", DefaultText: "config.json id2label"},
-			&cli.IntFlag{Name: "samples", Value: verify.DefaultSamples, Usage: "number `N` of synthetic inputs without --images"},
-			&cli.Uint64Flag{Name: "seed", Value: verify.DefaultSeed, Usage: "`SEED` of the synthetic inputs"},
+		Flags: append(runtimeFlags(), []cli.Flag{
 			&cli.Float64Flag{Name: "max-top1-drop", Usage: "gate: maximum top-1 drop `PP` in percentage points", DefaultText: "no gate"},
 			&cli.Float64Flag{Name: "min-cosine", Usage: "gate: minimum cosine similarity `C` of outputs", DefaultText: "no gate"},
 			&cli.Float64Flag{Name: "max-latency-ms", Usage: "gate: maximum candidate p50 latency `MS`", DefaultText: "no gate"},
 			&cli.Float64Flag{Name: "min-speedup", Usage: "gate: minimum speedup `X` over the baseline", DefaultText: "no gate"},
 			&cli.Float64Flag{Name: "max-size-ratio", Usage: "gate: maximum candidate/baseline size `RATIO`", DefaultText: "no gate"},
-			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
-			&cli.BoolFlag{Name: "no-memory", Usage: "skip the memory measurement (no child processes)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object on stdout"},
 			&cli.BoolFlag{Name: "gate-on-bound", Usage: "judge --max-top1-drop on the 95% interval's pessimistic bound"},
 			&cli.StringFlag{Name: "baseline-report", Usage: "a previous run's --json report `FILE` to compare with and gate against"},
@@ -128,7 +106,7 @@ Example:
 			&cli.StringFlag{Name: "child-measure", Hidden: true},
 			&cli.BoolFlag{Name: "child-runtime", Hidden: true},
 			&cli.IntFlag{Name: "child-batch", Hidden: true, Value: 1},
-		},
+		}...),
 		Action: func(c *cli.Context) error {
 			o, err := verifyOptionsFrom(c)
 			if err != nil {
@@ -143,25 +121,12 @@ Example:
 }
 
 func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
-	o := verifyOptions{
-		device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
-		warmup: c.Int("warmup"), iters: c.Int("iters"), threads: c.Int("threads"),
-		images: c.String("images"), labels: c.String("labels"), samples: c.Int("samples"), seed: c.Uint64("seed"),
-		noMemory: c.Bool("no-memory"), json: c.Bool("json"),
+	rt, err := runtimeOptionsFrom(c, "verify")
+	if err != nil {
+		return verifyOptions{}, err
+	}
+	o := verifyOptions{runtimeOptions: rt, json: c.Bool("json"),
 		childModel: c.String("child-measure"), childRuntime: c.Bool("child-runtime"), childBatch: c.Int("child-batch"),
-	}
-	if o.device != ort.DeviceCPU && o.device != ort.DeviceCUDA {
-		return o, usagef("--device %q: want cpu or cuda", o.device)
-	}
-	if o.epLibrary != "" && o.device != ort.DeviceCUDA {
-		return o, usagef("--ep-library needs --device cuda")
-	}
-	if o.threads < 0 || o.warmup < 0 || o.iters < 1 || o.samples < 1 {
-		return o, usagef("--threads, --warmup must be ≥ 0 and --iters, --samples ≥ 1")
-	}
-	var err error
-	if o.batches, err = parseBatches(c.String("batch")); err != nil {
-		return o, err
 	}
 	gate := func(name string) *float64 {
 		if !c.IsSet(name) {
@@ -191,78 +156,17 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 	if o.candidate, err = resolveInput("verify", "CANDIDATE", c.Args().Get(1)); err != nil {
 		return o, err
 	}
-	if o.images != "" {
-		if o.images, err = resolveInput("verify", "--images", o.images); err != nil {
-			return o, err
-		}
-	}
-	if o.labels != "" {
-		if o.labels, err = resolveInput("verify", "--labels", o.labels); err != nil {
-			return o, err
-		}
+	if err := o.checkInputs("verify"); err != nil {
+		return o, err
 	}
 	return o, nil
-}
-
-// parseBatches reads --batch "1,8".
-func parseBatches(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 1<<16 {
-			return nil, usagef("--batch %q: want comma-separated sizes from 1 to 65536", s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-// initORT resolves and loads the ONNX Runtime library (exit 6 when it
-// cannot) and returns the thread count to use.
-func (o *verifyOptions) initORT() error {
-	lib, err := ort.LibraryPath(o.ortLib)
-	if err != nil {
-		return err
-	}
-	if err := ort.Init(lib); err != nil {
-		return err
-	}
-	o.ortLib = lib
-	if o.threads == 0 {
-		p := verify.CollectProvenance()
-		o.threads = p.PhysicalCores
-		if o.threads == 0 {
-			o.threads = p.LogicalCPUs
-		}
-	}
-	return nil
-}
-
-// opener opens ONNX Runtime sessions with the run's device and threads.
-func (o *verifyOptions) opener() verify.Opener {
-	opt := ort.Options{IntraOpThreads: o.threads, Device: o.device, EPLibrary: o.epLibrary}
-	return func(path string) (verify.Runner, error) {
-		s, err := ort.Open(path, opt)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
 }
 
 func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	if err := o.initORT(); err != nil {
 		return err
 	}
-	vo := verify.Options{
-		Baseline: o.baseline, Candidate: o.candidate, Open: o.opener(),
-		Device: o.device, EPLibrary: o.epLibrary, ORTVersion: ort.Version(), Threads: o.threads,
-		BatchSizes: o.batches, Warmup: o.warmup, Iters: o.iters,
-		Images: o.images, Labels: o.labels, Samples: o.samples, Seed: o.seed, Gates: o.gates,
-	}
-	if !o.noMemory {
-		vo.Memory = o.memoryProbe()
-	}
+	vo := verify.Options{Baseline: o.baseline, Candidate: o.candidate, Runtime: o.Runtime, Inputs: o.Inputs, Gates: o.gates}
 	if err := o.loadPrevious(&vo); err != nil {
 		return err
 	}
@@ -339,20 +243,6 @@ var childExe = func() (string, []string, error) {
 	return exe, nil, err
 }
 
-// memoryProbe re-executes this binary as `quantpack verify --child-measure`
-// (the protocol is verify's: verify.ChildCommand).
-func (o *verifyOptions) memoryProbe() verify.MemoryProbe {
-	return func(ctx context.Context, model string, batch int) (verify.ChildMemory, error) {
-		exe, env, err := childExe()
-		if err != nil {
-			return verify.ChildMemory{}, err
-		}
-		c := verify.ChildCommand{Exe: exe, Env: env, ORTLib: o.ortLib, Device: o.device, EPLibrary: o.epLibrary,
-			Threads: o.threads, Seed: o.seed, ExitErr: childExitErr}
-		return c.Probe(o.device == ort.DeviceCUDA)(ctx, model, batch)
-	}
-}
-
 // childExitErr: a child that exits ExitRuntime could not load the runtime
 // or the device.
 func childExitErr(code int) error {
@@ -375,10 +265,10 @@ func runVerifyChild(ctx context.Context, o verifyOptions, stdout io.Writer) erro
 		model = ""
 	}
 	var gpu verify.GPUQuery
-	if o.device == ort.DeviceCUDA {
+	if o.Device == ort.DeviceCUDA {
 		gpu = ownGPUMemory
 	}
-	m, err := verify.MeasureInChild(ctx, o.opener(), model, o.childBatch, o.seed, gpu)
+	m, err := verify.MeasureInChild(ctx, o.Open, model, o.childBatch, o.Seed, gpu)
 	if err != nil {
 		return err
 	}

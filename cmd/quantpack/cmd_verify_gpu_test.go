@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
 
@@ -36,8 +37,8 @@ func fakeChild(t *testing.T, peakBytes, stdout string) {
 // figure, not the run.
 func TestMemoryProbeGPU(t *testing.T) {
 	ctx := context.Background()
-	cuda := verifyOptions{device: ort.DeviceCUDA, threads: 1}
-	cpu := verifyOptions{device: ort.DeviceCPU, threads: 1}
+	cuda := runtimeOptions{Runtime: verify.Runtime{Device: ort.DeviceCUDA, Threads: 1}}
+	cpu := runtimeOptions{Runtime: verify.Runtime{Device: ort.DeviceCPU, Threads: 1}}
 
 	fakeChild(t, "52428800", `{"model": "m.onnx", "batch": 4, "peak_rss_bytes": 52428800, "rss_bytes": 1, "gpu_bytes": 734003200, "gpu_device": "0: Fake H100"}`)
 	m, err := cuda.memoryProbe()(ctx, "m.onnx", 4)
@@ -46,7 +47,7 @@ func TestMemoryProbeGPU(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name  string
-		o     verifyOptions
+		o     runtimeOptions
 		model string
 	}{{"cpu", cpu, "m.onnx"}, {"runtime child", cuda, ""}} {
 		m, err = c.o.memoryProbe()(ctx, c.model, 1)

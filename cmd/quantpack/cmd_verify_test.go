@@ -167,7 +167,8 @@ func TestVerifyGatesExit5(t *testing.T) {
 		t.Fatalf("gates %+v", r.Gates)
 	}
 	// The library call behind it: a GateError wrapping fault.ErrGate.
-	o := verifyOptions{baseline: m, candidate: m, device: "cpu", batches: []int{1}, iters: 1, samples: 2, noMemory: true,
+	o := verifyOptions{baseline: m, candidate: m, runtimeOptions: runtimeOptions{noMemory: true,
+		Runtime: verify.Runtime{Device: "cpu", BatchSizes: []int{1}, Iters: 1}, Inputs: verify.Inputs{Samples: 2}},
 		gates: verify.Gates{MaxSizeRatio: ptr(0.5)}}
 	err := runVerify(context.Background(), o, io.Discard)
 	var ge *verify.GateError
@@ -186,7 +187,8 @@ func ptr(v float64) *float64 { return &v }
 func TestVerifyCUDAUnavailable(t *testing.T) {
 	requireORT(t)
 	m := exportRef(t, "vit", convert.ExportFP32)
-	o := verifyOptions{baseline: m, candidate: m, device: "cuda", batches: []int{1}, iters: 1, samples: 1, noMemory: true}
+	o := verifyOptions{baseline: m, candidate: m, runtimeOptions: runtimeOptions{noMemory: true,
+		Runtime: verify.Runtime{Device: "cuda", BatchSizes: []int{1}, Iters: 1}, Inputs: verify.Inputs{Samples: 1}}}
 	err := runVerify(context.Background(), o, io.Discard)
 	if !errors.Is(err, ort.ErrCUDAUnavailable) && !errors.Is(err, ort.ErrUnavailable) {
 		t.Fatalf("err %v, want CUDA unavailable", err)
