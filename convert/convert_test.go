@@ -13,6 +13,32 @@ import (
 // fixtures returns ../shared/fixtures, skipping (failing in CI) when absent.
 func fixtures(t testing.TB) string { return testenv.Fixtures(t, "") }
 
+// openCheckpoint opens the checkpoint or artifact at path (a directory or a
+// .safetensors file) for the rest of the test.
+func openCheckpoint(t testing.TB, path string) *safetensors.Checkpoint {
+	t.Helper()
+	ck, err := safetensors.OpenCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	return ck
+}
+
+// loadArch reads dir's config.json and the architecture it names.
+func loadArch(t testing.TB, dir string) (*Config, *Arch) {
+	t.Helper()
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := LookupArch(cfg.Architecture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, a
+}
+
 // referenceModels lists the reference checkpoints of ../shared/fixtures.
 var referenceModels = []string{"vit", "vit-base", "deit", "deit-distilled", "dinov2", "dinov2-cls", "beit", "mobilevit"}
 
@@ -24,19 +50,8 @@ func TestTensorListsMatchFixtures(t *testing.T) {
 	for _, name := range referenceModels {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(fx, "reference", name)
-			cfg, err := LoadConfig(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := LookupArch(cfg.Architecture())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ck, err := safetensors.OpenCheckpoint(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ck.Close()
+			cfg, a := loadArch(t, dir)
+			ck := openCheckpoint(t, dir)
 			_, hasPooler := ck.Lookup("pooler.dense.weight")
 			want, err := a.Tensors(cfg, hasPooler)
 			if err != nil {

@@ -112,14 +112,7 @@ func TestNormFeeds(t *testing.T) {
 	for _, name := range slices.Sorted(maps.Keys(srcs)) {
 		t.Run(name, func(t *testing.T) {
 			dir := srcs[name]
-			cfg, err := LoadConfig(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := LookupArch(cfg.Architecture())
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg, a := loadArch(t, dir)
 			want, err := a.normFeeds(cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
 // testE2EExit checks every exit code of DESIGN.md §2 on inputs that must
@@ -31,7 +33,7 @@ func testE2EExit(t *testing.T, vit string) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		copyFile(t, filepath.Join(vit, "config.json"), filepath.Join(d, "config.json"))
+		testenv.CopyFile(t, filepath.Join(vit, "config.json"), filepath.Join(d, "config.json"))
 		if err := os.WriteFile(filepath.Join(d, "model.safetensors"), body, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +59,7 @@ func testE2EExit(t *testing.T, vit string) {
 	if err := os.WriteFile(filepath.Join(swin, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, model, filepath.Join(swin, "model.safetensors"))
+	testenv.CopyFile(t, model, filepath.Join(swin, "model.safetensors"))
 
 	// writes runs a command that must fail with code and must not leave its
 	// output (parent/out) or anything else in a fresh parent directory.
@@ -92,12 +94,7 @@ func testE2EExit(t *testing.T, vit string) {
 		art := filepath.Join(dir, "occupied-art")
 		qp(t, "convert", vit, "-o", art, "--precision", "int8").ok(t)
 		qp(t, "pack", art, "-o", bundle).ok(t)
-		for _, args := range [][]string{
-			{"convert", vit, "--precision", "int8"},
-			{"export", vit, "--precision", "fp32"},
-			{"synth", "--preset", "deit-tiny-patch16-224"},
-			{"unpack", bundle},
-		} {
+		for _, args := range dirWriters(vit, bundle) {
 			parent := t.TempDir()
 			out := filepath.Join(parent, "out")
 			if err := os.MkdirAll(out, 0o755); err != nil {
@@ -149,8 +146,8 @@ func testE2EExit(t *testing.T, vit string) {
 		if err := os.MkdirAll(badDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		copyFile(t, filepath.Join(good, "config.json"), filepath.Join(badDir, "config.json"))
-		copyFile(t, badFile, filepath.Join(badDir, "model.onnx"))
+		testenv.CopyFile(t, filepath.Join(good, "config.json"), filepath.Join(badDir, "config.json"))
+		testenv.CopyFile(t, badFile, filepath.Join(badDir, "model.onnx"))
 		qp(t, "verify", good, badFile, "--no-memory").wantCode(t, ExitInvalid, badFile)
 		qp(t, "verify", badDir, good, "--no-memory").wantCode(t, ExitInvalid, badDir)
 	})

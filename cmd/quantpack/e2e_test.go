@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
 // TestE2E drives the real quantpack binary through the CLI contract of
@@ -202,7 +204,7 @@ func labelledImages(t *testing.T, dir string) string {
 			t.Fatal(err)
 		}
 		for _, f := range files {
-			copyFile(t, filepath.Join(src, f), filepath.Join(root, class, f))
+			testenv.CopyFile(t, filepath.Join(src, f), filepath.Join(root, class, f))
 		}
 	}
 	return root
