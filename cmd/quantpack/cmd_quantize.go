@@ -13,6 +13,7 @@ import (
 
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/human"
 	"github.com/quantpack/quantpack/quantize"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -194,7 +195,7 @@ func printQuantize(w io.Writer, m *quantize.Manifest, out string) {
 	for _, k := range slices.Sorted(maps.Keys(reasons)) {
 		fmt.Fprintf(w, "     %3d  %s\n", reasons[k], k)
 	}
-	fmt.Fprintf(w, "  size         %s (%.3f× the source's %s)\n", humanBytes(m.Sizes.TotalBytes), m.Sizes.Ratio, humanBytes(m.Sizes.SourceBytes))
+	fmt.Fprintf(w, "  size         %s (%.3f× the source's %s)\n", human.Bytes(m.Sizes.TotalBytes), m.Sizes.Ratio, human.Bytes(m.Sizes.SourceBytes))
 }
 
 // int8Static is export's --int8-mode for the calibrated static QDQ form,
