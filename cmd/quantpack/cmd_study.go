@@ -156,11 +156,7 @@ Example:
 			start := time.Now()
 			r, err := study.Run(c.Context, opt)
 			if r == nil {
-				if jerr := writeJUnit(c.String("junit"), []verify.JUnitSuite{errorSuite("quantpack study", "quantpack.study", err,
-					time.Since(start).Seconds())}); jerr != nil {
-					return errors.Join(err, jerr)
-				}
-				return err
+				return failJUnit(c.String("junit"), "quantpack study", "quantpack.study", err, time.Since(start).Seconds())
 			}
 			if err == nil {
 				err = studySensitivity(c, opt.Sources, opt.Out, opt.Log)
@@ -278,14 +274,6 @@ func joinPrecisions(ps []convert.Precision) string {
 		s[i] = string(p)
 	}
 	return strings.Join(s, ",")
-}
-
-func optFloat(c *cli.Context, name string) *float64 {
-	if !c.IsSet(name) {
-		return nil
-	}
-	v := c.Float64(name)
-	return &v
 }
 
 // studyLog prints a line per finished cell; on a terminal the lines scroll
