@@ -114,7 +114,7 @@ Example:
 			}
 			shard, err := study.ParseShard(c.String("shard"), os.Getenv)
 			if err != nil {
-				return usageError{err}
+				return usageError(err)
 			}
 			switch c.String("prefer") {
 			case "latency", "size", "memory":
@@ -224,7 +224,7 @@ Example:
    quantpack study merge shard-1 shard-2 shard-3 -o report --junit study.xml
 
 ` + exitCodeHelp,
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError(err) },
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory (required)"},
 			junitFlag(),
