@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/internal/testenv"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // testE2EExit checks every exit code of DESIGN.md §2 on inputs that must
@@ -135,7 +136,7 @@ func testE2EExit(t *testing.T, vit string) {
 	})
 
 	t.Run("corrupt-onnx", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		good := filepath.Join(dir, "onnx-fp32")
 		qp(t, "export", vit, "-o", good, "--precision", "fp32").ok(t)
 		badFile := filepath.Join(dir, "bad.onnx")
@@ -190,7 +191,7 @@ func testE2EExit(t *testing.T, vit string) {
 	fast := []string{"--no-memory", "--iters", "2", "--warmup", "0"}
 
 	t.Run("gate", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		e32, e8 := exports(t)
 		// A cosine of exactly 1 (int8 logits differ from fp32 ones) and a
 		// size ratio of 1% cannot be met. (A cosine above 1 is a usage

@@ -309,14 +309,3 @@ func dirWriters(vit, bundle string) [][]string {
 		{"unpack", bundle},
 	}
 }
-
-// requireRuntime is requireORT plus a binary that can load it: under
-// CGO_ENABLED=0 the library may be on disk while quantpack runs without it.
-func requireRuntime(t testing.TB) {
-	t.Helper()
-	requireORT(t)
-	lib, _ := ort.LibraryPath("")
-	if err := ort.Init(lib); err != nil {
-		skipOrFail(t, "ONNX Runtime cannot be loaded: %v", err)
-	}
-}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/internal/testenv"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestE2E drives the real quantpack binary through the CLI contract of
@@ -137,7 +138,7 @@ func testE2EHappy(t *testing.T, vit string) {
 	})
 
 	t.Run("export-verify", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		dir := t.TempDir()
 		e32, e8 := filepath.Join(dir, "fp32"), filepath.Join(dir, "int8")
 		qp(t, "export", vit, "-o", e32, "--precision", "fp32").ok(t)
@@ -171,7 +172,7 @@ func testE2EHappy(t *testing.T, vit string) {
 	})
 
 	t.Run("study", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		rep := filepath.Join(t.TempDir(), "report")
 		qp(t, "study", vit, "-o", rep, "--precisions", "fp32,int8", "--iters", "3", "--warmup", "1", "--no-memory").ok(t)
 		md, err := os.ReadFile(filepath.Join(rep, "report.md"))
