@@ -163,6 +163,7 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		}
 	})
 	fmt.Fprintf(w, "\n![speedup](%s) ![size](%s) ![agreement](%s)\n", FileSpeedup, FileSize, FileAgree)
+	writeSensitivityMarkdown(w, r)
 	fmt.Fprintf(w, "\nMachine: %s, %d cores, flags %s; quantpack %s; report.json has every raw number.\n",
 		r.Provenance.CPUModel, r.Provenance.LogicalCPUs, strings.Join(r.Provenance.CPUFlags, " "), r.ToolVersion)
 }

@@ -54,6 +54,9 @@ type Options struct {
 	Constraints Constraints
 	// Log, when set, gets one line per finished or reused cell.
 	Log func(line string)
+	// Sensitivity, when set, adds each model's per-layer sensitivity
+	// (heatmap and most sensitive layers) to the report.
+	Sensitivity *SensitivityOptions
 
 	exported map[string]bool // FP32 exports made in this run (--force)
 	inputs   string          // inputsDigest of Images and Labels
@@ -87,6 +90,9 @@ type Report struct {
 	// there was more than one (speedups stay within-run ratios; absolute
 	// latencies from different machines are not comparable).
 	Machines []string `json:"machines,omitempty"`
+	// Sensitivity is each model's per-layer sensitivity (--sensitivity),
+	// in model order.
+	Sensitivity []SensitivitySummary `json:"sensitivity,omitempty"`
 }
 
 // ShardInfo is one shard's place in its study.
@@ -117,6 +123,9 @@ type Settings struct {
 	Labels     string   `json:"labels,omitempty"`
 	EPLibrary  string   `json:"ep_library,omitempty"`
 	Memory     bool     `json:"memory"`
+	// Sensitivity is the precision of the per-layer sensitivity reports
+	// ("" without --sensitivity).
+	Sensitivity string `json:"sensitivity,omitempty"`
 }
 
 // ModelInfo is one source checkpoint.
@@ -189,7 +198,14 @@ func (o *Options) normalize() error {
 func (o *Options) settings() Settings {
 	return Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
 		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
-		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil, Sensitivity: o.sensitivityPrecision()}
+}
+
+func (o *Options) sensitivityPrecision() string {
+	if o.Sensitivity == nil {
+		return ""
+	}
+	return string(o.Sensitivity.Precision)
 }
 
 // studyID hashes the settings, constraints and models of a study (see
@@ -256,6 +272,12 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if opt.inputs, err = inputsDigest(ctx, opt.Images, opt.Labels); err != nil {
 		return nil, err
 	}
+	var calib string
+	if opt.Sensitivity != nil {
+		if calib, err = inputsDigest(ctx, opt.Sensitivity.Images, ""); err != nil {
+			return nil, err
+		}
+	}
 	shards := assign(models, opt.precs, opt.Shard.Total)
 	mine := shards[0]
 	if !opt.Shard.Whole() {
@@ -277,7 +299,17 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			if err := hashSources(ctx, mi); err != nil {
 				return nil, err
 			}
-			return runModel(ctx, &opt, *mi, precs, r.Provenance)
+			cells, err := runModel(ctx, &opt, *mi, precs, r.Provenance)
+			// A model's sensitivity runs once, in the shard that holds its
+			// first cell.
+			if err == nil && opt.Sensitivity != nil && slices.Contains(precs, opt.precs[0]) {
+				var s *SensitivitySummary
+				if s, err = runSensitivity(ctx, &opt, i, *mi, calib); err == nil {
+					r.Sensitivity = append(r.Sensitivity, *s)
+					opt.logSensitivity(s)
+				}
+			}
+			return cells, err
 		}()
 		r.Cells = append(r.Cells, cells...)
 		if err != nil {
@@ -428,6 +460,21 @@ func (o *Options) logCell(c *Cell) {
 	}
 	o.Log(fmt.Sprintf("%s %s/%s: p50 %.3g ms (%.2f× FP32), %s, top-1 agreement %s, cosine %.5f",
 		state, c.Model, c.Precision, c.P50Ms, c.Speedup, humanMB(c.ONNXBytes), top1, c.CosineMean))
+}
+
+func (o *Options) logSensitivity(s *SensitivitySummary) {
+	if o.Log == nil {
+		return
+	}
+	state := "done"
+	if s.Reused {
+		state = "reused"
+	}
+	top := "-"
+	if len(s.MostSensitive) > 0 {
+		top = s.MostSensitive[0].Name
+	}
+	o.Log(fmt.Sprintf("%s %s sensitivity at %s: %d layers, most sensitive %s → %s", state, s.Model, s.Precision, s.Layers, top, s.Dir))
 }
 
 func humanMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }

@@ -72,7 +72,9 @@ points; top-1 disagreement with FP32 when there are no labels), the fastest
 --sensitivity int4 (or int8, nf4) adds, per model, the per-layer report of
 quantpack sensitivity (REPORTDIR/sensitivity-N-NAME/: Markdown, CSV, JSON and
 a layers × metric heatmap) on --calib-images, else --images, else --samples
-synthetic inputs.
+synthetic inputs; report.md shows each model's heatmap and its most
+sensitive layers. It is cached like a cell (keyed by the checkpoint, the
+precision and the inputs' content).
 
 Example:
    quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
@@ -163,9 +165,15 @@ Example:
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}
+			if opt.Sensitivity, err = studySensitivity(c, images); err != nil {
+				return err
+			}
 			cells := len(opt.Sources) * len(opt.Precisions)
 			if len(opt.Precisions) == 0 {
 				cells = len(opt.Sources) * len(study.DefaultPrecisions)
+			}
+			if opt.Sensitivity != nil {
+				cells += len(opt.Sources) // one line per model's sensitivity
 			}
 			log, done := studyLog(cells)
 			defer done()
@@ -181,9 +189,6 @@ Example:
 					return errors.Join(err, jerr)
 				}
 				return err
-			}
-			if err == nil {
-				err = studySensitivity(c, opt.Sources, opt.Out, opt.Log)
 			}
 			return errors.Join(err, finishStudy(c, r, opt.Out, time.Since(start).Seconds()))
 		},

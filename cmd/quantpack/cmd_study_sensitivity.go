@@ -1,37 +1,33 @@
 package main
 
 import (
-	"fmt"
-	"path/filepath"
-	"regexp"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
-	"github.com/quantpack/quantpack/tune"
+	"github.com/quantpack/quantpack/study"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// studySensitivity runs `quantpack sensitivity` for each study source when
-// --sensitivity is given, into REPORTDIR/sensitivity-<i>-<name> (report,
-// CSV, JSON and the layers × metric heatmap). ONNX Runtime is already
-// loaded by study.
-func studySensitivity(c *cli.Context, sources []string, out string, log func(string)) error {
+// studySensitivity reads --sensitivity: nil without it. The inputs are
+// --calib-images, else --images, else --samples synthetic ones; ONNX
+// Runtime is loaded by study before the variants are opened.
+func studySensitivity(c *cli.Context, images string) (*study.SensitivityOptions, error) {
 	p := c.String("sensitivity")
 	if p == "" {
-		return nil
+		return nil, nil
 	}
 	prec := convert.Precision(p)
 	if prec != convert.Int8 && prec != convert.Int4 && prec != convert.NF4 {
-		return usagef("--sensitivity %q: want int8, int4 or nf4", p)
+		return nil, usagef("--sensitivity %q: want int8, int4 or nf4", p)
 	}
-	images := c.String("calib-images")
-	if images == "" {
-		images = c.String("images")
+	if calib := c.String("calib-images"); calib != "" {
+		var err error
+		if images, err = resolveInput("study", "--calib-images", calib); err != nil {
+			return nil, err
+		}
 	}
+	// One intra-op thread per variant session: variants run side by side.
 	open := func(model []byte) (verify.Runner, error) {
 		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
 		if err != nil {
@@ -39,20 +35,5 @@ func studySensitivity(c *cli.Context, sources []string, out string, log func(str
 		}
 		return s, nil
 	}
-	for i, src := range sources {
-		dir := filepath.Join(out, fmt.Sprintf("sensitivity-%d-%s", i, unsafeName.ReplaceAllString(filepath.Base(filepath.Clean(src)), "_")))
-		r, err := tune.Sensitivity(c.Context, tune.SensitivityOptions{Src: src, Precision: prec, Images: images,
-			Samples: c.Int("samples"), Open: open, Convert: convert.Options{},
-			Export: convert.ExportOptions{Int8Mode: c.String("int8-mode")}})
-		if err != nil {
-			return fmt.Errorf("sensitivity of %s: %w", src, err)
-		}
-		if err := tune.WriteSensitivity(dir, r); err != nil {
-			return err
-		}
-		if log != nil {
-			log(fmt.Sprintf("sensitivity %s at %s: %d layers in %.1f s → %s", src, prec, len(r.Layers), r.Timing.Total, dir))
-		}
-	}
-	return nil
+	return &study.SensitivityOptions{Precision: prec, Images: images, Samples: c.Int("samples"), Open: open}, nil
 }
