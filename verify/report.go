@@ -37,6 +37,11 @@ type Report struct {
 	Statistics *Statistics `json:"statistics,omitempty"`
 	// Regression compares this run with --baseline-report's (baseline.go).
 	Regression *Regression `json:"regression,omitempty"`
+	// Layers ranks the candidate's layers by the error each introduces
+	// (layers.go), when a gate failed or verify --layers asked; LayerDiff
+	// says how they were measured.
+	Layers    []LayerDelta `json:"layers,omitempty"`
+	LayerDiff *LayerDiff   `json:"layer_diff,omitempty"`
 }
 
 // ModelReport is one model's figures. LatencyMs, ThroughputSPS, PeakRSSMB

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quantpack/quantpack/tune"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
@@ -33,6 +34,7 @@ type verifyOptions struct {
 	seed                uint64
 	noMemory            bool
 	json                bool
+	layers              bool // --layers: the per-layer comparison even when every gate passes
 	gates               verify.Gates
 	// CI: --baseline-report and its gates, --junit.
 	previous   string
@@ -69,6 +71,11 @@ Gates fail the run with exit 5 and list what failed: --max-top1-drop
 disagreement), --min-cosine (minimum over samples), --max-latency-ms
 (candidate p50, every batch size), --min-speedup (baseline p50 / candidate p50
 at the first batch size), --max-size-ratio (candidate bytes / baseline bytes).
+When a gate fails (or with --layers) the report also names the layers that
+differ most: both models run on 4 of the inputs with every layer's input and
+output exposed, and layers are ranked by the relative error each introduces
+(its output's error minus its input's), with the weight SQNR beside it
+("layers" in --json).
 
 --device cuda uses the CUDA provider of a GPU build of ONNX Runtime, or with
 --ep-library PATH a plugin execution provider library; without CUDA the run
@@ -118,6 +125,7 @@ Example:
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip the memory measurement (no child processes)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object on stdout"},
+			&cli.BoolFlag{Name: "layers", Usage: "rank the candidate's layers by the error each introduces (always done when a gate fails)"},
 			&cli.BoolFlag{Name: "gate-on-bound", Usage: "judge --max-top1-drop on the 95% interval's pessimistic bound"},
 			&cli.StringFlag{Name: "baseline-report", Usage: "a previous run's --json report `FILE` to compare with and gate against"},
 			&cli.Float64Flag{Name: "max-latency-regression", Usage: "gate: max `PCT` the candidate p50 may be slower than in --baseline-report", DefaultText: "no gate"},
@@ -147,7 +155,7 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 		device: c.String("device"), epLibrary: c.String("ep-library"), ortLib: c.String("ort-lib"),
 		warmup: c.Int("warmup"), iters: c.Int("iters"), threads: c.Int("threads"),
 		images: c.String("images"), labels: c.String("labels"), samples: c.Int("samples"), seed: c.Uint64("seed"),
-		noMemory: c.Bool("no-memory"), json: c.Bool("json"),
+		noMemory: c.Bool("no-memory"), json: c.Bool("json"), layers: c.Bool("layers"),
 		childModel: c.String("child-measure"), childRuntime: c.Bool("child-runtime"), childBatch: c.Int("child-batch"),
 	}
 	if o.device != ort.DeviceCPU && o.device != ort.DeviceCUDA {
@@ -276,6 +284,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 		}
 		return err
 	}
+	if gateErr != nil || o.layers {
+		diffLayers(ctx, o, rep)
+	}
 	if jerr := writeJUnit(o.junit, []verify.JUnitSuite{rep.JUnitSuite(time.Since(start).Seconds())}); jerr != nil {
 		return jerr
 	}
@@ -293,10 +304,26 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	} else if _, perr := stdout.Write(md.Bytes()); perr != nil {
 		return perr
 	}
-	if gateErr != nil {
-		reportWorstLayers(ctx, os.Stderr, o.candidate)
-	}
 	return err
+}
+
+// diffLayers adds the per-layer comparison to rep (tune.DiffLayers on a
+// few of the run's inputs). It is a diagnosis: when it cannot be made, the
+// report says why and the run's result stands.
+func diffLayers(ctx context.Context, o verifyOptions, rep *verify.Report) {
+	open := func(model []byte, dir string) (verify.Runner, error) {
+		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: o.threads, ExternalDataDir: dir})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	ls, d, err := tune.DiffLayers(ctx, tune.DiffOptions{Baseline: o.baseline, Candidate: o.candidate, Images: o.images,
+		Seed: o.seed, Open: open})
+	if err != nil {
+		d = &verify.LayerDiff{Error: err.Error()}
+	}
+	rep.Layers, rep.LayerDiff = ls, d
 }
 
 // ciOptionsFrom reads --baseline-report, its gates and --junit.
