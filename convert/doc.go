@@ -4,7 +4,7 @@
 // tensor gets which scheme, and the conversion pipeline that streams a
 // checkpoint through package quant into a Hugging Face-layout artifact.
 //
-// Layouts written (DESIGN.md §3):
+// Layouts written (docs/design.md, "Precisions and artifact layouts"):
 //   - fp16/bf16: every float tensor converted, config.json torch_dtype set;
 //   - int8: bitsandbytes LLM.int8 keys P.weight (I8), P.SCB (F32), P.weight_format;
 //   - int4: P.weight (U8, MatMulNBits [N, k_blocks, block/2], low nibble first),

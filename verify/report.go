@@ -16,7 +16,7 @@ const ReportFormat = "quantpack-verify/1"
 
 // Report is the result of Compare: what `quantpack verify --json` prints.
 // Every member is documented in docs/verify.md. Members that the CLI
-// contract (DESIGN.md §2) names are always present; accuracy is null
+// contract (docs/cli.md) names are always present; accuracy is null
 // without labelled images.
 type Report struct {
 	Format     string          `json:"format"`
