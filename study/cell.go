@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/verify"
@@ -31,23 +32,26 @@ type Cell struct {
 	BitsPerParam  float64 `json:"bits_per_param"`
 	// Latency at each batch size (p50 ms), the FP32 baseline's measured in
 	// the same run, and the speedup at the first batch size.
-	Batches      []BatchCell    `json:"batches"`
-	P50Ms        float64        `json:"p50_ms"`
-	BaselineP50  float64        `json:"baseline_p50_ms"`
-	Speedup      float64        `json:"speedup"`
-	Throughput   float64        `json:"throughput_sps"` // at the largest batch size
-	PeakMB       *float64       `json:"peak_rss_mb"`
-	BaselineMB   *float64       `json:"baseline_peak_rss_mb"`
-	MemReduction *float64       `json:"memory_reduction"` // 1 - peak/baseline peak
-	Top1         *float64       `json:"top1_agreement"`
-	Top5         *float64       `json:"top5_agreement"`
-	CosineMean   float64        `json:"cosine_mean"`
-	CosineMin    float64        `json:"cosine_min"`
-	Accuracy     *float64       `json:"top1_accuracy"`      // with labelled images
-	AccuracyDrop *float64       `json:"top1_accuracy_drop"` // percentage points
-	Inputs       string         `json:"inputs"`
-	Reused       bool           `json:"-"`
-	Verify       *verify.Report `json:"verify,omitempty"`
+	Batches      []BatchCell `json:"batches"`
+	P50Ms        float64     `json:"p50_ms"`
+	BaselineP50  float64     `json:"baseline_p50_ms"`
+	Speedup      float64     `json:"speedup"`
+	Throughput   float64     `json:"throughput_sps"` // at the largest batch size
+	PeakMB       *float64    `json:"peak_rss_mb"`
+	BaselineMB   *float64    `json:"baseline_peak_rss_mb"`
+	MemReduction *float64    `json:"memory_reduction"` // 1 - peak/baseline peak
+	Top1         *float64    `json:"top1_agreement"`
+	Top5         *float64    `json:"top5_agreement"`
+	CosineMean   float64     `json:"cosine_mean"`
+	CosineMin    float64     `json:"cosine_min"`
+	Accuracy     *float64    `json:"top1_accuracy"`      // with labelled images
+	AccuracyDrop *float64    `json:"top1_accuracy_drop"` // percentage points
+	Inputs       string      `json:"inputs"`
+	// Auto is the search record of the auto column's mix (nil for the
+	// other precisions).
+	Auto   *convert.AutoRecord `json:"auto,omitempty"`
+	Reused bool                `json:"-"`
+	Verify *verify.Report      `json:"verify,omitempty"`
 }
 
 // BatchCell is one batch size's latency and throughput.

@@ -57,9 +57,12 @@ type Options struct {
 	// Sensitivity, when set, adds each model's per-layer sensitivity
 	// (heatmap and most sensitive layers) to the report.
 	Sensitivity *SensitivityOptions
+	// Auto configures the auto column (precision "auto" in Precisions).
+	Auto *AutoOptions
 
 	exported map[string]bool // FP32 exports made in this run (--force)
 	inputs   string          // inputsDigest of Images and Labels
+	calib    string          // inputsDigest of Auto.Images
 }
 
 // DefaultPrecisions are the study's columns.
@@ -126,6 +129,8 @@ type Settings struct {
 	// Sensitivity is the precision of the per-layer sensitivity reports
 	// ("" without --sensitivity).
 	Sensitivity string `json:"sensitivity,omitempty"`
+	// Auto is the auto column's target and candidates ("" without it).
+	Auto string `json:"auto,omitempty"`
 }
 
 // ModelInfo is one source checkpoint.
@@ -160,7 +165,13 @@ func (o *Options) normalize() error {
 	seen := map[string]bool{}
 	var precs []string
 	for _, p := range o.Precisions {
-		if _, err := convert.ParseExportPrecision(string(p)); err != nil {
+		switch _, err := convert.ParseExportPrecision(string(p)); {
+		case p == PrecisionAuto && o.Auto == nil:
+			return fmt.Errorf("%w: precision auto needs its target (--auto-max-top1-drop or --auto-min-cosine)", ErrOption)
+		case p == PrecisionAuto && o.Auto.Target.MaxTop1Drop == nil && o.Auto.Target.MinCosine == nil:
+			return fmt.Errorf("%w: precision auto needs a top-1 drop or cosine target", ErrOption)
+		case p == PrecisionAuto:
+		case err != nil:
 			return fmt.Errorf("%w: %v", ErrOption, err)
 		}
 		if seen[string(p)] {
@@ -198,7 +209,19 @@ func (o *Options) normalize() error {
 func (o *Options) settings() Settings {
 	return Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
 		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
-		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil, Sensitivity: o.sensitivityPrecision()}
+		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil, Sensitivity: o.sensitivityPrecision(), Auto: o.autoSetting()}
+}
+
+func (o *Options) autoSetting() string {
+	if o.Auto == nil || !slices.Contains(o.precs, PrecisionAuto) {
+		return ""
+	}
+	cands := o.Auto.Candidates
+	if len(cands) == 0 {
+		cands = DefaultAutoCandidates
+	}
+	return fmt.Sprintf("%s; candidates %s; calibration %s", o.Auto.Target, strings.Join(precisionNames(cands), ","),
+		orDefault(o.Auto.Images, fmt.Sprintf("synthetic %d", o.Auto.Samples)))
 }
 
 func (o *Options) sensitivityPrecision() string {
@@ -270,6 +293,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		Provenance: verify.CollectProvenance(), Constraints: opt.Constraints, Settings: opt.settings(), Models: models}
 	r.StudyID = studyID(r.Settings, r.Constraints, models)
 	if opt.inputs, err = inputsDigest(ctx, opt.Images, opt.Labels); err != nil {
+		return nil, err
+	}
+	if opt.calib, err = autoCalib(ctx, &opt); err != nil {
 		return nil, err
 	}
 	var calib string
@@ -397,7 +423,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 	var cells []*Cell
 	var todo []string
 	for _, p := range precs {
-		key := cellKey(append(parts, p)...)
+		key := opt.cellKeyOf(parts, p)
 		if c, ok := loadCell(cachePath(opt.Out, key), key, mi); ok && !opt.Force {
 			opt.logCell(c)
 			cells = append(cells, c)
@@ -418,7 +444,7 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 			fp32Wanted = true
 			continue
 		}
-		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, cellKey(append(parts, p)...))
+		c, rep, err := runCell(ctx, opt, mi, p, work, fp32Dir, opt.cellKeyOf(parts, p))
 		if err != nil {
 			return cells, err
 		}
@@ -444,6 +470,16 @@ func runModel(ctx context.Context, opt *Options, mi ModelInfo, precs []string, m
 		cells = append(cells, c)
 	}
 	return cells, nil
+}
+
+// cellKeyOf is the key of precision p's cell: the shared parts and p, and
+// for the auto column what its search was made from.
+func (o *Options) cellKeyOf(parts []any, p string) string {
+	k := append(slices.Clone(parts), p)
+	if p == PrecisionAuto && o.Auto != nil {
+		k = append(k, o.autoKeyParts(o.calib)...)
+	}
+	return cellKey(k...)
 }
 
 func (o *Options) logCell(c *Cell) {
@@ -488,13 +524,31 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 			return nil, nil, err
 		}
 	}
-	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), SourceHashes: mi.Sources})
-	if err != nil {
-		return nil, nil, fmt.Errorf("convert %s: %w", p, err)
-	}
-	em, err := convert.Export(ctx, artDir, outDir, convert.ExportOptions{Precision: convert.Precision(p), Int8Mode: opt.Int8Mode})
-	if err != nil {
-		return nil, nil, fmt.Errorf("export %s: %w", p, err)
+	var em *convert.ExportManifest
+	var artBytes int64
+	var bits float64
+	var auto *convert.AutoRecord
+	if p == PrecisionAuto {
+		var size int64
+		var err error
+		if em, size, auto, err = runAutoExport(ctx, opt, mi, outDir); err != nil {
+			return nil, nil, fmt.Errorf("auto: %w", err)
+		}
+		// No artifact of its own: the export is the artifact, its bits per
+		// parameter those of its files.
+		artBytes = size
+		if mi.Params > 0 {
+			bits = 8 * float64(size) / float64(mi.Params)
+		}
+	} else {
+		cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), SourceHashes: mi.Sources})
+		if err != nil {
+			return nil, nil, fmt.Errorf("convert %s: %w", p, err)
+		}
+		if em, err = convert.Export(ctx, artDir, outDir, convert.ExportOptions{Precision: convert.Precision(p), Int8Mode: opt.Int8Mode}); err != nil {
+			return nil, nil, fmt.Errorf("export %s: %w", p, err)
+		}
+		artBytes, bits = cm.Totals.BytesOut, cm.Totals.BitsPerParam
 	}
 	rep, err := compare(ctx, opt, fp32Dir, outDir)
 	if err != nil {
@@ -502,8 +556,9 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 	}
 	c := cellFrom(mi, p, rep)
 	c.Key = key
-	c.ArtifactBytes = cm.Totals.BytesOut
-	c.BitsPerParam = cm.Totals.BitsPerParam
+	c.ArtifactBytes = artBytes
+	c.BitsPerParam = bits
+	c.Auto = auto
 	c.ONNXBytes = em.Sizes.TotalBytes
 	if base := fp32Bytes(fp32Dir); base > 0 && c.ONNXBytes > 0 {
 		c.SizeRatio = float64(c.ONNXBytes) / float64(base)

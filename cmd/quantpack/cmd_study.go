@@ -69,6 +69,15 @@ first batch size), --max-memory-mb (peak RSS) and --max-top1-drop (percentage
 points; top-1 disagreement with FP32 when there are no labels), the fastest
 (--prefer latency), smallest (size) or leanest (memory).
 
+--precisions fp32,int8,int4,auto adds an auto column: per model, export
+--precision auto searches a per-layer mix of --auto-candidates that meets
+--auto-max-top1-drop (default: the --max-top1-drop constraint) and/or
+--auto-min-cosine on --calib-images (else synthetic inputs; never --images,
+which it is then measured on), and the cell measures that export like any
+other. The recommendation names it when it is the best passing precision —
+with --prefer size, when it is the smallest artifact meeting the constraints.
+Its cache key adds the target, candidates, budget and calibration content.
+
 --sensitivity int4 (or int8, nf4) adds, per model, the per-layer report of
 quantpack sensitivity (REPORTDIR/sensitivity-N-NAME/: Markdown, CSV, JSON and
 a layers × metric heatmap) on --calib-images, else --images, else --samples
@@ -106,7 +115,11 @@ Example:
 			&cli.BoolFlag{Name: "no-memory", Usage: "skip memory measurement"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.StringFlag{Name: "sensitivity", Usage: "also write a per-layer sensitivity report per model at precision `P` (int8, int4, nf4) into REPORTDIR/sensitivity-N-NAME"},
-			&cli.StringFlag{Name: "calib-images", Usage: "--sensitivity inputs `DIR`", DefaultText: "--images, else --samples synthetic"},
+			&cli.StringFlag{Name: "calib-images", Usage: "--sensitivity and auto calibration inputs `DIR`", DefaultText: "sensitivity: --images, else synthetic; auto: synthetic"},
+			&cli.Float64Flag{Name: "auto-max-top1-drop", Usage: "auto column: search target, top-1 drop `PP` on the calibration inputs", DefaultText: "--max-top1-drop"},
+			&cli.Float64Flag{Name: "auto-min-cosine", Usage: "auto column: search target, mean logit cosine `C` with FP32", DefaultText: "none"},
+			&cli.StringFlag{Name: "auto-candidates", Value: "int4,int8,fp16", Usage: "auto column: `PRECISIONS` a layer may take"},
+			&cli.DurationFlag{Name: "auto-budget", Usage: "auto column: time limit `D` of each model's search", DefaultText: "none"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
 		},
 		Subcommands: []*cli.Command{newStudyMergeCommand()},
@@ -130,9 +143,9 @@ Example:
 			if err != nil {
 				return err
 			}
-			precs, err := convert.ParseExportPrecisions(c.String("precisions"))
+			precs, auto, err := studyPrecisions(c)
 			if err != nil {
-				return usagef("--precisions: %v", err)
+				return err
 			}
 			images, labels := c.String("images"), c.String("labels")
 			if images != "" {
@@ -167,6 +180,11 @@ Example:
 			}
 			if opt.Sensitivity, err = studySensitivity(c, images); err != nil {
 				return err
+			}
+			if auto {
+				if opt.Auto, err = studyAuto(c); err != nil {
+					return err
+				}
 			}
 			cells := len(opt.Sources) * len(opt.Precisions)
 			if len(opt.Precisions) == 0 {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/study"
+	"github.com/quantpack/quantpack/tune"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
@@ -36,4 +39,79 @@ func studySensitivity(c *cli.Context, images string) (*study.SensitivityOptions,
 		return s, nil
 	}
 	return &study.SensitivityOptions{Precision: prec, Images: images, Samples: c.Int("samples"), Open: open}, nil
+}
+
+// studyPrecisions reads --precisions; "auto" is the auto column, which
+// convert's precision list does not hold.
+func studyPrecisions(c *cli.Context) ([]convert.Precision, bool, error) {
+	var precs []convert.Precision
+	auto := false
+	var rest []string
+	for _, f := range strings.Split(c.String("precisions"), ",") {
+		if strings.TrimSpace(f) == study.PrecisionAuto {
+			auto = true
+			precs = append(precs, study.PrecisionAuto)
+			continue
+		}
+		rest = append(rest, f)
+	}
+	ps, err := convert.ParseExportPrecisions(strings.Join(rest, ","))
+	if err != nil {
+		return nil, false, usagef("--precisions: %v (or auto)", err)
+	}
+	return append(ps, precs...), auto, nil
+}
+
+// studyAuto reads the auto column's flags.
+func studyAuto(c *cli.Context) (*study.AutoOptions, error) {
+	var t tune.Target
+	for _, f := range []struct {
+		name   string
+		dst    **float64
+		lo, hi float64
+	}{{"auto-max-top1-drop", &t.MaxTop1Drop, 0, 100}, {"auto-min-cosine", &t.MinCosine, -1, 1}} {
+		if !c.IsSet(f.name) {
+			continue
+		}
+		v := c.Float64(f.name)
+		if !(v >= f.lo && v <= f.hi) {
+			return nil, usagef("--%s %g: want %g to %g", f.name, v, f.lo, f.hi)
+		}
+		*f.dst = &v
+	}
+	if t.MaxTop1Drop == nil && t.MinCosine == nil {
+		t.MaxTop1Drop = optFloat(c, "max-top1-drop")
+	}
+	if t.MaxTop1Drop == nil && t.MinCosine == nil {
+		return nil, usagef("--precisions auto needs a search target: --auto-max-top1-drop PP, --auto-min-cosine C or --max-top1-drop PP")
+	}
+	cands, err := tune.ParseCandidates(c.String("auto-candidates"))
+	if err != nil {
+		return nil, usagef("--auto-candidates: %v", err)
+	}
+	if c.Duration("auto-budget") < 0 || c.Int("samples") < 0 {
+		return nil, usagef("--auto-budget and --samples must be ≥ 0")
+	}
+	a := &study.AutoOptions{Target: t, Candidates: cands, Budget: c.Duration("auto-budget"), Samples: c.Int("samples")}
+	if calib := c.String("calib-images"); calib != "" {
+		if a.Images, err = resolveInput("study", "--calib-images", calib); err != nil {
+			return nil, err
+		}
+	}
+	// One intra-op thread per variant session: variants run side by side.
+	a.Open = func(model []byte) (verify.Runner, error) {
+		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	a.OpenPath = func(path string) (verify.Runner, error) {
+		s, err := ort.Open(path, ort.Options{IntraOpThreads: 1})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return a, nil
 }
