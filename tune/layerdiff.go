@@ -121,8 +121,10 @@ func findLayers(g *onnx.Graph) []graphLayer {
 				}
 			}
 		}
+		// A graph input (traced back past its Cast) is float32, as every
+		// Runner exchanges.
 		inElem := elem
-		if p := producer[inName]; p == nil || p.OpType == "DynamicQuantizeLinear" {
+		if producer[inName] == nil {
 			inElem = onnx.Float
 		}
 		out = append(out, graphLayer{key: key, op: n.OpType, in: &onnx.ValueInfo{Name: inName, ElemType: inElem},

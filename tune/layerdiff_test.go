@@ -166,3 +166,45 @@ func TestDiffLayersMatchesEveryForm(t *testing.T) {
 }
 
 func math32(u uint32) float32 { return math.Float32frombits(u) }
+
+// TestFindLayers: a layer is a weight-applying node found through its
+// weight's name, whatever form quantization gave it — MatMul on "P.weight.T"
+// with its bias Add, DequantizeLinear(int8) → MatMul with a QDQ input, an
+// fp16 MatMulNBits — and its input is traced back past the activation's
+// Quantize/Dequantize; a LayerNormalization's ".weight" is not a layer.
+func TestFindLayers(t *testing.T) {
+	g := &onnx.Graph{Initializers: []*onnx.Tensor{
+		onnx.TensorF32("a.weight.T", []int64{2, 2}, make([]float32, 4)),
+		onnx.TensorF32("a.bias", []int64{2}, make([]float32, 2)),
+		onnx.TensorF32("ln.weight", []int64{2}, make([]float32, 2)),
+		onnx.TensorI8("b.weight.T", []int64{2, 2}, make([]int8, 4)),
+		onnx.ScalarF32("b.weight_scale", 1), onnx.ScalarF32("x_scale", 1),
+		onnx.TensorU8("c.weight", []int64{2, 1, 1}, make([]uint8, 2)),
+		onnx.TensorF16("c.weight_scale", []int64{2}, make([]uint16, 2)),
+	}}
+	g.AddNode("MatMul", []string{"x", "a.weight.T"}, []string{"a/mm"})
+	g.AddNode("Add", []string{"a/mm", "a.bias"}, []string{"a/add"})
+	g.AddNode("LayerNormalization", []string{"a/add", "ln.weight"}, []string{"ln"})
+	g.AddNode("QuantizeLinear", []string{"ln", "x_scale"}, []string{"ln/q"})
+	g.AddNode("DequantizeLinear", []string{"ln/q", "x_scale"}, []string{"ln/dq"})
+	g.AddNode("DequantizeLinear", []string{"b.weight.T", "b.weight_scale"}, []string{"b/w"})
+	g.AddNode("MatMul", []string{"ln/dq", "b/w"}, []string{"b/mm"})
+	g.AddNode("MatMulNBits", []string{"b/mm", "c.weight", "c.weight_scale"}, []string{"c/out"})
+	ls := findLayers(g)
+	want := []graphLayer{
+		{key: "a", op: "MatMul", in: &onnx.ValueInfo{Name: "x", ElemType: onnx.Float}, out: &onnx.ValueInfo{Name: "a/add", ElemType: onnx.Float}},
+		{key: "b", op: "MatMul", in: &onnx.ValueInfo{Name: "ln", ElemType: onnx.Float}, out: &onnx.ValueInfo{Name: "b/mm", ElemType: onnx.Float}},
+		{key: "c", op: "MatMulNBits", in: &onnx.ValueInfo{Name: "b/mm", ElemType: onnx.Float16}, out: &onnx.ValueInfo{Name: "c/out", ElemType: onnx.Float16}},
+	}
+	if len(ls) != len(want) {
+		t.Fatalf("%d layers, want %d: %+v", len(ls), len(want), ls)
+	}
+	for i, w := range want {
+		l := ls[i]
+		if l.key != w.key || l.op != w.op || l.in.Name != w.in.Name || l.in.ElemType != w.in.ElemType ||
+			l.out.Name != w.out.Name || l.out.ElemType != w.out.ElemType {
+			t.Errorf("layer %d: %s %s %s/%v → %s/%v, want %s %s %s/%v → %s/%v", i, l.key, l.op, l.in.Name, l.in.ElemType,
+				l.out.Name, l.out.ElemType, w.key, w.op, w.in.Name, w.in.ElemType, w.out.Name, w.out.ElemType)
+		}
+	}
+}
