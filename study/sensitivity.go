@@ -178,3 +178,18 @@ func writeSensitivityMarkdown(w io.Writer, r *Report) {
 			})
 	}
 }
+
+func (o *Options) logSensitivity(s *SensitivitySummary) {
+	if o.Log == nil {
+		return
+	}
+	state := "done"
+	if s.Reused {
+		state = "reused"
+	}
+	top := "-"
+	if len(s.MostSensitive) > 0 {
+		top = s.MostSensitive[0].Name
+	}
+	o.Log(fmt.Sprintf("%s %s sensitivity at %s: %d layers, most sensitive %s → %s", state, s.Model, s.Precision, s.Layers, top, s.Dir))
+}

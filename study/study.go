@@ -498,21 +498,6 @@ func (o *Options) logCell(c *Cell) {
 		state, c.Model, c.Precision, c.P50Ms, c.Speedup, humanMB(c.ONNXBytes), top1, c.CosineMean))
 }
 
-func (o *Options) logSensitivity(s *SensitivitySummary) {
-	if o.Log == nil {
-		return
-	}
-	state := "done"
-	if s.Reused {
-		state = "reused"
-	}
-	top := "-"
-	if len(s.MostSensitive) > 0 {
-		top = s.MostSensitive[0].Name
-	}
-	o.Log(fmt.Sprintf("%s %s sensitivity at %s: %d layers, most sensitive %s → %s", state, s.Model, s.Precision, s.Layers, top, s.Dir))
-}
-
 func humanMB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // runCell computes one quantized cell, or reuses its cache entry.
