@@ -209,7 +209,8 @@ func (o *Options) normalize() error {
 func (o *Options) settings() Settings {
 	return Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
 		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
-		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil, Sensitivity: o.sensitivityPrecision(), Auto: o.autoSetting()}
+		Samples: o.Samples, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil,
+		Sensitivity: o.sensitivityPrecision(), Auto: o.autoSetting()}
 }
 
 func (o *Options) autoSetting() string {

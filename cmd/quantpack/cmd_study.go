@@ -163,6 +163,23 @@ Example:
 			if vo.device != ort.DeviceCPU && vo.device != ort.DeviceCUDA {
 				return usagef("--device %q: want cpu or cuda", vo.device)
 			}
+			// Usage before the runtime: a flag mistake is exit 2 even without ONNX Runtime.
+			sens, err := studySensitivity(c, images)
+			if err != nil {
+				return err
+			}
+			var autoOpt *study.AutoOptions
+			if auto {
+				if autoOpt, err = studyAuto(c); err != nil {
+					return err
+				}
+			} else {
+				for _, f := range []string{"auto-max-top1-drop", "auto-min-cosine", "auto-candidates", "auto-budget"} {
+					if c.IsSet(f) {
+						return usagef("--%s needs auto in --precisions", f)
+					}
+				}
+			}
 			if err := vo.initORT(); err != nil {
 				return err
 			}
@@ -178,14 +195,7 @@ Example:
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}
-			if opt.Sensitivity, err = studySensitivity(c, images); err != nil {
-				return err
-			}
-			if auto {
-				if opt.Auto, err = studyAuto(c); err != nil {
-					return err
-				}
-			}
+			opt.Sensitivity, opt.Auto = sens, autoOpt
 			cells := len(opt.Sources) * len(opt.Precisions)
 			if len(opt.Precisions) == 0 {
 				cells = len(opt.Sources) * len(study.DefaultPrecisions)
