@@ -91,3 +91,52 @@ func listed(ls []tune.LayerResult, name string) bool {
 	}
 	return false
 }
+
+// TestSensitivityShardsMerge: in a sharded study each model's sensitivity
+// runs in exactly one shard (the one holding its first precision), and
+// study merge lists every model's, in model order, linked from the merged
+// report's directory to the shard's files.
+func TestSensitivityShardsMerge(t *testing.T) {
+	root := t.TempDir()
+	sens := &SensitivityOptions{Precision: convert.Int8, Samples: 2,
+		Open: func(model []byte) (verify.Runner, error) { return ort.OpenBytes(model, ort.Options{IntraOpThreads: 1}) }}
+	var dirs []string
+	runs := 0
+	for i := 1; i <= 2; i++ {
+		opt := quickOptions(t, filepath.Join(root, "shard", string(rune('0'+i))))
+		opt.Precisions = []convert.Precision{convert.FP32, convert.Int8}
+		opt.BatchSizes, opt.Iters, opt.Samples = []int{1}, 1, 2
+		opt.Shard = Shard{Index: i, Total: 2}
+		opt.Sensitivity = sens
+		r, err := Run(t.Context(), opt)
+		if err != nil {
+			t.Fatalf("shard %d: %v", i, err)
+		}
+		runs += len(r.Sensitivity)
+		dirs = append(dirs, opt.Out)
+	}
+	if runs != 2 {
+		t.Fatalf("%d sensitivity reports over the shards, want one per model (2)", runs)
+	}
+	out := filepath.Join(root, "merged")
+	m, err := Merge(dirs, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Sensitivity) != 2 || m.Sensitivity[0].Model != m.Models[0].Name || m.Sensitivity[1].Model != m.Models[1].Name {
+		t.Fatalf("merged sensitivity %+v", m.Sensitivity)
+	}
+	md, err := os.ReadFile(filepath.Join(out, FileMarkdown))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range m.Sensitivity {
+		png := filepath.Join(out, filepath.FromSlash(s.Dir), tune.FilePNG)
+		if _, err := os.Stat(png); err != nil {
+			t.Fatalf("%s: the merged report's link does not reach the shard's heatmap: %v", s.Model, err)
+		}
+		if !strings.Contains(string(md), "("+s.Dir+"/"+tune.FilePNG+")") {
+			t.Fatalf("merged report.md lacks %s's heatmap", s.Model)
+		}
+	}
+}
