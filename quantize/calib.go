@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sync"
 
 	"github.com/quantpack/quantpack/formats/onnx"
@@ -19,27 +18,14 @@ import (
 type OpenFunc func(model []byte, dir string) (verify.Runner, error)
 
 // calibrationModel encodes m with the tensors added as graph outputs (those
-// that are not graph inputs or outputs already); m is left as it was.
+// that are not graph inputs or outputs already); m is left as it was. The
+// activations are float32 (the weight ops' activations are).
 func calibrationModel(m *onnx.Model, tensors []string) ([]byte, error) {
-	g := m.Graph
-	have := map[string]bool{}
-	for _, v := range g.Inputs {
-		have[v.Name] = true
+	outs := make([]*onnx.ValueInfo, len(tensors))
+	for i, t := range tensors {
+		outs[i] = &onnx.ValueInfo{Name: t, ElemType: onnx.Float}
 	}
-	for _, v := range g.Outputs {
-		have[v.Name] = true
-	}
-	orig := g.Outputs
-	defer func() { g.Outputs = orig }()
-	g.Outputs = slices.Clone(orig)
-	for _, t := range tensors {
-		if !have[t] {
-			// Element type float32 (the weight ops' activations are), shape
-			// unknown: ONNX Runtime infers it.
-			g.Outputs = append(g.Outputs, &onnx.ValueInfo{Name: t, ElemType: onnx.Float})
-		}
-	}
-	return m.Marshal()
+	return m.MarshalWithOutputs(outs)
 }
 
 type batchResult struct {

@@ -36,7 +36,7 @@ Layouts:
                loadable with transformers + bitsandbytes
    int4        MatMulNBits layout: P.weight (U8 [N, k_blocks, block/2], low
                nibble first), P.weight_scale (F32), P.weight_zero_point when
-               asymmetric (--asymmetric, or --method hqq, the default); read
+               asymmetric (--asymmetric, or --method hqq); read
                by quantpack export
    nf4         bitsandbytes Params4bit: P.weight, P.weight.absmax, quant_map,
                nested_* with double quant, quant_state JSON; loadable with
@@ -46,8 +46,8 @@ Layouts:
 rtn rounds the min/max range (ORT's and bitsandbytes' quantizers, bit for
 bit); mse searches a clipping factor per block for the least squared error;
 hqq (int4, asymmetric) fits scale and zero point by half-quadratic
-optimisation. The default for int4 is block 128 with hqq (asymmetric), ONNX
-Runtime's fast CPU form; --method rtn --block-size 32 gives the previous
+optimisation. ` + int4DefaultText + `, ONNX Runtime's fast CPU form
+(docs/accuracy.md); --method rtn --block-size 32 gives the previous
 symmetric round-to-nearest layout. The manifest records the method; the
 per-tensor SQNR shows the gain.
 
@@ -71,10 +71,10 @@ Example:
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "artifact `DIR` to create (absent or empty)", Required: true},
 			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: fp16, bf16, int8, int4, nf4 or auto", Required: true},
-			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "128 for int4, 64 for nf4"},
+			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: blockSizeDefault},
 			&cli.BoolFlag{Name: "double-quant", Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant; on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
-			&cli.StringFlag{Name: "method", Usage: "int4/nf4 block scales `M`: rtn (round to nearest), mse (clipping search), hqq (int4 only, implies --asymmetric); see docs/accuracy.md", DefaultText: "hqq for int4, rtn for nf4"},
+			&cli.StringFlag{Name: "method", Usage: "int4/nf4 block scales `M`: rtn (round to nearest), mse (clipping search), hqq (int4 only, implies --asymmetric); see docs/accuracy.md", DefaultText: methodDefault},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this `GLOB` (or module prefix) float; repeatable"},
 			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "`DTYPE` of tensors that stay float: fp32, fp16 or bf16"},
 			&cli.IntFlag{Name: "threads", Usage: "`N` worker threads", DefaultText: "all cores"},

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// testE2EExit checks every exit code of DESIGN.md §2 on inputs that must
-// produce it, that the message names the file, and (§8) that a failing
+// testE2EExit checks every exit code of the CLI contract (docs/cli.md) on
+// inputs that must produce it, that the message names the file, and
+// (docs/reliability.md, "The rules") that a failing
 // convert, export or unpack leaves neither its output nor a temp file.
 func testE2EExit(t *testing.T, vit string) {
 	dir := t.TempDir()
