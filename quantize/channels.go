@@ -40,8 +40,15 @@ func (c *ChannelStats) Add(t *verify.Tensor) error {
 	} else if t.DType != verify.Float32 {
 		return fmt.Errorf("%w: tensor %q is %s; channel statistics need float", ErrGraph, t.Name, t.DType)
 	}
-	if ch <= 0 || int64(len(v))%ch != 0 {
-		return fmt.Errorf("%w: tensor %q: %d values do not fill rows of %d channels", ErrGraph, t.Name, len(v), ch)
+	n := int64(1)
+	for _, d := range t.Shape {
+		if d < 0 || (d > 0 && n > math.MaxInt64/d) {
+			return fmt.Errorf("%w: tensor %q has shape %v", ErrGraph, t.Name, t.Shape)
+		}
+		n *= d
+	}
+	if ch <= 0 || n != int64(len(v)) {
+		return fmt.Errorf("%w: tensor %q: %d values for shape %v", ErrGraph, t.Name, len(v), t.Shape)
 	}
 	if c.SumAbs == nil {
 		c.Channels = int(ch)
