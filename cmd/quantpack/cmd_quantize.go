@@ -231,6 +231,6 @@ func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*
 // --calib-images is shared with --precision auto (tuneFlags).
 func exportStaticFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "with --int8-mode static: `N` calibration samples"},
+		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "with --int8-mode static or --method awq: `N` calibration samples"},
 	}
 }
