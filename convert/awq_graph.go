@@ -108,7 +108,7 @@ func awqGroups(m *onnx.Model, items map[string]*item, explicitMul bool) ([]*awqG
 				continue
 			}
 		}
-		if len(all) == 1 && strings.HasSuffix(all[0], ".output.dense.weight") {
+		if len(all) == 1 && strings.HasSuffix(all[0], ".attention.output.dense.weight") {
 			v := strings.TrimSuffix(all[0], ".output.dense.weight") + ".attention.value.weight"
 			if it := items[v]; it != nil && it.role == RoleLinear && usedByMatMul(consumers, v+".T") {
 				gr.fold, gr.into = awqFoldValue, v
