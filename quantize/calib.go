@@ -33,19 +33,55 @@ type batchResult struct {
 	err  error
 }
 
+// Accumulator folds one calibrated tensor's values, batch by batch in
+// order (Collect's histograms, ChannelStats).
+type Accumulator interface {
+	Add(t *verify.Tensor) error
+}
+
+// statsAcc folds runtime outputs (float32 or float16) into a Stats.
+type statsAcc struct{ s *Stats }
+
+func (a statsAcc) Add(t *verify.Tensor) error {
+	if t.DType == verify.Float16 {
+		v := make([]float32, len(t.U16))
+		quant.F16ToF32(v, t.U16)
+		a.s.Add(v)
+		return nil
+	}
+	a.s.Add(t.F32)
+	return nil
+}
+
 // Collect runs m in the runtime over every batch of src, with the tensors
-// added as outputs, and returns their statistics. ONNX Runtime runs batch
-// i+1 while the statistics of batch i are folded in (tensors in parallel,
+// added as outputs, and returns their statistics (CollectInto with a Stats
+// per tensor).
+func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, open OpenFunc, src Source) (map[string]*Stats, error) {
+	stats := make(map[string]*Stats, len(tensors))
+	acc := make(map[string]Accumulator, len(tensors))
+	for _, t := range tensors {
+		stats[t] = NewStats()
+		acc[t] = statsAcc{stats[t]}
+	}
+	if err := CollectInto(ctx, m, dir, tensors, open, src, acc); err != nil {
+		return nil, err
+	}
+	return stats, nil
+}
+
+// CollectInto runs m in the runtime over every batch of src, with the
+// tensors added as outputs, and folds each into its accumulator. ONNX
+// Runtime runs batch i+1 while batch i is folded in (tensors in parallel,
 // each tensor's batches in order, so the result does not depend on the
 // number of workers). At most two batches of outputs are alive at once.
-func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, open OpenFunc, src Source) (map[string]*Stats, error) {
+func CollectInto(ctx context.Context, m *onnx.Model, dir string, tensors []string, open OpenFunc, src Source, acc map[string]Accumulator) error {
 	b, err := calibrationModel(m, tensors)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r, err := open(b, dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer r.Close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -75,31 +111,33 @@ func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, o
 			}
 		}
 	}()
-	stats := make(map[string]*Stats, len(tensors))
 	for _, t := range tensors {
-		stats[t] = NewStats()
+		if acc[t] == nil {
+			return fmt.Errorf("quantize: internal: no accumulator for %q", t)
+		}
 	}
 	batches := 0
 	for res := range results {
 		if res.err != nil {
-			return nil, res.err
+			return res.err
 		}
-		if err := fold(stats, tensors, res.outs); err != nil {
-			return nil, err
+		if err := fold(acc, tensors, res.outs); err != nil {
+			return err
 		}
 		batches++
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	if batches == 0 {
-		return nil, fmt.Errorf("%w: no calibration sample", ErrCalibData)
+		return fmt.Errorf("%w: no calibration sample", ErrCalibData)
 	}
-	return stats, nil
+	return nil
 }
 
-// fold adds one batch's tensors to their statistics, tensors in parallel.
-func fold(stats map[string]*Stats, tensors []string, outs []verify.Tensor) error {
+// fold adds one batch's tensors to their accumulators, tensors in
+// parallel; the first error (in tensor order) is returned.
+func fold(acc map[string]Accumulator, tensors []string, outs []verify.Tensor) error {
 	byName := make(map[string]*verify.Tensor, len(outs))
 	for i := range outs {
 		byName[outs[i].Name] = &outs[i]
@@ -109,27 +147,21 @@ func fold(stats map[string]*Stats, tensors []string, outs []verify.Tensor) error
 			return fmt.Errorf("%w: the runtime returned no tensor %q", ErrGraph, name)
 		}
 	}
+	errs := make([]error, len(tensors))
 	var wg sync.WaitGroup
-	next := make(chan string)
+	next := make(chan int)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for name := range next {
-				t := byName[name]
-				switch t.DType {
-				case verify.Float16:
-					v := make([]float32, len(t.U16))
-					quant.F16ToF32(v, t.U16)
-					stats[name].Add(v)
-				default:
-					stats[name].Add(t.F32)
-				}
+			for i := range next {
+				name := tensors[i]
+				errs[i] = acc[name].Add(byName[name])
 			}
 		})
 	}
-	for _, name := range tensors {
-		next <- name
+	for i := range tensors {
+		next <- i
 	}
 	close(next)
 	wg.Wait()
-	return nil
+	return errors.Join(errs...)
 }

@@ -51,7 +51,7 @@ optimisation. ` + int4DefaultText + `, ONNX Runtime's fast CPU form
 symmetric round-to-nearest layout. The manifest records the method; the
 per-tensor SQNR shows the gain.
 
-An already-quantized SRC (a quantpack int8/int4/nf4 artifact, a bitsandbytes
+` + awqHelp + `An already-quantized SRC (a quantpack int8/int4/nf4 artifact, a bitsandbytes
 checkpoint) is refused with exit 4: converting it would relabel its codes.
 --dequantize-input converts its float32 reconstruction instead, and
 quantpack.json records that ("dequantized"). NaN or ±Inf in a tensor are
@@ -66,6 +66,7 @@ Example:
    quantpack convert vit-base -o vit-nf4 --precision nf4
    quantpack convert model.safetensors -o out --precision int8 --json
    quantpack convert vit-base -o vit-int4 --precision int4 --block-size 128 --method hqq
+   quantpack convert vit-28 -o v28-awq --precision int4 --method awq --calib-images calib --calib-samples 128
 
 ` + autoHelp + exitCodeHelp,
 		Flags: append([]cli.Flag{
@@ -74,7 +75,7 @@ Example:
 			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: blockSizeDefault},
 			&cli.BoolFlag{Name: "double-quant", Usage: "nf4: quantize the block absmax values too (bitsandbytes double quant; on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "int4: min/max blocks with zero points instead of symmetric"},
-			&cli.StringFlag{Name: "method", Usage: "int4/nf4 block scales `M`: rtn (round to nearest), mse (clipping search), hqq (int4 only, implies --asymmetric); see docs/accuracy.md", DefaultText: methodDefault},
+			&cli.StringFlag{Name: "method", Usage: "int4/nf4 block scales `M`: rtn (round to nearest), mse (clipping search), hqq (int4 only, implies --asymmetric), awq (calibrated input scaling, needs --calib-images); see docs/accuracy.md", DefaultText: methodDefault},
 			&cli.StringSliceFlag{Name: "keep", Usage: "keep tensors matching this `GLOB` (or module prefix) float; repeatable"},
 			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "`DTYPE` of tensors that stay float: fp32, fp16 or bf16"},
 			&cli.IntFlag{Name: "threads", Usage: "`N` worker threads", DefaultText: "all cores"},
@@ -84,7 +85,7 @@ Example:
 			&cli.BoolFlag{Name: "dequantize-input", Usage: "accept an already-quantized SRC: dequantize it to float32 first (recorded in quantpack.json)"},
 			&cli.BoolFlag{Name: "fail-on-nonfinite", Usage: "exit 3 and write nothing when a tensor holds NaN or ±Inf (source or output)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on stdout"},
-		}, autoFlags(true)...),
+		}, append(awqFlags(true), autoFlags(true)...)...),
 		Action: func(c *cli.Context) error {
 			if c.String("precision") == "auto" {
 				return runAuto(c, false)
@@ -103,6 +104,9 @@ Example:
 				Keep:        c.StringSlice("keep"), RestDType: c.String("rest-dtype"), Threads: c.Int("threads"),
 				Generic: c.Bool("generic"), ShardBytes: c.Int64("shard-bytes"), NoStats: c.Bool("no-stats"),
 				FailOnNonFinite: c.Bool("fail-on-nonfinite"), DequantizeInput: c.Bool("dequantize-input"),
+			}
+			if err := awqOptions(c, &opt); err != nil {
+				return err
 			}
 			if err := opt.Validate(); err != nil {
 				return err // before a download

@@ -232,6 +232,6 @@ func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*
 // command's other uses of it (export: tuneFlags; study: --sensitivity).
 func exportStaticFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "`N` calibration samples of the static INT8 form (export --int8-mode static, study's int8-static column)"},
+		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "`N` calibration samples of the static INT8 form (export --int8-mode static, study's int8-static column, and --method awq)"},
 	}
 }
