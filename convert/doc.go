@@ -10,6 +10,7 @@
 //   - int8: bitsandbytes' LLM.int8 keys;
 //   - int4: com.microsoft MatMulNBits' layout (codes, scales, zero points when asymmetric);
 //   - nf4: bitsandbytes' Params4bit keys.
+//
 // Every layout's tensor names, dtypes and shapes are one table, layouts in
 // layout.go, which the writer, export, dequantize and inspect all read.
 //
