@@ -137,6 +137,9 @@ func fold(stats map[string]*Stats, tensors []string, outs []verify.Tensor) error
 				default:
 					stats[name].Add(t.F32)
 				}
+				// Folded: let the collector have it while the rest of the
+				// batch is folded and the next one runs.
+				t.F32, t.U16 = nil, nil
 			}
 		})
 	}
