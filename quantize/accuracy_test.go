@@ -1,8 +1,13 @@
 package quantize
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/quantpack/quantpack/formats/onnx"
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/verify"
 )
 
 // convGraph is x[1,3,8,8] → Conv(W[4,3,3,3]) → then op (Relu or Softmax)
@@ -192,4 +198,47 @@ func mustMarshalT(t *testing.T, m *onnx.Model) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestHoldoutSource: the held-out samples are the ones after the
+// calibration samples (disjoint), and their sha256 covers them only, in
+// the SHA256SUMS format of the calibration's.
+func TestHoldoutSource(t *testing.T) {
+	dir := t.TempDir()
+	pre := filepath.Join(dir, "preprocessor_config.json")
+	os.WriteFile(pre, []byte(tinyPreprocessor), 0o644)
+	imgs := filepath.Join(dir, "imgs")
+	os.Mkdir(imgs, 0o755)
+	var lines []string
+	for i := range 5 {
+		img := image.NewGray(image.Rect(0, 0, 8, 8))
+		img.Pix[i] = 255
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		name := string(rune('a'+i)) + ".png"
+		os.WriteFile(filepath.Join(imgs, name), b.Bytes(), 0o644)
+		sum := sha256.Sum256(b.Bytes())
+		lines = append(lines, hex.EncodeToString(sum[:])+"  "+name+"\n")
+	}
+	p, err := verify.NewPreprocessor(mustPre(t, pre))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := graphInputs(imageModel())[0]
+	src, err := NewImageSource(imgs, p, in, 5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := &skipSource{Source: src, skip: 3}
+	n := 0
+	for {
+		if _, err := held.Next(context.Background()); err != nil {
+			break
+		}
+		n++
+	}
+	want := sha256.Sum256([]byte(strings.Join(lines[3:], "")))
+	if info := held.Info(); n != 2 || info.Count != 2 || info.SHA256 != hex.EncodeToString(want[:]) {
+		t.Fatalf("held out %d samples, info %+v; want 2 and the sha256 of d.png, e.png only", n, info)
+	}
 }

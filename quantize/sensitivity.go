@@ -140,6 +140,9 @@ func (s *skipSource) Next(ctx context.Context) ([]verify.Tensor, error) {
 func (s *skipSource) Info() SourceInfo {
 	info := s.Source.Info()
 	info.Count -= s.skipped
+	if is, ok := s.Source.(*imageSource); ok && is.root != "" {
+		info.SHA256 = is.sumOfFilesFrom(s.skipped, info.SkippedFiles) // the held-out images only
+	}
 	return info
 }
 
