@@ -108,6 +108,14 @@ func TestMinCosine(t *testing.T) {
 		t.Error("target 1: output written")
 	}
 
+	// Calibration data with nothing after the calibration samples: no
+	// held-out samples, a usage error naming the count.
+	data := writeNpy(t, xSamples(16))
+	_, err = Run(context.Background(), src, filepath.Join(t.TempDir(), "q"), Config{CalibData: []string{data}, Samples: 16, MinCosine: 0.5}, ortOpen)
+	if !errors.Is(err, ErrCalibData) || !strings.Contains(err.Error(), "after the 16 used for calibration") {
+		t.Errorf("no held-out samples: %v", err)
+	}
+
 	// The best single node's cosine, measured directly, as the target.
 	m, err := onnx.ReadFile(filepath.Join(src, ModelFile))
 	if err != nil {
@@ -133,7 +141,7 @@ func TestMinCosine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, err := newHeldOut(context.Background(), &skipSource{Source: hs, skip: 16}, fp32)
+	held, err := newHeldOut(context.Background(), &skipSource{Source: hs, skip: 16}, fp32, 16)
 	fp32.Close()
 	if err != nil {
 		t.Fatal(err)

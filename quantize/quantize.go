@@ -97,7 +97,7 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("%w: --min-cosine %v must be in [0, 1]", ErrOption, c.MinCosine)
 	}
 	if c.Samples < 1 || c.Batch < 1 || c.Holdout < 1 {
-		return fmt.Errorf("%w: --calib-samples and --batch must be ≥ 1", ErrOption)
+		return fmt.Errorf("%w: --calib-samples, --batch and --holdout must be ≥ 1", ErrOption)
 	}
 	return CheckGlobs(c.Exclude)
 }
@@ -256,7 +256,7 @@ func accuracyAware(ctx context.Context, m *onnx.Model, modelPath, dir string, cf
 	if err != nil {
 		return nil, err
 	}
-	h, err := newHeldOut(ctx, held, fp32)
+	h, err := newHeldOut(ctx, held, fp32, cfg.Samples)
 	fp32.Close()
 	if err != nil {
 		return nil, err

@@ -76,8 +76,9 @@ func flatOutputs(outs []verify.Tensor) []float32 {
 	return v
 }
 
-// newHeldOut reads every batch of src and runs the FP32 model r on it.
-func newHeldOut(ctx context.Context, src Source, r verify.Runner) (*heldOut, error) {
+// newHeldOut reads every batch of src and runs the FP32 model r on it;
+// calibrated is the number of calibration samples src comes after.
+func newHeldOut(ctx context.Context, src Source, r verify.Runner, calibrated int) (*heldOut, error) {
 	h := &heldOut{}
 	for {
 		in, err := src.Next(ctx)
@@ -95,7 +96,7 @@ func newHeldOut(ctx context.Context, src Source, r verify.Runner) (*heldOut, err
 		h.want = append(h.want, flatOutputs(outs))
 	}
 	if len(h.inputs) == 0 {
-		return nil, fmt.Errorf("%w: --min-cosine needs held-out samples after the %d used for calibration, and the calibration inputs have no more (lower --calib-samples or give more inputs)", ErrCalibData, src.Info().Count)
+		return nil, fmt.Errorf("%w: --min-cosine needs held-out samples after the %d used for calibration, and the calibration inputs have no more (lower --calib-samples or give more inputs)", ErrCalibData, calibrated)
 	}
 	return h, nil
 }
