@@ -212,7 +212,7 @@ func printQuantize(w io.Writer, m *quantize.Manifest, out string) {
 		fmt.Fprintf(w, "     %3d  %s\n", reasons[k], k)
 	}
 	if a := m.Accuracy; a != nil {
-		fmt.Fprintf(w, "  accuracy     output cosine with FP32 %.4f (min %.4f) on %d held-out samples, target %g (all quantized: %.4f); %d nodes left float for it\n",
+		fmt.Fprintf(w, "  accuracy     output cosine with FP32 %.5f (min %.5f) on %d held-out samples, target %g (all quantized: %.5f); %d nodes left float for it\n",
 			a.Final.CosineMean, a.Final.CosineMin, a.Holdout.Count, a.MinCosine, a.AllQuantized.CosineMean, len(a.Excluded))
 	}
 	fmt.Fprintf(w, "  size         %s (%.3f× the source's %s)\n", humanBytes(m.Sizes.TotalBytes), m.Sizes.Ratio, humanBytes(m.Sizes.SourceBytes))
