@@ -155,6 +155,9 @@ func fold(acc map[string]Accumulator, tensors []string, outs []verify.Tensor) er
 			for i := range next {
 				name := tensors[i]
 				errs[i] = acc[name].Add(byName[name])
+				// Folded: let the collector have it while the rest of the
+				// batch is folded and the next one runs.
+				byName[name].F32, byName[name].U16 = nil, nil
 			}
 		})
 	}
