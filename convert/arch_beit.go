@@ -10,11 +10,10 @@ var beitFamily = &family{
 	Archs: []Arch{
 		{Name: "BeitForImageClassification", Prefix: "beit.", Head: []string{"classifier."}},
 	},
-	Tensors:   noPooler(beitTensors),
-	Graph:     beitGraph,
-	Patches:   true,
-	NormFeeds: beitNormFeeds,
-	Presets:   beitPresets,
+	Tensors: noPooler(beitTensors),
+	Graph:   beitGraph,
+	Patches: true,
+	Presets: beitPresets,
 }
 
 // beitParams adds BEiT's flags.
@@ -87,23 +86,6 @@ func beitTensors(a *Arch, c *Config) (specList, error) {
 	}
 	l.linear("classifier", p.Labels, p.Hidden, true)
 	return l, nil
-}
-
-// beitNormFeeds: every layer's as in ViT, and with mean pooling
-// pooler.layernorm feeds the classifier.
-func beitNormFeeds(a *Arch, c *Config) ([]normFeed, error) {
-	p, err := readBeitParams(c)
-	if err != nil {
-		return nil, err
-	}
-	var out []normFeed
-	for i := 0; i < p.Layers; i++ {
-		out = append(out, vitLayerNormFeeds(fmt.Sprintf("%sencoder.layer.%d", a.Prefix, i))...)
-	}
-	if p.MeanPool {
-		out = append(out, normFeed{Norm: a.Prefix + "pooler.layernorm", Linears: []string{"classifier"}})
-	}
-	return out, nil
 }
 
 // beitConfig is microsoft/beit-*-patch16-224's config.json: relative

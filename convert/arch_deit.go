@@ -11,11 +11,10 @@ var deitFamily = &family{
 		{Name: "DeiTForImageClassification", Prefix: "deit.", Head: []string{"classifier."}},
 		{Name: "DeiTForImageClassificationWithTeacher", Prefix: "deit.", Head: []string{"cls_classifier.", "distillation_classifier."}},
 	},
-	Tensors:   deitTensors,
-	Graph:     deitGraph,
-	Patches:   true,
-	NormFeeds: vitNormFeeds,
-	Presets:   deitPresets,
+	Tensors: deitTensors,
+	Graph:   deitGraph,
+	Patches: true,
+	Presets: deitPresets,
 }
 
 // deitTensors lists DeiTForImageClassification's and

@@ -11,11 +11,10 @@ var dinov2Family = &family{
 		{Name: "Dinov2Model", Prefix: ""},
 		{Name: "Dinov2ForImageClassification", Prefix: "dinov2.", Head: []string{"classifier."}},
 	},
-	Tensors:   noPooler(dinov2Tensors),
-	Graph:     dinov2Graph,
-	Patches:   true,
-	NormFeeds: dinov2NormFeeds,
-	Presets:   dinov2Presets,
+	Tensors: noPooler(dinov2Tensors),
+	Graph:   dinov2Graph,
+	Patches: true,
+	Presets: dinov2Presets,
 }
 
 // dinov2Params adds DINOv2's keys.
@@ -83,28 +82,6 @@ func dinov2Tensors(a *Arch, c *Config) (specList, error) {
 		l.linear("classifier", p.Labels, 2*p.Hidden, true)
 	}
 	return l, nil
-}
-
-// dinov2NormFeeds: in every layer norm1 feeds the query, key and value
-// projections and norm2 the MLP's first layer (fc1, or SwiGLU's weights_in).
-func dinov2NormFeeds(a *Arch, c *Config) ([]normFeed, error) {
-	p, err := readDinov2Params(c)
-	if err != nil {
-		return nil, err
-	}
-	mlp := ".mlp.fc1"
-	if p.SwiGLU {
-		mlp = ".mlp.weights_in"
-	}
-	var out []normFeed
-	for i := 0; i < p.Layers; i++ {
-		l := fmt.Sprintf("%sencoder.layer.%d", a.Prefix, i)
-		att := l + ".attention.attention."
-		out = append(out,
-			normFeed{Norm: l + ".norm1", Linears: []string{att + "query", att + "key", att + "value"}},
-			normFeed{Norm: l + ".norm2", Linears: []string{l + mlp}})
-	}
-	return out, nil
 }
 
 // dinov2Config is facebook/dinov2-*'s config.json: image_size 518 (the

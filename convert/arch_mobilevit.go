@@ -24,7 +24,6 @@ var mobilevitFamily = &family{
 	Tensors:       mobilevitTensors,
 	Graph:         mobilevitGraph,
 	QuantizeConvs: true,
-	NormFeeds:     mobilevitNormFeeds,
 	Presets:       mobilevitPresets,
 }
 
@@ -195,21 +194,6 @@ func mobilevitTensors(a *Arch, c *Config, _ bool) (specList, error) {
 		l.linear("classifier", p.Labels, p.Neck[6], true)
 	}
 	return l, nil
-}
-
-// mobilevitNormFeeds: the transformer layers of the three MobileViT
-// blocks, as ViT's (the block's closing layernorm feeds a convolution).
-func mobilevitNormFeeds(a *Arch, c *Config) ([]normFeed, error) {
-	if _, err := readMobilevitParams(c); err != nil {
-		return nil, err
-	}
-	var out []normFeed
-	for s, st := range mobilevitStages {
-		for i := 0; st.vit && i < st.depth; i++ {
-			out = append(out, vitLayerNormFeeds(fmt.Sprintf("%sencoder.layer.%d.transformer.layer.%d", a.Prefix, s, i))...)
-		}
-	}
-	return out, nil
 }
 
 // mobilevitConfig is apple/mobilevit-*'s config.json as published, 1000

@@ -10,11 +10,10 @@ var vitFamily = &family{
 		{Name: "ViTForImageClassification", Prefix: "vit.", Head: []string{"classifier."}},
 		{Name: "ViTModel", Prefix: "", Head: []string{"pooler."}},
 	},
-	Tensors:   vitTensors,
-	Graph:     vitGraph,
-	Patches:   true,
-	NormFeeds: vitNormFeeds,
-	Presets:   vitPresets,
+	Tensors: vitTensors,
+	Graph:   vitGraph,
+	Patches: true,
+	Presets: vitPresets,
 }
 
 // vitTensors lists ViTForImageClassification's and ViTModel's tensors

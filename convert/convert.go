@@ -54,8 +54,19 @@ type Options struct {
 	Auto *AutoRecord
 
 	// Method chooses the int4/nf4 block scales: "" or rtn, mse, hqq (int4
-	// only; implies Asymmetric). See quant.Method.
+	// only; implies Asymmetric), awq (calibrated input scaling, awq.go).
+	// See quant.Method.
 	Method quant.Method
+	// AWQBase is the block method under awq ("": DefaultAWQBaseInt4 or
+	// DefaultAWQBaseNF4); Calib its calibration input (required).
+	AWQBase quant.Method
+	Calib   *Calibration
+	// awq is the plan of an awq conversion (set by convertInto);
+	// awqExplicitMul (export's own conversion) scales the Linears nothing
+	// can absorb too, and awqOut receives their 1/s for the graph's Mul.
+	awq            *awqPlan
+	awqExplicitMul bool
+	awqOut         *awqOutput
 	// Progress, when set, is called after each tensor with bytes of input
 	// done and the total. It may be called from several goroutines.
 	Progress func(done, total int64)
@@ -265,6 +276,9 @@ func Convert(ctx context.Context, src, out string, opt Options) (*Manifest, erro
 func convertInto(ctx context.Context, s *Source, dir string, opt Options) (*Manifest, error) {
 	items, err := planAll(s, &opt)
 	if err != nil {
+		return nil, err
+	}
+	if opt.awq, err = planAWQ(ctx, s, items, &opt); err != nil {
 		return nil, err
 	}
 	// A failed worker returns from here: cancelling stops the hashing too.
@@ -491,6 +505,9 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 		m.Scheme.BlockSize, m.Scheme.DoubleQuant = opt.blockSize(), opt.doubleQuant()
 		m.Scheme.Method = opt.method()
 		m.Scheme.NibbleOrder = "high nibble first (bitsandbytes)"
+	}
+	if opt.awq != nil {
+		m.Scheme.AWQ = opt.awq.scheme
 	}
 	hs, err := srcHash()
 	if err != nil {

@@ -115,7 +115,8 @@ func TestConvertFixturesEveryPrecision(t *testing.T) {
 }
 
 // dequantArtifact rebuilds float32 values of one source tensor from the
-// artifact's tensors, using only the layout documented in DESIGN.md §3.
+// artifact's tensors, using only the layout documented in docs/design.md
+// ("Precisions and artifact layouts").
 func dequantArtifact(t *testing.T, ck *safetensors.Checkpoint, r *TensorRecord, m *Manifest) []float32 {
 	t.Helper()
 	n := 1

@@ -25,20 +25,6 @@ func openCheckpoint(t testing.TB, path string) *safetensors.Checkpoint {
 	return ck
 }
 
-// loadArch reads dir's config.json and the architecture it names.
-func loadArch(t testing.TB, dir string) (*Config, *Arch) {
-	t.Helper()
-	cfg, err := LoadConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := LookupArch(cfg.Architecture())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg, a
-}
-
 // referenceModels lists the reference checkpoints of ../shared/fixtures.
 var referenceModels = []string{"vit", "vit-base", "deit", "deit-distilled", "dinov2", "dinov2-cls", "beit", "mobilevit"}
 
@@ -50,7 +36,14 @@ func TestTensorListsMatchFixtures(t *testing.T) {
 	for _, name := range referenceModels {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(fx, "reference", name)
-			cfg, a := loadArch(t, dir)
+			cfg, err := LoadConfig(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := LookupArch(cfg.Architecture())
+			if err != nil {
+				t.Fatal(err)
+			}
 			ck := openCheckpoint(t, dir)
 			_, hasPooler := ck.Lookup("pooler.dense.weight")
 			want, err := a.Tensors(cfg, hasPooler)

@@ -5,9 +5,12 @@
 // tensor gets which scheme, and the conversion pipeline that streams a
 // checkpoint through package quant into a Hugging Face-layout artifact.
 //
-// Layouts written (DESIGN.md §3): fp16/bf16 (every float tensor converted,
-// config.json torch_dtype set), int8 in bitsandbytes' LLM.int8 keys, int4 in
-// com.microsoft MatMulNBits' layout, nf4 in bitsandbytes' Params4bit keys.
+// Layouts written (docs/design.md, "Precisions and artifact layouts"):
+//   - fp16/bf16: every float tensor converted, config.json torch_dtype set;
+//   - int8: bitsandbytes' LLM.int8 keys;
+//   - int4: com.microsoft MatMulNBits' layout (codes, scales, zero points when asymmetric);
+//   - nf4: bitsandbytes' Params4bit keys.
+//
 // Every layout's tensor names, dtypes and shapes are one table, layouts in
 // layout.go, which the writer, export, dequantize and inspect all read.
 //

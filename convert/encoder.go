@@ -103,29 +103,3 @@ func (l *specList) vitLayer(b string, hidden, inter int, qkvBias bool) {
 	l.norm(b+"layernorm_before", hidden)
 	l.norm(b+"layernorm_after", hidden)
 }
-
-// vitLayerNormFeeds is ViTLayer's (also BEiT's and MobileViT's transformer
-// layer) under the layer prefix l: layernorm_before feeds the query, key and
-// value projections, layernorm_after the intermediate dense layer.
-func vitLayerNormFeeds(l string) []normFeed {
-	att := l + ".attention.attention."
-	return []normFeed{
-		{Norm: l + ".layernorm_before", Linears: []string{att + "query", att + "key", att + "value"}},
-		{Norm: l + ".layernorm_after", Linears: []string{l + ".intermediate.dense"}},
-	}
-}
-
-// vitNormFeeds lists the LayerNorm → Linear feeds of ViT's and DeiT's
-// encoder: those of every layer (the final layernorm reaches the head
-// through a token Gather, not directly).
-func vitNormFeeds(a *Arch, c *Config) ([]normFeed, error) {
-	p, err := readVitParams(c)
-	if err != nil {
-		return nil, err
-	}
-	var out []normFeed
-	for i := 0; i < p.Layers; i++ {
-		out = append(out, vitLayerNormFeeds(fmt.Sprintf("%sencoder.layer.%d", a.Prefix, i))...)
-	}
-	return out, nil
-}

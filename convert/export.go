@@ -82,6 +82,8 @@ type ExportOptions struct {
 	Convert Options
 	// SourceHashes: as Options.SourceHashes, for a checkpoint SRC.
 	SourceHashes []manifest.File
+
+	awqMul map[string][]float32 // from export's own awq conversion
 }
 
 // Validate reports option mistakes (usage errors) without doing any work.
@@ -283,7 +285,10 @@ func Export(ctx context.Context, src, out string, opt ExportOptions) (*ExportMan
 			copt.SourceHashes = opt.SourceHashes
 		}
 		tmp := dir.Join("convert.tmp")
+		aw := &awqOutput{}
+		copt.awqExplicitMul, copt.awqOut = true, aw
 		cm, err := Convert(ctx, src, tmp, copt)
+		opt.awqMul = aw.mul
 		if err != nil {
 			return nil, err
 		}
@@ -376,7 +381,7 @@ func exportInto(ctx context.Context, s, origin *exportSource, dir string, prec P
 		srcHash = sourceHashes(ctx, origin.ckpt.Files(), opt.SourceHashes)
 	}
 	gopt := &graphOptions{Precision: prec, Int8Mode: opt.Int8Mode, Opset: opt.Opset, Plain: opt.Plain,
-		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w, auto: opt.Convert.Auto}
+		Int4Accuracy: opt.Int4Accuracy, Height: h, Width: w, auto: opt.Convert.Auto, awqMul: opt.awqMul}
 	b := newBuilder(s.cfg, s.arch, s.w, gopt)
 	if err := s.arch.graph()(b); err != nil {
 		return nil, err

@@ -53,6 +53,8 @@ type graphOptions struct {
 	Int4Accuracy  int         // MatMulNBits accuracy_level
 	Height, Width int         // input image size
 	auto          *AutoRecord // recorded in the manifest
+	// awqMul: Linear weight → 1/s of an explicit Mul before it (awq).
+	awqMul map[string][]float32
 }
 
 func newBuilder(cfg *Config, arch *Arch, w *weights, opt *graphOptions) *builder {

@@ -53,6 +53,7 @@ func (b *builder) linear(x, prefix string) string {
 	}
 	var y string
 	b.in(prefix, func() {
+		x = b.awqInput(x, prefix)
 		switch scheme {
 		case SchemeFP32, SchemeFP16, SchemeBF16:
 			y = b.matmul(x, b.paramT(wname))

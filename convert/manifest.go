@@ -49,6 +49,8 @@ type SchemeParams struct {
 	// Method is the 4-bit method that chose the block scales (rtn, mse,
 	// hqq); int4 and nf4 only.
 	Method quant.Method `json:"method,omitempty"`
+	// AWQ records an awq conversion: base method, calibration, groups.
+	AWQ *AWQScheme `json:"awq,omitempty"`
 }
 
 // Totals summarises the conversion; these are the --json summary's numbers.
@@ -98,6 +100,8 @@ type TensorRecord struct {
 	NonFinite *NonFinite `json:"non_finite,omitempty"`
 	// Nested offset of nf4 double quant, also in the quant_state JSON.
 	NestedOffset *float32 `json:"nested_offset,omitempty"`
+	// AWQ: how --method awq scaled this tensor or what it absorbed.
+	AWQ *AWQTensor `json:"awq,omitempty"`
 }
 
 // ErrorStats is quant.ErrorStats made JSON-safe: SQNR is null when the

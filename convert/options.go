@@ -83,6 +83,10 @@ const (
 const (
 	DefaultInt4Method = quant.MethodHQQ
 	DefaultNF4Method  = quant.MethodRTN
+	// The block methods under --method awq: the most accurate each
+	// precision has (nf4 has no zero point for hqq).
+	DefaultAWQBaseInt4 = quant.MethodHQQ
+	DefaultAWQBaseNF4  = quant.MethodMSE
 )
 
 // Block-size limits. int4: MatMulNBits accepts powers of two ≥ 16 (convert

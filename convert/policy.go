@@ -71,7 +71,8 @@ type rule struct {
 	match func(a *Arch, keep []string, t safetensors.TensorInfo) bool
 }
 
-// policyRules is the precision policy of DESIGN.md §3 as data; tests read it.
+// policyRules is the precision policy of docs/design.md ("Precisions and
+// artifact layouts") as data; tests read it.
 var policyRules = []rule{
 	{"not a float tensor: copied byte for byte", RoleOther, func(_ *Arch, _ []string, t safetensors.TensorInfo) bool {
 		return !isFloat(t.DType)

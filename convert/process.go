@@ -64,6 +64,10 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 			return wrap(err)
 		}
 	}
+	awqUndo, err := opt.awqApply(it, x)
+	if err != nil {
+		return wrap(err)
+	}
 	stats := !opt.NoStats
 	var deq []float32
 	if stats {
@@ -124,6 +128,9 @@ func processItem(it *item, ws map[string]*safetensors.Writer, sc *scratch, opt *
 		return wrap(fmt.Errorf("convert: internal: scheme %q", it.scheme))
 	}
 	if stats {
+		if awqUndo != nil {
+			x = awqUndo(deq) // compare in the original space
+		}
 		s := quant.Compare(x, deq)
 		it.rec.Error = jsonStats(s)
 		setNonFinite(it.rec, s.Ref, s.Got)
@@ -178,7 +185,7 @@ func processInt4(it *item, sc *scratch, x, deq []float32, opt *Options, write fu
 	sc.u8 = grow(sc.u8, np)
 	sc.f32b = grow(sc.f32b, ns)
 	sc.u8b = grow(sc.u8b, nz)
-	if err := quant.QuantizeInt4With(opt.method(), sc.u8, sc.f32b, sc.u8b, x, nr, k, p); err != nil {
+	if err := quant.QuantizeInt4With(opt.quantMethod(), sc.u8, sc.f32b, sc.u8b, x, nr, k, p); err != nil {
 		return err
 	}
 	if deq != nil {
@@ -195,7 +202,7 @@ func processNF4(it *item, sc *scratch, x, deq []float32, opt *Options, write fun
 	blocks := (n + bs - 1) / bs
 	sc.u8 = grow(sc.u8, (n+1)/2)
 	sc.f32b = grow(sc.f32b, blocks)
-	if err := quant.QuantizeNF4With(opt.method(), sc.u8, sc.f32b, x, bs); err != nil {
+	if err := quant.QuantizeNF4With(opt.quantMethod(), sc.u8, sc.f32b, x, bs); err != nil {
 		return err
 	}
 	data := map[part][]byte{partWeight: sc.u8}

@@ -31,7 +31,7 @@ import (
 //     config key it uses (c.Invalid for out-of-range values,
 //     ErrUnsupportedSetting for valid settings not implemented); a tensor
 //     list in save_pretrained's names; the family's facts the pipeline asks
-//     about (QuantizeConvs, Patches, NormFeeds); presets (optional, for synth).
+//     about (QuantizeConvs, Patches); presets (optional, for synth).
 //  2. Write arch_<family>_graph.go: a GraphBuilder that reads the same
 //     params and computes what transformers' modeling code computes, naming
 //     weights exactly as the tensor list does. (Without it the family
@@ -42,7 +42,7 @@ import (
 //     forward64_test.go (refNet.forward, an implementation of the modeling
 //     code independent of the graph builder), and add a reference checkpoint
 //     written by transformers to ../shared/fixtures/reference and to
-//     referenceModels (TestTensorListsMatchFixtures, TestNormFeeds,
+//     referenceModels (TestTensorListsMatchFixtures,
 //     TestExportMatchesTransformers). TestRegistry checks the entry.
 //  5. Only if its image processor is a class quantpack does not reproduce
 //     yet, or its model_type needs defaults for checkpoints without
@@ -88,20 +88,6 @@ type family struct {
 	Patches bool
 	// Presets are real models' configs for synth.
 	Presets []*Preset
-	// NormFeeds lists, for architecture a with config c, every LayerNorm
-	// whose output is directly the input of Linear layers, with those
-	// layers, in graph order. Methods that fold a per-input-channel scale
-	// of a Linear into the LayerNorm before it (AWQ, SmoothQuant) read it
-	// through Arch.normFeeds; TestNormFeeds checks it against the exported
-	// graphs. Nil where the family has none.
-	NormFeeds func(a *Arch, c *Config) ([]normFeed, error)
-}
-
-// normFeed is one LayerNorm and the Linear layers that read its output
-// directly: tensor-name prefixes, P of P.weight and P.bias.
-type normFeed struct {
-	Norm    string
-	Linears []string
 }
 
 // Arch is what quantpack knows about one Hugging Face architecture
@@ -171,15 +157,6 @@ func LookupArch(name string) (*Arch, error) {
 // family.Tensors).
 func (a *Arch) Tensors(c *Config, pooler bool) (specList, error) {
 	return a.family.Tensors(a, c, pooler)
-}
-
-// normFeeds lists the LayerNorms of a with config c that feed Linear layers
-// directly (family.NormFeeds); nil when the family declares none.
-func (a *Arch) normFeeds(c *Config) ([]normFeed, error) {
-	if a.family.NormFeeds == nil {
-		return nil, nil
-	}
-	return a.family.NormFeeds(a, c)
 }
 
 // graph is a's graph builder.

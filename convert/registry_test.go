@@ -2,14 +2,8 @@ package convert
 
 import (
 	"errors"
-	"fmt"
-	"maps"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
-
-	"github.com/quantpack/quantpack/formats/onnx"
 )
 
 // TestRegistry checks the families table: every architecture registered once
@@ -94,66 +88,4 @@ func TestLookupArchListsSupported(t *testing.T) {
 			t.Errorf("%s: %v", n, err)
 		}
 	}
-}
-
-// TestNormFeeds checks each family's NormFeeds against the graph export
-// builds from the same checkpoint: the LayerNormalization nodes whose output
-// a MatMul reads directly, with those MatMuls' weights, must be exactly the
-// listed feeds, in graph order. Sources: every reference checkpoint, plus
-// the configs that change which feeds exist (SwiGLU, BEiT's CLS pooling).
-func TestNormFeeds(t *testing.T) {
-	fx := fixtures(t)
-	srcs := map[string]string{}
-	for _, name := range referenceModels {
-		srcs[name] = filepath.Join(fx, "reference", name)
-	}
-	srcs["dinov2-swiglu"] = randomCheckpoint(t, dinov2VariantConfig("Dinov2Model", map[string]any{"use_swiglu_ffn": true}), false, 1)
-	srcs["beit-cls-pooling"] = randomCheckpoint(t, beitVariantConfig(map[string]any{"use_mean_pooling": false}), false, 1)
-	for _, name := range slices.Sorted(maps.Keys(srcs)) {
-		t.Run(name, func(t *testing.T) {
-			dir := srcs[name]
-			cfg, a := loadArch(t, dir)
-			want, err := a.normFeeds(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, _ := exportTo(t, dir, ExportOptions{Precision: ExportFP32, Plain: true})
-			m, err := onnx.ReadFile(filepath.Join(out, "model.onnx"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := graphNormFeeds(m.Graph)
-			if len(got) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("graph has feeds\n%v\nNormFeeds lists\n%v", got, want)
-			}
-		})
-	}
-}
-
-// graphNormFeeds reads the LayerNorm → Linear feeds off an fp32 graph: a
-// LayerNormalization's scale initializer is P.weight, a Linear's MatMul
-// weight P.weight.T (builder.layerNorm, builder.linear).
-func graphNormFeeds(g *onnx.Graph) []normFeed {
-	readers := map[string][]*onnx.Node{}
-	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
-			readers[in] = append(readers[in], n)
-		}
-	}
-	var out []normFeed
-	for _, n := range g.Nodes {
-		if n.OpType != "LayerNormalization" {
-			continue
-		}
-		f := normFeed{Norm: strings.TrimSuffix(n.Inputs[1], ".weight")}
-		for _, r := range readers[n.Outputs[0]] {
-			if r.OpType == "MatMul" && r.Inputs[0] == n.Outputs[0] {
-				f.Linears = append(f.Linears, strings.TrimSuffix(r.Inputs[1], ".weight.T"))
-			}
-		}
-		if len(f.Linears) > 0 {
-			out = append(out, f)
-		}
-	}
-	return out
 }

@@ -41,10 +41,15 @@ const (
 	MethodRTN Method = "rtn"
 	MethodMSE Method = "mse"
 	MethodHQQ Method = "hqq"
+	// MethodAWQ scales the input channels of a Linear from calibration
+	// statistics before a base method quantizes it (awq.go). It is not a
+	// block method: QuantizeInt4With and QuantizeNF4With refuse it, and the
+	// caller (convert) folds the scales and quantizes with the base.
+	MethodAWQ Method = "awq"
 )
 
 // Methods lists the methods in the order help text shows them.
-var Methods = []Method{MethodRTN, MethodMSE, MethodHQQ}
+var Methods = []Method{MethodRTN, MethodMSE, MethodHQQ, MethodAWQ}
 
 // ErrMethod: a method name quant does not know, or a method that does not
 // apply to the scheme (hqq on symmetric int4 or nf4). fault.Usage: it comes
@@ -61,7 +66,7 @@ func ParseMethod(s string) (Method, error) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("%w: unknown method %q (want rtn, mse or hqq)", ErrMethod, s)
+	return "", fmt.Errorf("%w: unknown method %q (want rtn, mse, hqq or awq)", ErrMethod, s)
 }
 
 // grid is a clipping grid: α = 1, 1-step, …, 1-(n-1)·step. Gaussian blocks
@@ -100,6 +105,8 @@ func QuantizeInt4With(m Method, packed []byte, scales []float32, zeros []byte, s
 			return fmt.Errorf("%w: hqq optimises a zero point: it needs asymmetric int4", ErrMethod)
 		}
 		return quantizeInt4Search(packed, scales, zeros, src, n, k, p, int4HQQBlock)
+	case MethodAWQ:
+		return fmt.Errorf("%w: awq scales input channels before a base method quantizes; quantize with the base", ErrMethod)
 	}
 	return fmt.Errorf("%w: %q for int4", ErrMethod, m)
 }

@@ -35,7 +35,7 @@ import (
 // instead of zero.
 
 // NF4Codebook holds the 16 NF4 values in code order (bitsandbytes
-// functional.py get_4bit_type("nf4"); DESIGN.md §3).
+// functional.py get_4bit_type("nf4"); docs/design.md).
 var NF4Codebook = [16]float32{
 	-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
 	-0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,

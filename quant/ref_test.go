@@ -246,7 +246,7 @@ var refNF4Thresholds = func() (t [15]float64) {
 	return t
 }()
 
-// pinnedNF4 is the codebook as DESIGN.md §3 and bitsandbytes' functional.py
+// pinnedNF4 is the codebook as docs/design.md and bitsandbytes' functional.py
 // print it.
 var pinnedNF4 = [16]float64{
 	-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,

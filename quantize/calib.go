@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sync"
 
 	"github.com/quantpack/quantpack/formats/onnx"
@@ -19,27 +18,14 @@ import (
 type OpenFunc func(model []byte, dir string) (verify.Runner, error)
 
 // calibrationModel encodes m with the tensors added as graph outputs (those
-// that are not graph inputs or outputs already); m is left as it was.
+// that are not graph inputs or outputs already); m is left as it was. The
+// activations are float32 (the weight ops' activations are).
 func calibrationModel(m *onnx.Model, tensors []string) ([]byte, error) {
-	g := m.Graph
-	have := map[string]bool{}
-	for _, v := range g.Inputs {
-		have[v.Name] = true
+	outs := make([]*onnx.ValueInfo, len(tensors))
+	for i, t := range tensors {
+		outs[i] = &onnx.ValueInfo{Name: t, ElemType: onnx.Float}
 	}
-	for _, v := range g.Outputs {
-		have[v.Name] = true
-	}
-	orig := g.Outputs
-	defer func() { g.Outputs = orig }()
-	g.Outputs = slices.Clone(orig)
-	for _, t := range tensors {
-		if !have[t] {
-			// Element type float32 (the weight ops' activations are), shape
-			// unknown: ONNX Runtime infers it.
-			g.Outputs = append(g.Outputs, &onnx.ValueInfo{Name: t, ElemType: onnx.Float})
-		}
-	}
-	return m.Marshal()
+	return m.MarshalWithOutputs(outs)
 }
 
 type batchResult struct {
@@ -47,19 +33,55 @@ type batchResult struct {
 	err  error
 }
 
+// Accumulator folds one calibrated tensor's values, batch by batch in
+// order (Collect's histograms, ChannelStats).
+type Accumulator interface {
+	Add(t *verify.Tensor) error
+}
+
+// statsAcc folds runtime outputs (float32 or float16) into a Stats.
+type statsAcc struct{ s *Stats }
+
+func (a statsAcc) Add(t *verify.Tensor) error {
+	if t.DType == verify.Float16 {
+		v := make([]float32, len(t.U16))
+		quant.F16ToF32(v, t.U16)
+		a.s.Add(v)
+		return nil
+	}
+	a.s.Add(t.F32)
+	return nil
+}
+
 // Collect runs m in the runtime over every batch of src, with the tensors
-// added as outputs, and returns their statistics. ONNX Runtime runs batch
-// i+1 while the statistics of batch i are folded in (tensors in parallel,
+// added as outputs, and returns their statistics (CollectInto with a Stats
+// per tensor).
+func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, open OpenFunc, src Source) (map[string]*Stats, error) {
+	stats := make(map[string]*Stats, len(tensors))
+	acc := make(map[string]Accumulator, len(tensors))
+	for _, t := range tensors {
+		stats[t] = NewStats()
+		acc[t] = statsAcc{stats[t]}
+	}
+	if err := CollectInto(ctx, m, dir, tensors, open, src, acc); err != nil {
+		return nil, err
+	}
+	return stats, nil
+}
+
+// CollectInto runs m in the runtime over every batch of src, with the
+// tensors added as outputs, and folds each into its accumulator. ONNX
+// Runtime runs batch i+1 while batch i is folded in (tensors in parallel,
 // each tensor's batches in order, so the result does not depend on the
 // number of workers). At most two batches of outputs are alive at once.
-func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, open OpenFunc, src Source) (map[string]*Stats, error) {
+func CollectInto(ctx context.Context, m *onnx.Model, dir string, tensors []string, open OpenFunc, src Source, acc map[string]Accumulator) error {
 	b, err := calibrationModel(m, tensors)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r, err := open(b, dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer r.Close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -89,31 +111,33 @@ func Collect(ctx context.Context, m *onnx.Model, dir string, tensors []string, o
 			}
 		}
 	}()
-	stats := make(map[string]*Stats, len(tensors))
 	for _, t := range tensors {
-		stats[t] = NewStats()
+		if acc[t] == nil {
+			return fmt.Errorf("quantize: internal: no accumulator for %q", t)
+		}
 	}
 	batches := 0
 	for res := range results {
 		if res.err != nil {
-			return nil, res.err
+			return res.err
 		}
-		if err := fold(stats, tensors, res.outs); err != nil {
-			return nil, err
+		if err := fold(acc, tensors, res.outs); err != nil {
+			return err
 		}
 		batches++
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	if batches == 0 {
-		return nil, fmt.Errorf("%w: no calibration sample", ErrCalibData)
+		return fmt.Errorf("%w: no calibration sample", ErrCalibData)
 	}
-	return stats, nil
+	return nil
 }
 
-// fold adds one batch's tensors to their statistics, tensors in parallel.
-func fold(stats map[string]*Stats, tensors []string, outs []verify.Tensor) error {
+// fold adds one batch's tensors to their accumulators, tensors in
+// parallel; the first error (in tensor order) is returned.
+func fold(acc map[string]Accumulator, tensors []string, outs []verify.Tensor) error {
 	byName := make(map[string]*verify.Tensor, len(outs))
 	for i := range outs {
 		byName[outs[i].Name] = &outs[i]
@@ -123,27 +147,24 @@ func fold(stats map[string]*Stats, tensors []string, outs []verify.Tensor) error
 			return fmt.Errorf("%w: the runtime returned no tensor %q", ErrGraph, name)
 		}
 	}
+	errs := make([]error, len(tensors))
 	var wg sync.WaitGroup
-	next := make(chan string)
+	next := make(chan int)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for name := range next {
-				t := byName[name]
-				switch t.DType {
-				case verify.Float16:
-					v := make([]float32, len(t.U16))
-					quant.F16ToF32(v, t.U16)
-					stats[name].Add(v)
-				default:
-					stats[name].Add(t.F32)
-				}
+			for i := range next {
+				name := tensors[i]
+				errs[i] = acc[name].Add(byName[name])
+				// Folded: let the collector have it while the rest of the
+				// batch is folded and the next one runs.
+				byName[name].F32, byName[name].U16 = nil, nil
 			}
 		})
 	}
-	for _, name := range tensors {
-		next <- name
+	for i := range tensors {
+		next <- i
 	}
 	close(next)
 	wg.Wait()
-	return nil
+	return errors.Join(errs...)
 }

@@ -19,11 +19,14 @@ type Manifest struct {
 	Percentile *float64 `json:"percentile,omitempty"`
 	// ActivationType is the activations' integer type (asymmetric);
 	// WeightScheme says how weights are stored.
-	ActivationType QType    `json:"activation_type"`
-	WeightScheme   string   `json:"weight_scheme"`
-	Opset          int64    `json:"opset"`
-	Exclude        []string `json:"exclude,omitempty"`
-	IncludeOps     []string `json:"include_ops,omitempty"`
+	ActivationType QType  `json:"activation_type"`
+	WeightScheme   string `json:"weight_scheme"`
+	Opset          int64  `json:"opset"`
+	// OpsetUpgradedFrom is the source's default-domain opset when the pass
+	// raised it to 13 for per-channel weights (no node changes meaning).
+	OpsetUpgradedFrom int64    `json:"opset_upgraded_from,omitempty"`
+	Exclude           []string `json:"exclude,omitempty"`
+	IncludeOps        []string `json:"include_ops,omitempty"`
 	// Source is the FP32 model quantized (path and the sha256 of its
 	// model file and data file).
 	Source      ModelSource    `json:"source"`
@@ -34,6 +37,9 @@ type Manifest struct {
 	// (LayerNorm, Softmax, GELU, attention), excluded nodes, MatMuls without
 	// a constant weight, nodes fed by a tensor with NaN/Inf.
 	Float []FloatNode `json:"float"`
+	// Accuracy records --min-cosine: agreement on held-out samples, the
+	// sensitivity ranking and the nodes left float for it.
+	Accuracy *Accuracy `json:"accuracy,omitempty"`
 	// QuantizedNodes counts the nodes given QDQ, by op type.
 	QuantizedNodes map[string]int `json:"quantized_nodes"`
 	// Ops counts the op types of the output graph.

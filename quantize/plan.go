@@ -317,15 +317,32 @@ func (p *Plan) leaveFloat(bad map[string]string) {
 	if len(bad) == 0 {
 		return
 	}
-	keep := p.Targets[:0]
-	for _, t := range p.Targets {
-		reason := ""
+	p.drop(func(t *Target) string {
 		for _, a := range t.Acts {
 			if r, ok := bad[t.Node.Inputs[a]]; ok {
-				reason = r
-				break
+				return r
 			}
 		}
+		return ""
+	})
+}
+
+// leaveFloatNodes drops the targets whose ID is a key of reasons, with
+// that reason.
+func (p *Plan) leaveFloatNodes(reasons map[string]string) {
+	if len(reasons) == 0 {
+		return
+	}
+	p.drop(func(t *Target) string { return reasons[t.ID] })
+}
+
+// drop removes every target for which why returns a reason, records it in
+// Float, and keeps only the tensors some remaining target still reads (a
+// dropped node's other inputs may have no quantized reader left).
+func (p *Plan) drop(why func(*Target) string) {
+	keep := p.Targets[:0]
+	for _, t := range p.Targets {
+		reason := why(t)
 		if reason == "" {
 			keep = append(keep, t)
 			continue
@@ -333,8 +350,6 @@ func (p *Plan) leaveFloat(bad map[string]string) {
 		p.Float = append(p.Float, FloatNode{Node: t.ID, OpType: opKey(t.Node), Reason: reason})
 	}
 	p.Targets = keep
-	// Keep the tensors some remaining target still reads (a dropped node's
-	// other inputs may have no quantized reader left).
 	read := map[string]bool{}
 	for _, t := range p.Targets {
 		for _, a := range t.Acts {

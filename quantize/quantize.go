@@ -53,6 +53,13 @@ type Config struct {
 	// Report is a directory to write the calibration report into
 	// (calibration.md, .json, .png); "" for none.
 	Report string
+	// MinCosine, when > 0, is an accuracy target: the mean output cosine
+	// with FP32 over Holdout held-out samples (the ones after the
+	// calibration samples in the same source). When the fully quantized
+	// graph misses it, the nodes are ranked by sensitivity and the worst
+	// left float until it holds (recorded in the manifest).
+	MinCosine float64
+	Holdout   int // 0 means DefaultHoldout
 }
 
 func (c *Config) normalize() error {
@@ -83,10 +90,29 @@ func (c *Config) normalize() error {
 	if c.Batch == 0 {
 		c.Batch = DefaultBatch
 	}
-	if c.Samples < 1 || c.Batch < 1 {
-		return fmt.Errorf("%w: --calib-samples and --batch must be ≥ 1", ErrOption)
+	if c.Holdout == 0 {
+		c.Holdout = DefaultHoldout
+	}
+	if !(c.MinCosine >= 0 && c.MinCosine <= 1) {
+		return fmt.Errorf("%w: --min-cosine %v must be in [0, 1]", ErrOption, c.MinCosine)
+	}
+	if c.Samples < 1 || c.Batch < 1 || c.Holdout < 1 {
+		return fmt.Errorf("%w: --calib-samples, --batch and --holdout must be ≥ 1", ErrOption)
 	}
 	return CheckGlobs(c.Exclude)
+}
+
+// loadModel reads the model at path and prepares it for the plan: Constant
+// nodes hoisted into initializers, opset 11/12 raised to 13 when that
+// changes no node's meaning (per-channel weights).
+func loadModel(path string) (m *onnx.Model, upgradedFrom int64, why string, err error) {
+	m, err = onnx.ReadFile(path)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	HoistConstants(m)
+	upgradedFrom, why = UpgradeOpset(m)
+	return m, upgradedFrom, why, nil
 }
 
 // ModelPath resolves SRC (an .onnx file or a directory holding model.onnx)
@@ -120,11 +146,10 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 	if err != nil {
 		return nil, err
 	}
-	m, err := onnx.ReadFile(modelPath)
+	m, upgradedFrom, noUpgrade, err := loadModel(modelPath)
 	if err != nil {
 		return nil, err
 	}
-	HoistConstants(m)
 	plan, err := NewPlan(m, cfg.Options)
 	if err != nil {
 		return nil, err
@@ -151,6 +176,12 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 		}
 	}
 	plan.leaveFloat(bad)
+	var acc *Accuracy
+	if cfg.MinCosine > 0 && len(plan.Targets) > 0 {
+		if acc, err = accuracyAware(ctx, m, modelPath, dir, cfg, plan, bad, stats, open); err != nil {
+			return nil, err
+		}
+	}
 	if len(plan.Targets) == 0 {
 		return nil, fmt.Errorf("%w: every candidate node was left float (%d); see the reasons with --exclude off", ErrNothingToQuantize, len(plan.Float))
 	}
@@ -159,7 +190,7 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 	mf := &Manifest{Format: Format, Kind: "onnx", ToolVersion: version.Version, Precision: "int8", Int8Mode: "static",
 		Method: cfg.Method, ActivationType: cfg.ActivationType, Opset: plan.Opset,
 		Exclude: cfg.Exclude, IncludeOps: cfg.IncludeOps, Activations: records,
-		Calibration: source.Info(), QuantizedNodes: map[string]int{}}
+		Calibration: source.Info(), QuantizedNodes: map[string]int{}, Accuracy: acc, OpsetUpgradedFrom: upgradedFrom}
 	if cfg.Method == Percentile {
 		p := cfg.Percentile
 		mf.Percentile = &p
@@ -167,6 +198,9 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 	mf.WeightScheme = "int8 symmetric per output channel (zero point 0, codes -127..127)"
 	if !plan.PerChannel {
 		mf.WeightScheme = "int8 symmetric per tensor (opset < 13 has no per-axis DequantizeLinear)"
+		if noUpgrade != "" {
+			mf.WeightScheme += "; not raised to 13: " + noUpgrade
+		}
 	}
 	for _, t := range plan.Targets {
 		mf.QuantizedNodes[opKey(t.Node)]++
@@ -199,6 +233,45 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 		}
 	}
 	return mf, nil
+}
+
+// accuracyAware runs --min-cosine: it measures the quantized graph on the
+// held-out samples and leaves the most sensitive nodes of plan float until
+// the target holds.
+func accuracyAware(ctx context.Context, m *onnx.Model, modelPath, dir string, cfg Config, plan *Plan, bad map[string]string,
+	stats map[string]*Stats, open OpenFunc) (*Accuracy, error) {
+	hc := cfg
+	hc.Samples, hc.Batch = cfg.Samples+cfg.Holdout, 1
+	src, _, err := newSource(hc, m, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	held := &skipSource{Source: src, skip: cfg.Samples}
+	b, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	fp32, err := open(b, dir)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHeldOut(ctx, held, fp32, cfg.Samples)
+	fp32.Close()
+	if err != nil {
+		return nil, err
+	}
+	acc := &Accuracy{MinCosine: cfg.MinCosine, Holdout: held.Info()}
+	c := &candidate{load: func() (*onnx.Model, error) {
+		m, _, _, err := loadModel(modelPath)
+		return m, err
+	}, opt: cfg.Options, cfg: cfg, bad: bad, stats: stats, open: open, dir: dir, held: h}
+	reasons, err := c.autoExclude(ctx, targetList(plan), acc)
+	if err != nil {
+		return nil, err
+	}
+	plan.leaveFloatNodes(reasons)
+	return acc, nil
 }
 
 // snap widens a range outward to a grid of 2^-12 of its magnitude, so that

@@ -159,10 +159,18 @@ func (s *imageSource) Info() SourceInfo {
 }
 
 // sumOfFiles hashes the SHA256SUMS lines of the images used.
-func (s *imageSource) sumOfFiles(skipped []string) string {
+func (s *imageSource) sumOfFiles(skipped []string) string { return s.sumOfFilesFrom(0, skipped) }
+
+// sumOfFilesFrom is sumOfFiles without the first from images that decoded
+// (the held-out samples of --min-cosine come after the calibration ones).
+func (s *imageSource) sumOfFilesFrom(from int, skipped []string) string {
 	h := sha256.New()
 	for _, p := range s.used {
 		if slices.Contains(skipped, p) {
+			continue
+		}
+		if from > 0 {
+			from--
 			continue
 		}
 		sum, err := fileSHA256(p)

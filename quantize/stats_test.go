@@ -162,3 +162,44 @@ func TestSnapDeterministicGrid(t *testing.T) {
 		t.Errorf("one ulp changed the snapped range")
 	}
 }
+
+// TestStatsAddClasses checks Add's bit-pattern classification against the
+// definitions in float64, on the values at and around every limit.
+func TestStatsAddClasses(t *testing.T) {
+	var vals []float32
+	for _, b := range []float64{0, fp16Flush, fp16MinNormal, fp16Max, math.MaxFloat32, 1} {
+		f := float32(b)
+		for _, v := range []float32{f, math.Nextafter32(f, 0), math.Nextafter32(f, float32(math.Inf(1)))} {
+			vals = append(vals, v, -v)
+		}
+	}
+	vals = append(vals, float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.SmallestNonzeroFloat32, 0x1p-130)
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 1000 {
+		vals = append(vals, float32(r.NormFloat64()*math.Pow(2, float64(r.IntN(80)-40))))
+	}
+	s := NewStats()
+	s.Add(vals)
+	var bad, over, flush, sub, n int64
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range vals {
+		a := math.Abs(float64(v))
+		switch {
+		case math.IsNaN(a) || math.IsInf(a, 0):
+			bad++
+			continue
+		case a > 65504:
+			over++
+		case a > 0 && a < 0x1p-25:
+			flush++
+		case a >= 0x1p-25 && a < 0x1p-14:
+			sub++
+		}
+		n++
+		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+	}
+	if s.NonFinite != bad || s.Over16 != over || s.Flush16 != flush || s.Sub16 != sub || s.Count != n || s.Min != lo || s.Max != hi {
+		t.Fatalf("Add: nonfinite %d over %d flush %d sub %d count %d [%v, %v]; want %d %d %d %d %d [%v, %v]",
+			s.NonFinite, s.Over16, s.Flush16, s.Sub16, s.Count, s.Min, s.Max, bad, over, flush, sub, n, lo, hi)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/internal/atomicfile"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/quantize"
@@ -50,8 +51,11 @@ type Cell struct {
 	// Calibration is what an int8-static cell was calibrated on (kind,
 	// folder, sha256 of the samples used, count, skipped images).
 	Calibration *quantize.SourceInfo `json:"calibration,omitempty"`
-	Reused      bool                 `json:"-"`
-	Verify      *verify.Report       `json:"verify,omitempty"`
+	// Auto is the search record of the auto column's mix (nil for the
+	// other precisions).
+	Auto   *convert.AutoRecord `json:"auto,omitempty"`
+	Reused bool                `json:"-"`
+	Verify *verify.Report      `json:"verify,omitempty"`
 }
 
 // BatchCell is one batch size's latency and throughput.

@@ -2,27 +2,21 @@ package study
 
 import (
 	"fmt"
-	"image/color"
 	"math"
 	"path/filepath"
 	"slices"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/palette/moreland"
-	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/heatmap"
 )
 
 // Heatmap geometry: the width is fixed and each model adds a row, so the
 // PNG's pixel size is a function of the model count (HeatmapSize). The
 // colour legend takes a strip on the right.
 const (
-	heatmapDPI    = 96
 	heatmapWidth  = 7 * vg.Inch
 	heatmapBase   = 1.6 * vg.Inch
 	heatmapPerRow = 0.38 * vg.Inch
@@ -31,8 +25,7 @@ const (
 
 // HeatmapSize returns the pixel dimensions of a heatmap with n models.
 func HeatmapSize(n int) (w, h int) {
-	px := func(l vg.Length) int { return int(math.Ceil(float64(l / vg.Inch * heatmapDPI))) }
-	return px(heatmapWidth), px(heatmapBase + vg.Length(n)*heatmapPerRow)
+	return heatmap.Size(heatmapWidth, heatmapBase+vg.Length(n)*heatmapPerRow)
 }
 
 // HeatmapLayout is what every heatmap shows, in order: the rows top to
@@ -168,111 +161,22 @@ func colorMap(spec heatmapSpec, g grid) (palette.ColorMap, float64) {
 }
 
 func writeHeatmap(path string, spec heatmapSpec, g grid) error {
-	cm, d := colorMap(spec, g)
-	scaled := grid{models: g.models, precs: g.precs}
-	for _, row := range g.v {
-		out := make([]float64, len(row))
-		for i, v := range row {
-			out[i] = math.NaN()
+	cm, _ := colorMap(spec, g)
+	m := heatmap.Map{Title: spec.title, Cols: g.precs, Colors: cm, LegendTitle: "vs FP32",
+		LegendTicks: heatmap.Ticks(func(x float64) string { return fmt.Sprintf(spec.format, spec.scale.inverse(x)) }),
+		Width:       heatmapWidth, Height: heatmapBase + vg.Length(len(g.models))*heatmapPerRow, LegendWidth: legendWidth}
+	// g holds the models bottom row first; the map wants them top first.
+	for r := len(g.models) - 1; r >= 0; r-- {
+		m.Rows = append(m.Rows, g.models[r])
+		vals, labels := make([]float64, len(g.precs)), make([]string, len(g.precs))
+		for c, v := range g.v[r] {
+			vals[c] = math.NaN()
 			if !math.IsNaN(v) {
-				out[i] = math.Max(-d, math.Min(d, spec.scale.value(v)))
+				vals[c] = spec.scale.value(v)
+				labels[c] = fmt.Sprintf(spec.format, v)
 			}
 		}
-		scaled.v = append(scaled.v, out)
+		m.Values, m.Labels = append(m.Values, vals), append(m.Labels, labels)
 	}
-	p := plot.New()
-	p.Title.Text = spec.title
-	hm := plotter.NewHeatMap(scaled, discrete(cm, -d, d, heatmapColors))
-	hm.Min, hm.Max = -d, d
-	hm.NaN = drawTransparent{}
-	p.Add(hm)
-	var xys plotter.XYs
-	var labels []string
-	for r, row := range g.v {
-		for c, v := range row {
-			if math.IsNaN(v) {
-				continue
-			}
-			xys = append(xys, plotter.XY{X: float64(c), Y: float64(r)})
-			labels = append(labels, fmt.Sprintf(spec.format, v))
-		}
-	}
-	if len(xys) > 0 {
-		l, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-		if err != nil {
-			return err
-		}
-		for i := range l.TextStyle {
-			l.TextStyle[i].XAlign = draw.XCenter
-			l.TextStyle[i].YAlign = draw.YCenter
-		}
-		p.Add(l)
-	}
-	p.NominalX(g.precs...)
-	p.NominalY(g.models...)
-	p.X.Padding, p.Y.Padding = 0, 0
-
-	legend := plot.New()
-	legend.Title.Text = "vs FP32"
-	legend.Add(&plotter.ColorBar{ColorMap: cm, Vertical: true})
-	legend.HideX()
-	legend.Y.Padding = 0
-	legend.Y.Tick.Marker = legendTicks{spec}
-
-	w, h := heatmapWidth, heatmapBase+vg.Length(len(g.models))*heatmapPerRow
-	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(heatmapDPI))
-	dc := draw.New(c)
-	p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
-	legend.Draw(draw.Crop(dc, w-legendWidth, 0, 0.35*vg.Inch, -0.1*vg.Inch))
-	f, err := atomicfile.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
-		return err
-	}
-	return f.Commit()
+	return heatmap.Write(path, m)
 }
-
-// heatmapColors is how many colours a heatmap's cells are binned into
-// (odd, so that FP32's value has a bin of its own in the middle).
-const heatmapColors = 255
-
-// colorList is a palette.Palette.
-type colorList []color.Color
-
-func (c colorList) Colors() []color.Color { return c }
-
-// discrete samples cm at n evenly spaced values over [lo, hi]. (gonum's
-// palette.Reverse(cm).Palette(n) leaves the middle colour nil for odd n,
-// which drew FP32's own cells transparent.)
-func discrete(cm palette.ColorMap, lo, hi float64, n int) palette.Palette {
-	out := make(colorList, n)
-	for i := range out {
-		v := lo + (hi-lo)*float64(i)/float64(n-1)
-		c, err := cm.At(math.Max(cm.Min(), math.Min(cm.Max(), v)))
-		if err != nil {
-			c = color.Transparent
-		}
-		out[i] = c
-	}
-	return out
-}
-
-// legendTicks labels the colour bar with values, not scaled values: the
-// ends, FP32's 1.0 in the middle, and halfway points.
-type legendTicks struct{ spec heatmapSpec }
-
-func (t legendTicks) Ticks(lo, hi float64) []plot.Tick {
-	var out []plot.Tick
-	for _, x := range []float64{lo, lo / 2, 0, hi / 2, hi} {
-		out = append(out, plot.Tick{Value: x, Label: fmt.Sprintf(t.spec.format, t.spec.scale.inverse(x))})
-	}
-	return out
-}
-
-// drawTransparent marks missing cells.
-type drawTransparent struct{}
-
-func (drawTransparent) RGBA() (r, g, b, a uint32) { return 0, 0, 0, 0 }

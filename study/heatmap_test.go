@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/heatmap"
 )
 
 // TestHeatmapColours: every map is white-ish at the FP32 value and blue for
@@ -83,7 +85,7 @@ func TestHeatmapPalette(t *testing.T) {
 	for _, spec := range heatmapSpecs(r) {
 		g := grid{v: [][]float64{{1, 0.5, 2}}}
 		cm, d := colorMap(spec, g)
-		cols := discrete(cm, -d, d, heatmapColors).Colors()
+		cols := heatmap.Discrete(cm, -d, d, heatmap.Bins).Colors()
 		for i, c := range cols {
 			if c == nil {
 				t.Fatalf("%s: bin %d has no colour", spec.file, i)
@@ -93,8 +95,8 @@ func TestHeatmapPalette(t *testing.T) {
 			}
 		}
 		mid, _ := cm.At(0)
-		if cols[heatmapColors/2] != mid {
-			t.Errorf("%s: middle bin %v, FP32's colour %v", spec.file, cols[heatmapColors/2], mid)
+		if cols[heatmap.Bins/2] != mid {
+			t.Errorf("%s: middle bin %v, FP32's colour %v", spec.file, cols[heatmap.Bins/2], mid)
 		}
 	}
 }

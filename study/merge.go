@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -109,6 +110,13 @@ func Merge(dirs []string, out string) (*Report, error) {
 			return nil, fmt.Errorf("%w: %s (shard %s) lacks cells %s: run that shard again", ErrMissingShard, dirs[i], r.Shard, strings.Join(lack, ", "))
 		}
 		m.Cells = append(m.Cells, r.Cells...)
+		for _, sv := range r.Sensitivity {
+			// The report lives in the shard's directory: link it from out.
+			if rel, err := filepath.Rel(out, filepath.Join(dirs[i], filepath.FromSlash(sv.Dir))); err == nil {
+				sv.Dir = filepath.ToSlash(rel)
+			}
+			m.Sensitivity = append(m.Sensitivity, sv)
+		}
 		machines[machineName(r.Provenance)] = true
 	}
 	if len(machines) > 1 {
@@ -117,6 +125,11 @@ func Merge(dirs []string, out string) (*Report, error) {
 		}
 		slices.Sort(m.Machines)
 	}
+	rank := map[string]int{}
+	for i, mi := range m.Models {
+		rank[mi.Name] = i
+	}
+	slices.SortStableFunc(m.Sensitivity, func(a, b SensitivitySummary) int { return rank[a.Model] - rank[b.Model] })
 	finalize(m)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err

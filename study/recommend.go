@@ -2,9 +2,13 @@ package study
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/quantpack/quantpack/convert"
 )
 
 // Constraints are the deployment limits a recommendation must meet; nil
@@ -153,9 +157,25 @@ func recommend(r *Report, k Constraints) []Recommendation {
 			rec.Reason += fmt.Sprintf("; tie rule: %s is within %.0f%% of the best %s (%s) and its file is smaller",
 				best.Precision, 100*TieFraction, prefer, fastest.Precision)
 		}
+		if best.Auto != nil {
+			rec.Reason += "; " + autoText(best.Auto)
+		}
 		out = append(out, rec)
 	}
 	return out
+}
+
+// autoText describes an auto cell's mix and its search for a reason.
+func autoText(a *convert.AutoRecord) string {
+	var mix []string
+	for _, k := range slices.Sorted(maps.Keys(a.Mix)) {
+		mix = append(mix, fmt.Sprintf("%s×%d", k, a.Mix[k]))
+	}
+	reached := "reached"
+	if !a.Reached {
+		reached = "not reached (" + a.Stop + ")"
+	}
+	return fmt.Sprintf("auto mix %s (search target %s %s on %s)", strings.Join(mix, " "), a.Target, reached, a.Calibration)
 }
 
 // FamilySummary averages a family's cells per precision.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,6 +119,10 @@ func WriteMarkdown(w io.Writer, r *Report) {
 			row(CellRow(c))
 		}
 	})
+	if slices.Contains(s.Precisions, PrecisionAuto) {
+		fmt.Fprintf(w, "\nThe auto rows are `export --precision auto` mixes searched for %s; they have no safetensors "+
+			"artifact, so their bits/param are those of their ONNX files (the other rows': their artifacts').\n", s.Auto)
+	}
 	if len(s.BatchSizes) > 1 {
 		fmt.Fprintf(w, "\n## Latency per batch size (p50 ms, the same run's FP32 p50 ms, speedup)\n\n")
 		cols := []string{"model", "precision"}
@@ -163,6 +168,7 @@ func WriteMarkdown(w io.Writer, r *Report) {
 		}
 	})
 	fmt.Fprintf(w, "\n![speedup](%s) ![size](%s) ![agreement](%s)\n", FileSpeedup, FileSize, FileAgree)
+	writeSensitivityMarkdown(w, r)
 	fmt.Fprintf(w, "\nMachine: %s, %d cores, flags %s; quantpack %s; report.json has every raw number.\n",
 		r.Provenance.CPUModel, r.Provenance.LogicalCPUs, strings.Join(r.Provenance.CPUFlags, " "), r.ToolVersion)
 }

@@ -46,13 +46,13 @@ func ParsePrecisions(list string) ([]convert.Precision, error) {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		if s == Int8Static {
-			out = append(out, Int8Static)
+		if s == Int8Static || s == PrecisionAuto {
+			out = append(out, convert.Precision(s))
 			continue
 		}
 		p, err := convert.ParseExportPrecision(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w (or %s, with calibration images)", err, Int8Static)
+			return nil, fmt.Errorf("%w (or %s, with calibration images, or %s)", err, Int8Static, PrecisionAuto)
 		}
 		out = append(out, p)
 	}

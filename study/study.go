@@ -49,9 +49,15 @@ type Options struct {
 	Constraints Constraints
 	// Log, when set, gets one line per finished or reused cell.
 	Log func(line string)
+	// Sensitivity, when set, adds each model's per-layer sensitivity
+	// (heatmap and most sensitive layers) to the report.
+	Sensitivity *SensitivityOptions
+	// Auto configures the auto column (precision "auto" in Precisions).
+	Auto *AutoOptions
 
 	exported map[string]bool // FP32 exports made in this run (--force)
 	inputs   string          // inputsDigest of Images and Labels
+	calib    string          // inputsDigest of Auto.Images
 }
 
 // DefaultPrecisions are the study's columns.
@@ -82,6 +88,9 @@ type Report struct {
 	// there was more than one (speedups stay within-run ratios; absolute
 	// latencies from different machines are not comparable).
 	Machines []string `json:"machines,omitempty"`
+	// Sensitivity is each model's per-layer sensitivity (--sensitivity),
+	// in model order.
+	Sensitivity []SensitivitySummary `json:"sensitivity,omitempty"`
 }
 
 // ShardInfo is one shard's place in its study.
@@ -115,6 +124,11 @@ type Settings struct {
 	Memory     bool     `json:"memory"`
 	// Calibration is the int8-static column's, when the study has one.
 	Calibration *StaticSettings `json:"calibration,omitempty"`
+	// Sensitivity is the precision of the per-layer sensitivity reports
+	// ("" without --sensitivity).
+	Sensitivity string `json:"sensitivity,omitempty"`
+	// Auto is the auto column's target and candidates ("" without it).
+	Auto string `json:"auto,omitempty"`
 }
 
 // ModelInfo is one source checkpoint.
@@ -161,14 +175,17 @@ func (o *Options) normalize() error {
 	seen := map[string]bool{}
 	var precs []string
 	for _, p := range o.Precisions {
-		switch {
+		switch _, err := convert.ParseExportPrecision(string(p)); {
 		case p == Int8Static && o.Static == nil:
 			return fmt.Errorf("%w: precision %s needs calibration images (--calib-images DIR)", ErrOption, p)
 		case p == Int8Static:
-		default:
-			if _, err := convert.ParseExportPrecision(string(p)); err != nil {
-				return fmt.Errorf("%w: %v", ErrOption, err)
-			}
+		case p == PrecisionAuto && o.Auto == nil:
+			return fmt.Errorf("%w: precision auto needs its target (--auto-max-top1-drop or --auto-min-cosine)", ErrOption)
+		case p == PrecisionAuto && o.Auto.Target.MaxTop1Drop == nil && o.Auto.Target.MinCosine == nil:
+			return fmt.Errorf("%w: precision auto needs a top-1 drop or cosine target", ErrOption)
+		case p == PrecisionAuto:
+		case err != nil:
+			return fmt.Errorf("%w: %v", ErrOption, err)
 		}
 		if seen[string(p)] {
 			return fmt.Errorf("%w: precision %s given twice", ErrOption, p)
@@ -209,7 +226,8 @@ func (o *Options) normalize() error {
 func (o *Options) settings() Settings {
 	s := Settings{Precisions: o.precs, Int8Mode: o.Int8Mode, Device: o.Device, ORTVersion: o.ORTVersion,
 		Threads: o.Threads, BatchSizes: o.BatchSizes, Warmup: o.Warmup, Iters: o.Iters, Inputs: inputsKind(*o),
-		Samples: o.Samples, Seed: o.Seed, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil}
+		Samples: o.Samples, Seed: o.Seed, Labels: o.Labels, EPLibrary: o.EPLibrary, Memory: o.Memory != nil,
+		Sensitivity: o.sensitivityPrecision(), Auto: o.autoSetting()}
 	if o.Static != nil {
 		s.Calibration = o.Static.settings()
 	}
@@ -241,6 +259,25 @@ func (s *Settings) takeApplied(cells []*Cell) error {
 		}
 	}
 	return nil
+}
+
+func (o *Options) autoSetting() string {
+	if o.Auto == nil || !slices.Contains(o.precs, PrecisionAuto) {
+		return ""
+	}
+	cands := o.Auto.Candidates
+	if len(cands) == 0 {
+		cands = DefaultAutoCandidates
+	}
+	return fmt.Sprintf("%s; candidates %s; calibration %s", o.Auto.Target, strings.Join(precisionNames(cands), ","),
+		orDefault(o.Auto.Images, fmt.Sprintf("synthetic %d", o.Auto.Samples)))
+}
+
+func (o *Options) sensitivityPrecision() string {
+	if o.Sensitivity == nil {
+		return ""
+	}
+	return string(o.Sensitivity.Precision)
 }
 
 // studyID hashes the settings, constraints and models of a study (see
@@ -312,6 +349,15 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if opt.calib, err = autoCalib(ctx, &opt); err != nil {
+		return nil, err
+	}
+	var calib string
+	if opt.Sensitivity != nil {
+		if calib, err = inputsDigest(ctx, opt.Sensitivity.Images, ""); err != nil {
+			return nil, err
+		}
+	}
 	shards := assign(models, opt.precs, opt.Shard.Total)
 	mine := shards[0]
 	if !opt.Shard.Whole() {
@@ -333,7 +379,17 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			if err := hashSources(ctx, mi); err != nil {
 				return nil, err
 			}
-			return runModel(ctx, &opt, *mi, precs, r.Provenance)
+			cells, err := runModel(ctx, &opt, *mi, precs, r.Provenance)
+			// A model's sensitivity runs once, in the shard that holds its
+			// first cell.
+			if err == nil && opt.Sensitivity != nil && slices.Contains(precs, opt.precs[0]) {
+				var s *SensitivitySummary
+				if s, err = runSensitivity(ctx, &opt, i, *mi, calib); err == nil {
+					r.Sensitivity = append(r.Sensitivity, *s)
+					opt.logSensitivity(s)
+				}
+			}
+			return cells, err
 		}()
 		r.Cells = append(r.Cells, cells...)
 		if err != nil {
@@ -413,12 +469,16 @@ func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
 }
 
 // cellKey is the key of model parts' cell at precision p; an int8-static
-// cell's also holds the calibration (Static.keyParts). Other cells' keys do
-// not depend on whether the study calibrates.
+// cell's also holds the calibration (Static.keyParts), an auto cell's what
+// its search was made from (target, candidates, budget, calibration
+// content). Other cells' keys do not depend on either.
 func (o *Options) cellKey(parts []any, p string) string {
 	k := append(slices.Clone(parts), p)
-	if p == Int8Static && o.Static != nil {
+	switch {
+	case p == Int8Static && o.Static != nil:
 		k = append(k, o.Static.keyParts()...)
+	case p == PrecisionAuto && o.Auto != nil:
+		k = append(k, o.autoKeyParts(o.calib)...)
 	}
 	return cellKey(k...)
 }
@@ -514,21 +574,40 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 			return nil, nil, err
 		}
 	}
-	cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), SourceHashes: mi.Sources})
-	if err != nil {
-		return nil, nil, fmt.Errorf("convert %s: %w", p, err)
-	}
-	em, err := convert.Export(ctx, artDir, outDir, convert.ExportOptions{Precision: convert.Precision(p), Int8Mode: opt.Int8Mode})
-	if err != nil {
-		return nil, nil, fmt.Errorf("export %s: %w", p, err)
+	var em *convert.ExportManifest
+	var artBytes int64
+	var bits float64
+	var auto *convert.AutoRecord
+	if p == PrecisionAuto {
+		var size int64
+		var err error
+		if em, size, auto, err = runAutoExport(ctx, opt, mi, outDir); err != nil {
+			return nil, nil, fmt.Errorf("auto: %w", err)
+		}
+		// No artifact of its own: the export is the artifact, its bits per
+		// parameter those of its files.
+		artBytes = size
+		if mi.Params > 0 {
+			bits = 8 * float64(size) / float64(mi.Params)
+		}
+	} else {
+		cm, err := convert.Convert(ctx, mi.Path, artDir, convert.Options{Precision: convert.Precision(p), SourceHashes: mi.Sources})
+		if err != nil {
+			return nil, nil, fmt.Errorf("convert %s: %w", p, err)
+		}
+		if em, err = convert.Export(ctx, artDir, outDir, convert.ExportOptions{Precision: convert.Precision(p), Int8Mode: opt.Int8Mode}); err != nil {
+			return nil, nil, fmt.Errorf("export %s: %w", p, err)
+		}
+		artBytes, bits = cm.Totals.BytesOut, cm.Totals.BitsPerParam
 	}
 	rep, err := compare(ctx, opt, fp32Dir, outDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("verify %s: %w", p, err)
 	}
 	c := cellFrom(mi, p, rep)
-	c.ArtifactBytes = cm.Totals.BytesOut
-	c.BitsPerParam = cm.Totals.BitsPerParam
+	c.ArtifactBytes = artBytes
+	c.BitsPerParam = bits
+	c.Auto = auto
 	c.ONNXBytes = em.Sizes.TotalBytes
 	if err := opt.keepCell(c, key, fp32Dir); err != nil {
 		return nil, nil, err

@@ -245,3 +245,30 @@ func TestRecommendWithinRun(t *testing.T) {
 		t.Fatalf("%+v", rec)
 	}
 }
+
+// TestRecommendAuto: an auto cell is a precision like the others — named
+// when it is the smallest artifact meeting the constraints (prefer size, or
+// tied on latency), with its mix and search in the reason, and passed over
+// when it misses a constraint.
+func TestRecommendAuto(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	auto := &convert.AutoRecord{Target: "top1_drop <= 0.5%", Reached: true, Stop: "target reached", Calibration: "calib",
+		Mix: map[string]int{"int4": 14, "int8": 4}}
+	r := &Report{Models: []ModelInfo{{Name: "m"}}, Cells: []*Cell{
+		{Model: "m", Precision: "fp32", P50Ms: 10, BaselineP50: 10, ONNXBytes: 400, Top1: f(1)},
+		{Model: "m", Precision: "int8", P50Ms: 5, BaselineP50: 10, ONNXBytes: 100, Top1: f(0.998)},
+		{Model: "m", Precision: "int4", P50Ms: 5, BaselineP50: 10, ONNXBytes: 55, Top1: f(0.97)},
+		{Model: "m", Precision: PrecisionAuto, P50Ms: 5.05, BaselineP50: 10, ONNXBytes: 70, Top1: f(0.996), Auto: auto},
+	}}
+	for _, prefer := range []string{"size", "latency"} {
+		rec := recommend(r, Constraints{MaxTop1Drop: f(0.5), Prefer: prefer})[0]
+		if rec.Precision != PrecisionAuto || !strings.Contains(rec.Reason, "auto mix int4×14 int8×4") ||
+			!strings.Contains(rec.Reason, "top1_drop <= 0.5% reached") {
+			t.Fatalf("prefer %s: %+v", prefer, rec)
+		}
+	}
+	// A tighter constraint than the search's target: auto misses it.
+	if rec := recommend(r, Constraints{MaxTop1Drop: f(0.3), Prefer: "size"})[0]; rec.Precision != "int8" {
+		t.Fatalf("auto over the constraint: %+v", rec)
+	}
+}

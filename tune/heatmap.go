@@ -5,22 +5,18 @@ import (
 	"math"
 	"strings"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/moreland"
-	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/heatmap"
 )
 
 // Heatmap geometry: fixed width, one row per layer.
 const (
-	heatmapDPI    = 96
 	heatmapWidth  = 9 * vg.Inch
 	heatmapBase   = 1.4 * vg.Inch
 	heatmapPerRow = 0.22 * vg.Inch
+	legendWidth   = 0.9 * vg.Inch
 )
 
 // column is one metric of the heatmap; value is the layer's raw figure
@@ -50,110 +46,78 @@ func heatmapColumns(r *SensitivityReport) []column {
 	return cols
 }
 
-// sensGrid is layers × metrics; Z is each column scaled to [0, 1] so one
-// palette serves metrics of different units.
-type sensGrid struct {
-	raw, norm [][]float64 // [layer][column]
-	rows      int
-}
-
-func (g sensGrid) Dims() (c, r int) { return len(g.norm[0]), g.rows }
-
-// Z puts layer 0 at the top row.
-func (g sensGrid) Z(c, r int) float64 { return g.norm[g.rows-1-r][c] }
-func (g sensGrid) X(c int) float64    { return float64(c) }
-func (g sensGrid) Y(r int) float64    { return float64(r) }
-
+// writeHeatmap draws layers (rows, network order) × metrics (columns).
+// Each column is coloured on its own scale, from its least (blue) to its
+// most (red) sensitive layer, so one palette serves metrics of different
+// units; the cells show the raw figures.
 func writeHeatmap(path string, r *SensitivityReport) error {
 	cols := heatmapColumns(r)
 	n := len(r.Layers)
 	if n == 0 {
 		return fmt.Errorf("tune: no layers to plot")
 	}
-	g := sensGrid{rows: n}
-	for _, l := range r.Layers {
-		row := make([]float64, len(cols))
+	m := heatmap.Map{Title: fmt.Sprintf("%s: each layer alone at %s", r.Architecture, r.Precision),
+		LegendTitle: "per column", LegendTicks: heatmap.Ticks(legendLabel),
+		Width: heatmapWidth, Height: heatmapBase + vg.Length(n)*heatmapPerRow, LegendWidth: legendWidth, LabelPt: 7, RowPt: 7}
+	for _, c := range cols {
+		m.Cols = append(m.Cols, c.name)
+	}
+	names := shortNames(r.Layers)
+	for i, l := range r.Layers {
+		m.Rows = append(m.Rows, fmt.Sprintf("%d %s", i, names[i]))
+		vals, labels := make([]float64, len(cols)), make([]string, len(cols))
 		for c, col := range cols {
-			row[c] = col.value(l.Alone)
-		}
-		g.raw = append(g.raw, row)
-		g.norm = append(g.norm, make([]float64, len(cols)))
-	}
-	for c := range cols {
-		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, row := range g.raw {
-			if v := row[c]; !math.IsNaN(v) {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			vals[c] = col.value(l.Alone)
+			if !math.IsNaN(vals[c]) {
+				labels[c] = fmt.Sprintf(col.format, vals[c])
 			}
 		}
-		for i, row := range g.raw {
-			switch {
-			case math.IsNaN(row[c]):
-				g.norm[i][c] = math.NaN()
-			case hi-lo < 1e-12:
-				g.norm[i][c] = 0
-			default:
-				g.norm[i][c] = (row[c] - lo) / (hi - lo)
-			}
-		}
+		m.Values, m.Labels = append(m.Values, vals), append(m.Labels, labels)
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s: each layer alone at %s (color scaled per column; red = most sensitive)", r.Architecture, r.Precision)
+	normalizeColumns(m.Values)
 	pal := moreland.SmoothBlueRed()
 	pal.SetMin(0)
 	pal.SetMax(1)
-	hm := plotter.NewHeatMap(g, pal.Palette(255))
-	hm.Min, hm.Max = 0, 1
-	hm.NaN = transparent{}
-	p.Add(hm)
-	var xys plotter.XYs
-	var labels []string
-	for i, row := range g.raw {
-		for c, v := range row {
-			if math.IsNaN(v) {
-				continue
-			}
-			xys = append(xys, plotter.XY{X: float64(c), Y: float64(n - 1 - i)})
-			labels = append(labels, fmt.Sprintf(cols[c].format, v))
-		}
-	}
-	l, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-	if err != nil {
-		return err
-	}
-	for i := range l.TextStyle {
-		l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XCenter, draw.YCenter
-		l.TextStyle[i].Font.Size = vg.Points(7)
-	}
-	p.Add(l)
-	var xn, yn []string
-	for _, c := range cols {
-		xn = append(xn, c.name)
-	}
-	names := shortNames(r.Layers)
-	for i := n - 1; i >= 0; i-- {
-		yn = append(yn, fmt.Sprintf("%d %s", i, names[i]))
-	}
-	p.NominalX(xn...)
-	p.NominalY(yn...)
-	p.Y.Tick.Label.Font.Size = vg.Points(7)
-	p.X.Padding, p.Y.Padding = 0, 0
-	c := vgimg.NewWith(vgimg.UseWH(heatmapWidth, heatmapBase+vg.Length(n)*heatmapPerRow), vgimg.UseDPI(heatmapDPI))
-	p.Draw(draw.New(c))
-	f, err := atomicfile.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(f); err != nil {
-		return err
-	}
-	return f.Commit()
+	m.Colors = pal
+	return heatmap.Write(path, m)
 }
 
-type transparent struct{}
+// normalizeColumns scales each column of v to [0, 1] over its finite
+// values (NaN stays NaN; a constant column is 0).
+func normalizeColumns(v [][]float64) {
+	if len(v) == 0 {
+		return
+	}
+	for c := range v[0] {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, row := range v {
+			if x := row[c]; !math.IsNaN(x) {
+				lo, hi = math.Min(lo, x), math.Max(hi, x)
+			}
+		}
+		for _, row := range v {
+			switch {
+			case math.IsNaN(row[c]):
+			case hi-lo < 1e-12:
+				row[c] = 0
+			default:
+				row[c] = (row[c] - lo) / (hi - lo)
+			}
+		}
+	}
+}
 
-func (transparent) RGBA() (r, g, b, a uint32) { return 0, 0, 0, 0 }
+// legendLabel names the colour bar's positions: each column's least and
+// most sensitive layer sit at its ends.
+func legendLabel(x float64) string {
+	switch {
+	case x <= 0:
+		return "least"
+	case x >= 1:
+		return "most"
+	}
+	return fmt.Sprintf("%.2f", x)
+}
 
 // shortNames drops the prefix every layer name shares (up to a dot) and
 // the ".weight" suffix, for readable axis labels.

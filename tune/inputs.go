@@ -47,6 +47,11 @@ const DefaultSamples = 64
 // taken at an even stride so every class is represented; or, without
 // images, samples synthetic inputs (seed 1).
 func LoadInputs(ctx context.Context, dir, images string, samples int) (*Inputs, error) {
+	return loadInputs(ctx, dir, images, samples, verify.DefaultSeed)
+}
+
+// loadInputs is LoadInputs with the synthetic inputs' seed.
+func loadInputs(ctx context.Context, dir, images string, samples int, seed uint64) (*Inputs, error) {
 	pre, err := verify.LoadPreprocessor(dir)
 	if err != nil {
 		return nil, err
@@ -61,10 +66,10 @@ func LoadInputs(ctx context.Context, dir, images string, samples int) (*Inputs, 
 		if samples <= 0 {
 			samples = DefaultSamples
 		}
-		if l, err = verify.NewSyntheticLoader(pre, samples, verify.DefaultSeed); err != nil {
+		if l, err = verify.NewSyntheticLoader(pre, samples, seed); err != nil {
 			return nil, err
 		}
-		src = fmt.Sprintf("synthetic %d, seed %d", samples, verify.DefaultSeed)
+		src = fmt.Sprintf("synthetic %d, seed %d", samples, seed)
 	} else {
 		var labels []string
 		if cfg := filepath.Join(dir, "config.json"); fileExists(cfg) {

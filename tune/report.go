@@ -136,3 +136,24 @@ func writeCSV(w io.Writer, r *SensitivityReport) error {
 	cw.Flush()
 	return cw.Error()
 }
+
+// Score is how sensitive a layer measured m is, higher is more: the mean
+// KL divergence for a model with logits, 1 − mean cosine for an embedding
+// model (which has no KL).
+func (r *SensitivityReport) Score(m Metrics) float64 {
+	if r.AllQuantized.KLMean > 0 || m.KLMean > 0 {
+		return m.KLMean
+	}
+	return 1 - m.CosineMean
+}
+
+// MostSensitive returns the n layers that cost the most quantized alone
+// (Score), most sensitive first; ties keep network order.
+func (r *SensitivityReport) MostSensitive(n int) []LayerResult {
+	order := ranked(len(r.Layers), func(i int) float64 { return r.Score(r.Layers[i].Alone) })
+	out := make([]LayerResult, 0, min(n, len(order)))
+	for _, i := range order[:min(n, len(order))] {
+		out = append(out, r.Layers[i])
+	}
+	return out
+}

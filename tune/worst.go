@@ -35,6 +35,17 @@ var ErrNoSource = errors.New("tune: the export's source checkpoint is not availa
 // folder: a few seconds, no graph runs. (quantpack sensitivity measures the
 // outputs instead, at the cost of one run per layer.)
 func WorstLayers(ctx context.Context, exportDir string, n int) ([]LayerError, error) {
+	out, err := WeightErrors(ctx, exportDir)
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out, err
+}
+
+// WeightErrors is every quantized layer's weight error of an export, lowest
+// SQNR first (see WorstLayers for where it comes from); nil for an export
+// with nothing quantized.
+func WeightErrors(ctx context.Context, exportDir string) ([]LayerError, error) {
 	b, err := os.ReadFile(filepath.Join(exportDir, manifest.Name))
 	if err != nil {
 		return nil, err
@@ -85,9 +96,6 @@ func WorstLayers(ctx context.Context, exportDir string, n int) ([]LayerError, er
 		out = append(out, LayerError{Name: r.Name, Scheme: r.Scheme, SQNRdB: *r.Error.SQNRdB, Cosine: r.Error.Cosine})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].SQNRdB < out[j].SQNRdB })
-	if len(out) > n {
-		out = out[:n]
-	}
 	return out, nil
 }
 

@@ -2,5 +2,5 @@
 // interface (implemented by verify/ort over ONNX Runtime), latency and
 // throughput measurement, output agreement metrics, image preprocessing as
 // Hugging Face's preprocessor_config.json describes it, and ImageFolder
-// datasets. See DESIGN.md §6 for what is measured and how.
+// datasets. See docs/verify.md for what is measured and how.
 package verify

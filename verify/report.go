@@ -16,7 +16,7 @@ const ReportFormat = "quantpack-verify/1"
 
 // Report is the result of Compare: what `quantpack verify --json` prints.
 // Every member is documented in docs/verify.md. Members that the CLI
-// contract (DESIGN.md §2) names are always present; accuracy is null
+// contract (docs/cli.md) names are always present; accuracy is null
 // without labelled images.
 type Report struct {
 	Format     string          `json:"format"`
@@ -37,6 +37,11 @@ type Report struct {
 	Statistics *Statistics `json:"statistics,omitempty"`
 	// Regression compares this run with --baseline-report's (baseline.go).
 	Regression *Regression `json:"regression,omitempty"`
+	// Layers ranks the candidate's layers by the error each introduces
+	// (layers.go), when a gate failed or verify --layers asked; LayerDiff
+	// says how they were measured.
+	Layers    []LayerDelta `json:"layers,omitempty"`
+	LayerDiff *LayerDiff   `json:"layer_diff,omitempty"`
 }
 
 // ModelReport is one model's figures. LatencyMs, ThroughputSPS, PeakRSSMB

@@ -98,6 +98,7 @@ func (r *Report) Markdown(w io.Writer) error {
 			fmt.Fprintf(&b, "- passed %s\n", g)
 		}
 	}
+	r.markdownLayers(&b)
 
 	pv := r.Provenance
 	b.WriteString("\n### Provenance\n\n")

@@ -29,6 +29,11 @@ var (
 // ModelFile names the graph inside an export directory.
 const ModelFile = "model.onnx"
 
+// ModelPaths resolves a BASELINE/CANDIDATE argument (an export directory
+// or an .onnx file) into the model file and the folder beside it, as
+// Compare does.
+func ModelPaths(arg string) (model, dir string, err error) { return modelPaths(arg) }
+
 // modelPaths resolves a BASELINE/CANDIDATE argument into the model file
 // and the folder that holds its config.json and preprocessor_config.json.
 func modelPaths(arg string) (model, dir string, err error) {

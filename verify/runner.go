@@ -6,8 +6,9 @@ import "context"
 type DType string
 
 // Element types a Runner exchanges. Models keep float32 inputs and outputs
-// even when their weights are fp16 (DESIGN.md §3), so Float32 is the common
-// case; Float16 exists for graphs that expose half-precision I/O.
+// even when their weights are fp16 (docs/design.md, docs/export.md), so
+// Float32 is the common case; Float16 exists for graphs that expose
+// half-precision I/O.
 const (
 	Float32 DType = "float32"
 	Float16 DType = "float16"

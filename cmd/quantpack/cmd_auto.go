@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -200,22 +199,4 @@ func printExportInspection(w io.Writer, in *convert.ExportInspection) {
 	}
 	fmt.Fprintf(w, "ops: %s\n", strings.Join(ops, " "))
 	printAutoRecord(w, in.Auto)
-}
-
-// reportWorstLayers names, after a failed verify gate, the candidate's
-// quantized layers whose weights differ most from FP32 (tune.WorstLayers),
-// on stderr so --json output stays one document. Best effort: a candidate
-// whose source is not at hand gets a hint instead.
-func reportWorstLayers(ctx context.Context, w io.Writer, candidate string) {
-	ls, err := tune.WorstLayers(ctx, candidate, 5)
-	if err != nil || len(ls) == 0 {
-		if err != nil {
-			fmt.Fprintf(w, "gate failed; to find the layers that cost accuracy: quantpack sensitivity SRC --precision P --calib-images DIR (%v)\n", err)
-		}
-		return
-	}
-	fmt.Fprintf(w, "gate failed; quantized layers whose weights differ most from FP32 (lowest SQNR first; `quantpack sensitivity` measures outputs):\n")
-	for _, l := range ls {
-		fmt.Fprintf(w, "  %-60s %-16s SQNR %5.1f dB  cosine %.6f\n", l.Name, l.Scheme, l.SQNRdB, l.Cosine)
-	}
 }

@@ -44,6 +44,7 @@ Graph forms:
    int4   com.microsoft MatMulNBits (bits 4, accuracy_level 4 by default)
    nf4    com.microsoft MatMulBnb4 (bitsandbytes layout, absmax restored)
 
+` + awqHelp + `
 The input is pixel_values float32 [batch, C, H, W] with a dynamic batch;
 outputs are named as transformers names them (logits, last_hidden_state,
 pooler_output, cls_logits, distillation_logits). The image size comes from
@@ -69,16 +70,16 @@ Example:
 			&cli.IntFlag{Name: "opset", Value: convert.DefaultOpset, Usage: "ONNX opset `N` of the default domain, 17 to 21"},
 			&cli.BoolFlag{Name: "plain", Usage: "standard ONNX attention instead of com.microsoft MultiHeadAttention (debugging)"},
 			&cli.IntFlag{Name: "int4-accuracy", Value: convert.DefaultInt4Accuracy, Usage: "MatMulNBits accuracy_level `N`: 1 fp32 math, 4 int8 activations (fast)"},
-			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 or nf4 block size `N`", DefaultText: "128 for int4, 64 for nf4"},
+			&cli.IntFlag{Name: "block-size", Usage: "when converting: int4 or nf4 block size `N`", DefaultText: blockSizeDefault},
 			&cli.BoolFlag{Name: "double-quant", Usage: "when converting to nf4: bitsandbytes double quant (on unless =false)"},
 			&cli.BoolFlag{Name: "asymmetric", Usage: "when converting to int4: zero points"},
-			&cli.StringFlag{Name: "method", Usage: "when converting to int4/nf4: `M` = rtn, mse or hqq (int4; implies --asymmetric)", DefaultText: "hqq for int4, rtn for nf4"},
+			&cli.StringFlag{Name: "method", Usage: "when converting to int4/nf4: `M` = rtn, mse, hqq (int4; implies --asymmetric) or awq (needs --calib-images)", DefaultText: methodDefault},
 			&cli.StringFlag{Name: "rest-dtype", Value: convert.DefaultRestDType, Usage: "when converting: `DTYPE` of tensors that stay float (fp32, fp16, bf16)"},
 			&cli.BoolFlag{Name: "check", Usage: "load the graph in ONNX Runtime, run one batch and print the output shapes"},
 			&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH` for --check", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 			&cli.BoolFlag{Name: "allow-unused", Usage: "export even when config.json leaves some tensors unused (they are dropped)"},
 			&cli.BoolFlag{Name: "json", Usage: "print quantpack.json on stdout"},
-		}, exportStaticFlags()...), autoFlags(false)...),
+		}, append(exportStaticFlags(), awqFlags(false)...)...), autoFlags(false)...),
 		Action: func(c *cli.Context) error {
 			if c.String("precision") == "auto" {
 				return runAuto(c, true)
@@ -91,6 +92,9 @@ Example:
 				Plain: c.Bool("plain"), Int4Accuracy: c.Int("int4-accuracy"), AllowUnused: c.Bool("allow-unused"),
 				Convert: convert.Options{BlockSize: c.Int("block-size"), DoubleQuant: switchFlag(c, "double-quant"),
 					Asymmetric: c.Bool("asymmetric"), Method: quant.Method(c.String("method")), RestDType: c.String("rest-dtype")},
+			}
+			if err := awqOptions(c, &opt.Convert); err != nil {
+				return err
 			}
 			if p := c.String("precision"); p != "" {
 				ep, err := convert.ParseExportPrecision(p)

@@ -57,12 +57,22 @@ bytes at any --threads.
 
 NaN/Inf in an activation leaves the nodes that read it float (listed).
 
+--min-cosine X makes the pass accuracy-aware: it measures the quantized
+graph's output cosine with FP32 on --holdout N (default 16) held-out samples,
+the ones after the calibration samples in the same inputs (disjoint). When the
+mean misses X, every quantized node is ranked by the cosine with it alone
+quantized, and the worst are left float one by one until X holds; each is
+recorded with its rank and cosine in quantpack.json ("float", "accuracy").
+No graph reaching X: exit 5. A source opset 11/12 is raised to 13 when no
+node's meaning changes (per-channel weights need DequantizeLinear-13).
+
 --report DIR writes calibration.md, calibration.json and calibration.png: per
 calibrated tensor min/max/percentiles, the chosen range, the fraction clipped,
 and FP16 risk (any |x| > 65504; or ≥ 0.1% of the values below FP16's
 subnormal range, which round to 0): the same pass answers "is FP16 safe".
 
 Example:
+   quantpack quantize det.onnx -o det-int8 --calib-images pages/ --preprocessor pre.json --min-cosine 0.99
    quantpack export vit-base -o vit-fp32 --precision fp32
    quantpack quantize vit-fp32 -o vit-int8s --calib-images calib/ --calib-samples 128
    quantpack verify vit-fp32 vit-int8s --images test/ --batch 1,8
@@ -80,6 +90,8 @@ Example:
 			&cli.StringFlag{Name: "activation-type", Value: string(quantize.Uint8), Usage: "activation integer `TYPE`: uint8 or int8 (asymmetric)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "leave nodes float whose name, output or input matches `GLOB` (repeatable)"},
 			&cli.StringFlag{Name: "include-ops", Usage: "comma-separated `OPS` whose float inputs get QDQ too (e.g. Softmax)"},
+			&cli.Float64Flag{Name: "min-cosine", Usage: "accuracy target `X`: leave the most sensitive nodes float until the mean output cosine with FP32 on held-out samples is ≥ X"},
+			&cli.IntFlag{Name: "holdout", Value: quantize.DefaultHoldout, Usage: "with --min-cosine: `N` held-out samples (after the calibration samples)"},
 			&cli.IntFlag{Name: "batch", Value: quantize.DefaultBatch, Usage: "calibration batch size `N`"},
 			&cli.Uint64Flag{Name: "seed", Value: quantize.DefaultSeed, Usage: "`SEED` of synthetic calibration inputs"},
 			&cli.IntFlag{Name: "threads", Usage: "`N` ONNX Runtime intra-op threads for calibration", DefaultText: "physical cores"},
@@ -126,7 +138,7 @@ func quantizeConfig(c *cli.Context) (quantize.Config, error) {
 		Options: quantize.Options{ActivationType: at, Exclude: c.StringSlice("exclude"), IncludeOps: ops},
 		Method:  m, Percentile: c.Float64("percentile"),
 		CalibImages: c.String("calib-images"), CalibData: c.StringSlice("calib-data"),
-		Report:       c.String("report"),
+		Report: c.String("report"), MinCosine: c.Float64("min-cosine"), Holdout: c.Int("holdout"),
 		Preprocessor: c.String("preprocessor"), Samples: c.Int("calib-samples"), Batch: c.Int("batch"), Seed: c.Uint64("seed"),
 	}, nil
 }
@@ -189,11 +201,20 @@ func printQuantize(w io.Writer, m *quantize.Manifest, out string) {
 	fmt.Fprintf(w, "  quantized    %s (%d activation tensors, %d weights)\n", strings.Join(q, " "), len(m.Activations), len(m.Weights))
 	reasons := map[string]int{}
 	for _, f := range m.Float {
-		reasons[f.OpType+": "+f.Reason]++
+		r := f.Reason
+		if strings.HasPrefix(r, "--min-cosine") { // one reason per node (its rank): grouped
+			r, _, _ = strings.Cut(r, ":")
+			r += ": most sensitive on held-out samples (ranks in quantpack.json)"
+		}
+		reasons[f.OpType+": "+r]++
 	}
 	fmt.Fprintf(w, "  left float   %d nodes\n", len(m.Float))
 	for _, k := range slices.Sorted(maps.Keys(reasons)) {
 		fmt.Fprintf(w, "     %3d  %s\n", reasons[k], k)
+	}
+	if a := m.Accuracy; a != nil {
+		fmt.Fprintf(w, "  accuracy     output cosine with FP32 %.5f (min %.5f) on %d held-out samples, target %g (all quantized: %.5f); %d nodes left float for it\n",
+			a.Final.CosineMean, a.Final.CosineMin, a.Holdout.Count, a.MinCosine, a.AllQuantized.CosineMean, len(a.Excluded))
 	}
 	fmt.Fprintf(w, "  size         %s (%.3f× the source's %s)\n", human.Bytes(m.Sizes.TotalBytes), m.Sizes.Ratio, human.Bytes(m.Sizes.SourceBytes))
 }
@@ -233,6 +254,6 @@ func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*
 // command's other uses of it (export: tuneFlags; study: --sensitivity).
 func exportStaticFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "`N` calibration samples of the static INT8 form (export --int8-mode static, study's int8-static column)"},
+		&cli.IntFlag{Name: "calib-samples", Value: quantize.DefaultSamples, Usage: "`N` calibration samples of the static INT8 form (export --int8-mode static, study's int8-static column, and --method awq)"},
 	}
 }

@@ -47,6 +47,7 @@ func TestQuantizeExitCodes(t *testing.T) {
 		{"truncated", []string{trunc, "-o", "x"}, ExitInvalid},
 		{"nothing to quantize", []string{none, "-o", "x"}, ExitUnsupported},
 		{"calibration dtype", []string{good, "-o", "x", "--calib-data", npy}, ExitUsage},
+		{"bad min-cosine", []string{good, "-o", "x", "--min-cosine", "1.5"}, ExitUsage},
 	}
 	for _, c := range cases {
 		out := filepath.Join(t.TempDir(), "out")

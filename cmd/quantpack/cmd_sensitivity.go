@@ -45,7 +45,7 @@ Example:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report `DIR` to create", Required: true},
 			&cli.StringFlag{Name: "precision", Aliases: []string{"p"}, Usage: "`P`: int8, int4 or nf4", Required: true},
 			&cli.BoolFlag{Name: "leave-one-out", Usage: "also quantize every layer except one, for each layer"},
-			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: "128 for int4, 64 for nf4"},
+			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: blockSizeDefault},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: bitsandbytes double quant"},
 			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form `MODE`: dynamic or qdq"},
 			&cli.BoolFlag{Name: "json", Usage: "print sensitivity.json on stdout"},

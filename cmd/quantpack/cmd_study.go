@@ -76,10 +76,21 @@ preprocessed as the export says; method percentile). It sits after int8, or
 where --precisions names it. Its cells are keyed by the images' bytes and the
 pass's settings too; without --calib-images nothing changes.
 
+--precisions fp32,int8,int4,auto adds an auto column: per model, export
+--precision auto searches a per-layer mix of --auto-candidates that meets
+--auto-max-top1-drop (default: the --max-top1-drop constraint) and/or
+--auto-min-cosine on --calib-images (else synthetic inputs; never --images,
+which it is then measured on), and the cell measures that export like any
+other. The recommendation names it when it is the best passing precision —
+with --prefer size, when it is the smallest artifact meeting the constraints.
+Its cache key adds the target, candidates, budget and calibration content.
+
 --sensitivity int4 (or int8, nf4) adds, per model, the per-layer report of
 quantpack sensitivity (REPORTDIR/sensitivity-N-NAME/: Markdown, CSV, JSON and
 a layers × metric heatmap) on --calib-images, else --images, else --samples
-synthetic inputs.
+synthetic inputs; report.md shows each model's heatmap and its most
+sensitive layers. It is cached like a cell (keyed by the checkpoint, the
+precision and the inputs' content).
 
 Example:
    quantpack synth --preset deit-tiny-patch16-224 -o deit-tiny
@@ -101,7 +112,11 @@ Example:
 			&cli.StringFlag{Name: "prefer", Value: "latency", Usage: "among passing precisions, `BEST` by latency, size or memory"},
 			&cli.BoolFlag{Name: "force", Usage: "recompute cached cells"},
 			&cli.StringFlag{Name: "sensitivity", Usage: "also write a per-layer sensitivity report per model at precision `P` (int8, int4, nf4) into REPORTDIR/sensitivity-N-NAME"},
-			&cli.StringFlag{Name: "calib-images", Usage: "calibration images `DIR`: adds the " + study.Int8Static + " column, and --sensitivity's inputs", DefaultText: "no " + study.Int8Static + "; --sensitivity on --images, else synthetic"},
+			&cli.StringFlag{Name: "calib-images", Usage: "calibration images `DIR`: adds the " + study.Int8Static + " column; the inputs of --sensitivity and of the auto column's search", DefaultText: "no " + study.Int8Static + "; sensitivity on --images, else synthetic; auto on synthetic"},
+			&cli.Float64Flag{Name: "auto-max-top1-drop", Usage: "auto column: search target, top-1 drop `PP` on the calibration inputs", DefaultText: "--max-top1-drop"},
+			&cli.Float64Flag{Name: "auto-min-cosine", Usage: "auto column: search target, mean logit cosine `C` with FP32", DefaultText: "none"},
+			&cli.StringFlag{Name: "auto-candidates", Value: "int4,int8,fp16", Usage: "auto column: `PRECISIONS` a layer may take"},
+			&cli.DurationFlag{Name: "auto-budget", Usage: "auto column: time limit `D` of each model's search", DefaultText: "none"},
 			&cli.BoolFlag{Name: "json", Usage: "print report.json on stdout"},
 		}, append(runtimeFlags(), exportStaticFlags()...)...),
 		Subcommands: []*cli.Command{newStudyMergeCommand()},
@@ -121,9 +136,9 @@ Example:
 			default:
 				return usagef("--prefer %q: want latency, size or memory", c.String("prefer"))
 			}
-			precs, err := study.ParsePrecisions(c.String("precisions"))
+			precs, auto, err := studyPrecisions(c)
 			if err != nil {
-				return usagef("--precisions: %v", err)
+				return err
 			}
 			rt, err := runtimeOptionsFrom(c, "study")
 			if err != nil {
@@ -131,6 +146,23 @@ Example:
 			}
 			if err := rt.checkInputs("study"); err != nil {
 				return err
+			}
+			// Usage before the runtime: a flag mistake is exit 2 even without ONNX Runtime.
+			sens, err := studySensitivity(c, rt.Images)
+			if err != nil {
+				return err
+			}
+			var autoOpt *study.AutoOptions
+			if auto {
+				if autoOpt, err = studyAuto(c); err != nil {
+					return err
+				}
+			} else {
+				for _, f := range []string{"auto-max-top1-drop", "auto-min-cosine", "auto-candidates", "auto-budget"} {
+					if c.IsSet(f) {
+						return usagef("--%s needs auto in --precisions", f)
+					}
+				}
 			}
 			if err := rt.initORT(); err != nil {
 				return err
@@ -149,7 +181,11 @@ Example:
 				Constraints: study.Constraints{MaxLatencyMs: optFloat(c, "max-latency-ms"), MaxMemoryMB: optFloat(c, "max-memory-mb"),
 					MaxTop1Drop: optFloat(c, "max-top1-drop"), Prefer: c.String("prefer")},
 			}
+			opt.Sensitivity, opt.Auto = sens, autoOpt
 			cells := len(opt.Sources) * len(study.Columns(opt.Precisions, static != nil))
+			if opt.Sensitivity != nil {
+				cells += len(opt.Sources) // one line per model's sensitivity
+			}
 			log, done := studyLog(cells)
 			defer done()
 			opt.Log = log
@@ -157,9 +193,6 @@ Example:
 			r, err := study.Run(c.Context, opt)
 			if r == nil {
 				return failJUnit(c.String("junit"), "quantpack study", "quantpack.study", err, time.Since(start).Seconds())
-			}
-			if err == nil {
-				err = studySensitivity(c, opt.Sources, opt.Out, opt.Log)
 			}
 			return errors.Join(err, finishStudy(c, r, opt.Out, time.Since(start).Seconds()))
 		},

@@ -1,37 +1,36 @@
 package main
 
 import (
-	"fmt"
-	"path/filepath"
-	"regexp"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/study"
 	"github.com/quantpack/quantpack/tune"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// studySensitivity runs `quantpack sensitivity` for each study source when
-// --sensitivity is given, into REPORTDIR/sensitivity-<i>-<name> (report,
-// CSV, JSON and the layers × metric heatmap). ONNX Runtime is already
-// loaded by study.
-func studySensitivity(c *cli.Context, sources []string, out string, log func(string)) error {
+// studySensitivity reads --sensitivity: nil without it. The inputs are
+// --calib-images, else --images, else --samples synthetic ones; ONNX
+// Runtime is loaded by study before the variants are opened.
+func studySensitivity(c *cli.Context, images string) (*study.SensitivityOptions, error) {
 	p := c.String("sensitivity")
 	if p == "" {
-		return nil
+		return nil, nil
 	}
 	prec := convert.Precision(p)
 	if prec != convert.Int8 && prec != convert.Int4 && prec != convert.NF4 {
-		return usagef("--sensitivity %q: want int8, int4 or nf4", p)
+		return nil, usagef("--sensitivity %q: want int8, int4 or nf4", p)
 	}
-	images := c.String("calib-images")
-	if images == "" {
-		images = c.String("images")
+	if calib := c.String("calib-images"); calib != "" {
+		var err error
+		if images, err = resolveInput("study", "--calib-images", calib); err != nil {
+			return nil, err
+		}
 	}
+	// One intra-op thread per variant session: variants run side by side.
 	open := func(model []byte) (verify.Runner, error) {
 		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
 		if err != nil {
@@ -39,20 +38,69 @@ func studySensitivity(c *cli.Context, sources []string, out string, log func(str
 		}
 		return s, nil
 	}
-	for i, src := range sources {
-		dir := filepath.Join(out, fmt.Sprintf("sensitivity-%d-%s", i, unsafeName.ReplaceAllString(filepath.Base(filepath.Clean(src)), "_")))
-		r, err := tune.Sensitivity(c.Context, tune.SensitivityOptions{Src: src, Precision: prec, Images: images,
-			Samples: c.Int("samples"), Open: open, Convert: convert.Options{},
-			Export: convert.ExportOptions{Int8Mode: c.String("int8-mode")}})
-		if err != nil {
-			return fmt.Errorf("sensitivity of %s: %w", src, err)
+	return &study.SensitivityOptions{Precision: prec, Images: images, Samples: c.Int("samples"), Open: open}, nil
+}
+
+// studyPrecisions reads --precisions; "auto" is the auto column, which
+// convert's precision list does not hold.
+func studyPrecisions(c *cli.Context) ([]convert.Precision, bool, error) {
+	precs, err := study.ParsePrecisions(c.String("precisions"))
+	if err != nil {
+		return nil, false, usagef("--precisions: %v", err)
+	}
+	return precs, slices.Contains(precs, study.PrecisionAuto), nil
+}
+
+// studyAuto reads the auto column's flags.
+func studyAuto(c *cli.Context) (*study.AutoOptions, error) {
+	var t tune.Target
+	for _, f := range []struct {
+		name   string
+		dst    **float64
+		lo, hi float64
+	}{{"auto-max-top1-drop", &t.MaxTop1Drop, 0, 100}, {"auto-min-cosine", &t.MinCosine, -1, 1}} {
+		if !c.IsSet(f.name) {
+			continue
 		}
-		if err := tune.WriteSensitivity(dir, r); err != nil {
-			return err
+		v := c.Float64(f.name)
+		if !(v >= f.lo && v <= f.hi) {
+			return nil, usagef("--%s %g: want %g to %g", f.name, v, f.lo, f.hi)
 		}
-		if log != nil {
-			log(fmt.Sprintf("sensitivity %s at %s: %d layers in %.1f s → %s", src, prec, len(r.Layers), r.Timing.Total, dir))
+		*f.dst = &v
+	}
+	if t.MaxTop1Drop == nil && t.MinCosine == nil {
+		t.MaxTop1Drop = optFloat(c, "max-top1-drop")
+	}
+	if t.MaxTop1Drop == nil && t.MinCosine == nil {
+		return nil, usagef("--precisions auto needs a search target: --auto-max-top1-drop PP, --auto-min-cosine C or --max-top1-drop PP")
+	}
+	cands, err := tune.ParseCandidates(c.String("auto-candidates"))
+	if err != nil {
+		return nil, usagef("--auto-candidates: %v", err)
+	}
+	if c.Duration("auto-budget") < 0 || c.Int("samples") < 0 {
+		return nil, usagef("--auto-budget and --samples must be ≥ 0")
+	}
+	a := &study.AutoOptions{Target: t, Candidates: cands, Budget: c.Duration("auto-budget"), Samples: c.Int("samples")}
+	if calib := c.String("calib-images"); calib != "" {
+		if a.Images, err = resolveInput("study", "--calib-images", calib); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	// One intra-op thread per variant session: variants run side by side.
+	a.Open = func(model []byte) (verify.Runner, error) {
+		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	a.OpenPath = func(path string) (verify.Runner, error) {
+		s, err := ort.Open(path, ort.Options{IntraOpThreads: 1})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return a, nil
 }

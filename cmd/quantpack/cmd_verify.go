@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/quantpack/quantpack/tune"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
@@ -23,6 +24,7 @@ type verifyOptions struct {
 	runtimeOptions
 	baseline, candidate string
 	json                bool
+	layers              bool // --layers: the per-layer comparison even when every gate passes
 	gates               verify.Gates
 	// CI: --baseline-report and its gates, --junit.
 	previous   string
@@ -59,6 +61,11 @@ Gates fail the run with exit 5 and list what failed: --max-top1-drop
 disagreement), --min-cosine (minimum over samples), --max-latency-ms
 (candidate p50, every batch size), --min-speedup (baseline p50 / candidate p50
 at the first batch size), --max-size-ratio (candidate bytes / baseline bytes).
+When a gate fails (or with --layers) the report also names the layers that
+differ most: both models run on 4 of the inputs with every layer's input and
+output exposed, and layers are ranked by the relative error each introduces
+(its output's error minus its input's), with the weight SQNR beside it
+("layers" in --json).
 
 --device cuda uses the CUDA provider of a GPU build of ONNX Runtime, or with
 --ep-library PATH a plugin execution provider library; without CUDA the run
@@ -96,6 +103,7 @@ Example:
 			&cli.Float64Flag{Name: "min-speedup", Usage: "gate: minimum speedup `X` over the baseline", DefaultText: "no gate"},
 			&cli.Float64Flag{Name: "max-size-ratio", Usage: "gate: maximum candidate/baseline size `RATIO`", DefaultText: "no gate"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object on stdout"},
+			&cli.BoolFlag{Name: "layers", Usage: "rank the candidate's layers by the error each introduces (always done when a gate fails)"},
 			&cli.BoolFlag{Name: "gate-on-bound", Usage: "judge --max-top1-drop on the 95% interval's pessimistic bound"},
 			&cli.StringFlag{Name: "baseline-report", Usage: "a previous run's --json report `FILE` to compare with and gate against"},
 			&cli.Float64Flag{Name: "max-latency-regression", Usage: "gate: max `PCT` the candidate p50 may be slower than in --baseline-report", DefaultText: "no gate"},
@@ -125,7 +133,7 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 	if err != nil {
 		return verifyOptions{}, err
 	}
-	o := verifyOptions{runtimeOptions: rt, json: c.Bool("json"),
+	o := verifyOptions{runtimeOptions: rt, json: c.Bool("json"), layers: c.Bool("layers"),
 		childModel: c.String("child-measure"), childRuntime: c.Bool("child-runtime"), childBatch: c.Int("child-batch"),
 	}
 	o.gates = verify.Gates{MaxTop1Drop: optFloat(c, "max-top1-drop"), MinCosine: optFloat(c, "min-cosine"),
@@ -169,6 +177,9 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	if err != nil && !errors.As(err, &gateErr) {
 		return failJUnit(o.junit, "quantpack verify "+o.candidate, "quantpack.verify", err, time.Since(start).Seconds())
 	}
+	if gateErr != nil || o.layers {
+		diffLayers(ctx, o, rep)
+	}
 	if jerr := writeJUnit(o.junit, []verify.JUnitSuite{rep.JUnitSuite(time.Since(start).Seconds())}); jerr != nil {
 		return jerr
 	}
@@ -186,10 +197,26 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	} else if _, perr := stdout.Write(md.Bytes()); perr != nil {
 		return perr
 	}
-	if gateErr != nil {
-		reportWorstLayers(ctx, os.Stderr, o.candidate)
-	}
 	return err
+}
+
+// diffLayers adds the per-layer comparison to rep (tune.DiffLayers on a
+// few of the run's inputs). It is a diagnosis: when it cannot be made, the
+// report says why and the run's result stands.
+func diffLayers(ctx context.Context, o verifyOptions, rep *verify.Report) {
+	open := func(model []byte, dir string) (verify.Runner, error) {
+		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: o.Threads, ExternalDataDir: dir})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	ls, d, err := tune.DiffLayers(ctx, tune.DiffOptions{Baseline: o.baseline, Candidate: o.candidate, Images: o.Images,
+		Seed: o.Seed, Open: open})
+	if err != nil {
+		d = &verify.LayerDiff{Error: err.Error()}
+	}
+	rep.Layers, rep.LayerDiff = ls, d
 }
 
 // ciOptionsFrom reads --baseline-report, its gates and --junit.

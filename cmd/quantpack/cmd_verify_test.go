@@ -306,3 +306,39 @@ func TestVerifyEmbeddingModel(t *testing.T) {
 	}
 	checkSchema(t, out)
 }
+
+// TestVerifyLayersOnGateFailure: a failed accuracy gate adds the per-layer
+// comparison to --json (`layers`, `layer_diff`, as docs/verify.md's schema
+// says) and to the Markdown; a passing run leaves it out unless --layers.
+func TestVerifyLayersOnGateFailure(t *testing.T) {
+	requireORT(t)
+	base := exportRef(t, "vit", convert.ExportFP32)
+	cand := exportRef(t, "vit", convert.ExportInt4)
+	code, out := runCLI(t, "verify", base, cand, "--iters", "1", "--warmup", "0", "--samples", "2", "--no-memory",
+		"--min-cosine", "0.9999999", "--json")
+	if code != ExitGate {
+		t.Fatalf("exit %d, want %d\n%s", code, ExitGate, out)
+	}
+	checkSchema(t, out)
+	r := decodeReport(t, out)
+	if r.LayerDiff == nil || r.LayerDiff.Error != "" || r.LayerDiff.Matched == 0 || len(r.Layers) != r.LayerDiff.Matched {
+		t.Fatalf("layer diff %+v with %d layers", r.LayerDiff, len(r.Layers))
+	}
+	for i, l := range r.Layers {
+		if l.Rank != i+1 || (i > 0 && l.Introduced > r.Layers[i-1].Introduced) {
+			t.Fatalf("layers not ranked by introduced error: %+v", r.Layers)
+		}
+	}
+	code, out = runCLI(t, "verify", base, cand, "--iters", "1", "--warmup", "0", "--samples", "2", "--no-memory", "--min-cosine", "0.9999999")
+	if code != ExitGate || !strings.Contains(string(out), "### Layers that differ most") || !strings.Contains(string(out), r.Layers[0].Name) {
+		t.Fatalf("Markdown without the layers:\n%s", out)
+	}
+	code, out = runCLI(t, "verify", base, cand, "--iters", "1", "--warmup", "0", "--samples", "2", "--no-memory", "--json")
+	if code != ExitOK || decodeReport(t, out).LayerDiff != nil {
+		t.Fatalf("passing run: exit %d, layer diff present", code)
+	}
+	code, out = runCLI(t, "verify", base, cand, "--iters", "1", "--warmup", "0", "--samples", "2", "--no-memory", "--layers", "--json")
+	if code != ExitOK || len(decodeReport(t, out).Layers) == 0 {
+		t.Fatalf("--layers: exit %d, no layers", code)
+	}
+}

@@ -8,7 +8,8 @@ import (
 )
 
 // testE2EDeterminism: output bytes do not depend on the run or on --threads
-// (DESIGN.md §8, STYLE.md habit 6), for convert, export and pack.
+// (docs/reliability.md, "The rules"; STYLE.md habit 6), for convert, export
+// and pack.
 func testE2EDeterminism(t *testing.T, vit string) {
 	t.Run("convert-threads", func(t *testing.T) {
 		// The fixture has 32-wide tensors; a synthesized DeiT-Tiny (192/768

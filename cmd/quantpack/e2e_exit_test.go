@@ -11,8 +11,9 @@ import (
 	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
-// testE2EExit checks every exit code of DESIGN.md §2 on inputs that must
-// produce it, that the message names the file, and (§8) that a failing
+// testE2EExit checks every exit code of the CLI contract (docs/cli.md) on
+// inputs that must produce it, that the message names the file, and
+// (docs/reliability.md, "The rules") that a failing
 // convert, export or unpack leaves neither its output nor a temp file.
 func testE2EExit(t *testing.T, vit string) {
 	dir := t.TempDir()
@@ -79,6 +80,11 @@ func testE2EExit(t *testing.T, vit string) {
 		writes(t, ExitUsage, nil, "convert", vit, "--precision", "nf4", "--no-such-flag")
 		writes(t, ExitUsage, nil, "export", vit, "--precision", "fp32", "--no-such-flag")
 		qp(t, "convert", vit, "--precision", "nf4").wantCode(t, ExitUsage)
+		// awq needs calibration images and a 4-bit precision (issue 11).
+		writes(t, ExitUsage, []string{"--calib-images"}, "convert", vit, "--precision", "int4", "--method", "awq")
+		writes(t, ExitUsage, []string{"--calib-images"}, "export", vit, "--precision", "int4", "--method", "awq")
+		writes(t, ExitUsage, []string{"int4 and nf4 only"}, "convert", vit, "--precision", "int8", "--method", "awq", "--calib-images", dir)
+		writes(t, ExitUsage, []string{"nf4 has none"}, "convert", vit, "--precision", "nf4", "--method", "awq", "--awq-base", "hqq", "--calib-images", dir)
 		qp(t, "export", vit, "--precision", "fp32").wantCode(t, ExitUsage)
 		qp(t, "unpack", filepath.Join(dir, "x.tar.zst")).wantCode(t, ExitUsage)
 		for _, batch := range []string{"x", "0", "1,,8", "-1"} {

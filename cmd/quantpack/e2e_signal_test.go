@@ -19,7 +19,8 @@ import (
 var interruptPresets = []string{"vit-base-patch16-224", "vit-large-patch16-224"}
 
 // testE2ESignals: SIGINT and SIGTERM in the middle of convert, export or pack
-// exit 130 and leave neither the output nor any .tmp-* file (DESIGN.md §8).
+// exit 130 and leave neither the output nor any .tmp-* file
+// (docs/reliability.md, "The rules").
 func testE2ESignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: synthesizes a 330 MB checkpoint")

@@ -13,7 +13,7 @@ import (
 )
 
 // TestE2E drives the real quantpack binary through the CLI contract of
-// DESIGN.md §2 and the reliability rules of §8: the happy path, every exit
+// docs/cli.md and the rules of docs/reliability.md: the happy path, every exit
 // code, signals, nothing left behind on failure, deterministic bytes and the
 // help text. Each group is a subtest (go test -run 'TestE2E/exit').
 func TestE2E(t *testing.T) {
@@ -211,7 +211,7 @@ func labelledImages(t *testing.T, dir string) string {
 	return root
 }
 
-// checkVerifyContract checks the members DESIGN.md §2 promises in verify
+// checkVerifyContract checks the members docs/cli.md promises in verify
 // --json and recomputes the derived ones from their parts.
 func checkVerifyContract(t *testing.T, m map[string]any, base, cand string) {
 	t.Helper()

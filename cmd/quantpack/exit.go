@@ -9,7 +9,7 @@ import (
 	"github.com/quantpack/quantpack/internal/fault"
 )
 
-// Exit codes. They are part of the CLI contract (DESIGN.md §2) and documented
+// Exit codes. They are part of the CLI contract (docs/cli.md) and documented
 // in the README and in `quantpack --help`.
 const (
 	ExitOK          = 0

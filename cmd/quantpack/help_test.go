@@ -1,10 +1,15 @@
 package main
 
 import (
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/quant"
 )
 
 // TestFlagHelp checks every flag's help line as urfave/cli renders it: a
@@ -56,5 +61,52 @@ func TestBareIsUsage(t *testing.T) {
 	}
 	if code := run([]string{"quantpack", "--help"}); code != ExitOK {
 		t.Fatalf("quantpack --help: exit %d, want 0", code)
+	}
+}
+
+// TestHelpDefaultsFromConvert: every 4-bit default that a command's help
+// states (--block-size's and --method's defaults, the int4 default in
+// convert's description) is convert's own constant, so the help cannot
+// drift from what runs: a number or method typed into a help string fails
+// here as soon as convert's default changes.
+func TestHelpDefaultsFromConvert(t *testing.T) {
+	var names []string
+	for _, m := range quant.Methods {
+		names = append(names, string(m))
+	}
+	method := "(" + strings.Join(names, "|") + ")"
+	checks := []struct {
+		re   *regexp.Regexp
+		want string
+	}{
+		{regexp.MustCompile(`(\d+) for int4`), strconv.Itoa(convert.DefaultInt4Block)},
+		{regexp.MustCompile(`(\d+) for nf4`), strconv.Itoa(convert.DefaultNF4Block)},
+		{regexp.MustCompile(`\b` + method + ` for int4`), string(convert.DefaultInt4Method)},
+		{regexp.MustCompile(`\b` + method + ` for nf4`), string(convert.DefaultNF4Method)},
+		{regexp.MustCompile(`default for int4 is block (\d+)`), strconv.Itoa(convert.DefaultInt4Block)},
+		{regexp.MustCompile(`default for int4 is block \d+ with ([a-z]+)`), string(convert.DefaultInt4Method)},
+	}
+	seen := map[string]int{}
+	for _, c := range newApp().Commands {
+		text := c.Description
+		for _, f := range c.Flags {
+			text += "\n" + f.String()
+		}
+		for _, k := range checks {
+			for _, m := range k.re.FindAllStringSubmatch(text, -1) {
+				seen[c.Name]++
+				if m[1] != k.want {
+					t.Errorf("%s --help says %q; convert's default is %s", c.Name, m[0], k.want)
+				}
+			}
+		}
+	}
+	// convert and export state block size and method for int4 and nf4
+	// (and convert its int4 default twice more); sensitivity the block
+	// sizes.
+	for name, want := range map[string]int{"convert": 6, "export": 4, "sensitivity": 2} {
+		if seen[name] < want {
+			t.Errorf("%s --help states %d 4-bit defaults, want at least %d", name, seen[name], want)
+		}
 	}
 }

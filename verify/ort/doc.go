@@ -7,7 +7,7 @@
 // github.com/yalue/onnxruntime_go v1.27.0); plugin execution providers,
 // https://onnxruntime.ai/docs/execution-providers/plugin-ep-libraries.html;
 // profiling output, https://onnxruntime.ai/docs/performance/tune-performance/profiling-tools.html;
-// DESIGN.md §5.
+// docs/design.md ("The ONNX Runtime binding").
 //
 // # Library
 //
