@@ -15,6 +15,7 @@ import (
 
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/internal/human"
+	"github.com/quantpack/quantpack/quant"
 	"github.com/quantpack/quantpack/tune"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -40,7 +41,7 @@ best state found is always written: a --budget that runs out, Ctrl-C (exit
 func autoFlags(withORTLib bool) []cli.Flag {
 	fs := []cli.Flag{
 		&cli.Float64Flag{Name: "max-top1-drop", Usage: "auto: largest top-1 drop `PP` in points on the calibration images", DefaultText: "none"},
-		&cli.Float64Flag{Name: "min-cosine", Usage: "auto: smallest mean logit cosine `C` with FP32", DefaultText: "none"},
+		&cli.Float64Flag{Name: "min-cosine", Usage: "auto: smallest mean logit cosine `C` with FP32 (export --int8-mode static: quantize --min-cosine's output target)", DefaultText: "none"},
 		&cli.Float64Flag{Name: "max-size-ratio", Usage: "auto: largest weight size `RATIO` relative to FP32", DefaultText: "no cap"},
 		&cli.StringFlag{Name: "candidates", Value: "int4,int8,fp16", Usage: "auto: `PRECISIONS` a layer may take"},
 		&cli.DurationFlag{Name: "budget", Usage: "auto: time limit `D` of the search (e.g. 10m; the best state is written when it ends)", DefaultText: "none"},
@@ -199,4 +200,37 @@ func printExportInspection(w io.Writer, in *convert.ExportInspection) {
 	}
 	fmt.Fprintf(w, "ops: %s\n", strings.Join(ops, " "))
 	printAutoRecord(w, in.Auto)
+}
+
+// autoOnly are the flags convert and export declare for --precision auto
+// (autoFlags, tuneFlags) and the calibration flags other modes share.
+var autoOnly = []string{"max-top1-drop", "min-cosine", "max-size-ratio", "candidates", "budget", "samples", "workers",
+	"calib-images", "calib-samples"}
+
+// checkUnusedAutoFlags refuses (exit 2) a flag of autoOnly that the
+// command's mode would ignore: without --precision auto, only calibration
+// for --method awq and export's --int8-mode static (which also takes
+// --min-cosine, quantize's accuracy target) are read. A flag that is
+// silently dropped would let a user believe a target was met.
+func checkUnusedAutoFlags(c *cli.Context, static bool) error {
+	used := map[string]bool{}
+	if c.String("method") == string(quant.MethodAWQ) || static {
+		used["calib-images"], used["calib-samples"] = true, true
+	}
+	if static {
+		used["min-cosine"] = true
+	}
+	for _, f := range autoOnly {
+		if c.IsSet(f) && !used[f] {
+			what := "--precision auto"
+			switch {
+			case strings.HasPrefix(f, "calib-"):
+				what = "--precision auto, --method awq or export's --int8-mode static"
+			case f == "min-cosine":
+				what = "--precision auto or export's --int8-mode static"
+			}
+			return usagef("--%s is read only with %s; without it the flag would be ignored", f, what)
+		}
+	}
+	return nil
 }

@@ -91,6 +91,9 @@ Example:
 			if c.String("precision") == "auto" {
 				return runAuto(c, false)
 			}
+			if err := checkUnusedAutoFlags(c, false); err != nil {
+				return err
+			}
 			if c.NArg() != 1 {
 				return usagef("convert takes one SRC, got %d arguments", c.NArg())
 			}

@@ -84,6 +84,9 @@ Example:
 			if c.String("precision") == "auto" {
 				return runAuto(c, true)
 			}
+			if err := checkUnusedAutoFlags(c, c.String("int8-mode") == int8Static); err != nil {
+				return err
+			}
 			if c.NArg() != 1 {
 				return usagef("export takes one SRC, got %d arguments", c.NArg())
 			}

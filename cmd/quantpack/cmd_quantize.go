@@ -246,6 +246,9 @@ func exportStatic(c *cli.Context, src, out string, opt convert.ExportOptions) (*
 	}
 	cfg := quantize.Config{CalibImages: c.String("calib-images"), Samples: c.Int("calib-samples"),
 		Origin: src + " (exported at fp32)"}
+	if c.IsSet("min-cosine") { // quantize's accuracy target (quantpack quantize --min-cosine)
+		cfg.MinCosine = c.Float64("min-cosine")
+	}
 	return quantize.Run(c.Context, fp32, out, cfg, open)
 }
 

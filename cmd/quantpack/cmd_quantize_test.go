@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,5 +67,34 @@ func TestQuantizeExitCodes(t *testing.T) {
 	}
 	if got := run([]string{"quantpack", "export", good, "-o", filepath.Join(dir, "e"), "--precision", "fp32", "--int8-mode", "static"}); got != ExitUsage {
 		t.Errorf("export --int8-mode static at fp32: exit %d, want %d", got, ExitUsage)
+	}
+}
+
+// TestExportStaticMinCosine: export --int8-mode static passes --min-cosine
+// to quantize's accuracy-aware pass (before, export dropped the flag and
+// exited 0 with no target checked); quantpack.json records the target.
+func TestExportStaticMinCosine(t *testing.T) {
+	requireORT(t)
+	vit := repoFixture(t, "trained/vit-28")
+	calib := repoFixture(t, "trained/calib")
+	out := filepath.Join(t.TempDir(), "out")
+	if got := run([]string{"quantpack", "export", vit, "-o", out, "--precision", "int8", "--int8-mode", "static",
+		"--calib-images", calib, "--calib-samples", "16", "--min-cosine", "0.999"}); got != ExitOK {
+		t.Fatalf("exit %d", got)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "quantpack.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Accuracy *struct {
+			MinCosine float64 `json:"min_cosine"`
+		} `json:"accuracy"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Accuracy == nil || m.Accuracy.MinCosine != 0.999 {
+		t.Fatalf("quantpack.json accuracy = %+v, want the --min-cosine 0.999 target", m.Accuracy)
 	}
 }

@@ -85,6 +85,13 @@ func testE2EExit(t *testing.T, vit string) {
 		writes(t, ExitUsage, []string{"--calib-images"}, "export", vit, "--precision", "int4", "--method", "awq")
 		writes(t, ExitUsage, []string{"int4 and nf4 only"}, "convert", vit, "--precision", "int8", "--method", "awq", "--calib-images", dir)
 		writes(t, ExitUsage, []string{"nf4 has none"}, "convert", vit, "--precision", "nf4", "--method", "awq", "--awq-base", "hqq", "--calib-images", dir)
+		// A flag the mode would ignore is refused, not dropped: a target
+		// given without --precision auto was never checked.
+		writes(t, ExitUsage, []string{"--min-cosine", "--precision auto"}, "export", vit, "--precision", "int8", "--min-cosine", "0.99")
+		writes(t, ExitUsage, []string{"--budget"}, "convert", vit, "--precision", "int4", "--budget", "1m")
+		writes(t, ExitUsage, []string{"--max-top1-drop"}, "convert", vit, "--precision", "int8", "--max-top1-drop", "0.5")
+		writes(t, ExitUsage, []string{"--calib-images", "--method awq"}, "convert", vit, "--precision", "int4", "--calib-images", dir)
+		writes(t, ExitUsage, []string{"--calib-samples"}, "export", vit, "--precision", "int8", "--calib-samples", "8")
 		qp(t, "export", vit, "--precision", "fp32").wantCode(t, ExitUsage)
 		qp(t, "unpack", filepath.Join(dir, "x.tar.zst")).wantCode(t, ExitUsage)
 		for _, batch := range []string{"x", "0", "1,,8", "-1"} {
