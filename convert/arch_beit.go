@@ -56,8 +56,7 @@ func beitTensors(a *Arch, c *Config) (specList, error) {
 	if p.AbsPos {
 		l.add(pre+"embeddings.position_embeddings", 1, p.grid()*p.grid()+1, p.Hidden)
 	}
-	l.add(pre+"embeddings.patch_embeddings.projection.weight", p.Hidden, p.Channels, p.Patch, p.Patch)
-	l.add(pre+"embeddings.patch_embeddings.projection.bias", p.Hidden)
+	l.patchProjection(pre+"embeddings.patch_embeddings.projection", p.vitParams)
 	rows := beitTableRows(p.grid())
 	if p.SharedRelPos {
 		l.add(pre+"encoder.relative_position_bias.relative_position_bias_table", rows, p.Heads)

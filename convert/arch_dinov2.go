@@ -61,14 +61,10 @@ func dinov2Tensors(a *Arch, c *Config) (specList, error) {
 	l.add(pre+"embeddings.cls_token", 1, 1, p.Hidden)
 	l.add(pre+"embeddings.mask_token", 1, p.Hidden)
 	l.add(pre+"embeddings.position_embeddings", 1, p.grid()*p.grid()+1, p.Hidden)
-	l.add(pre+"embeddings.patch_embeddings.projection.weight", p.Hidden, p.Channels, p.Patch, p.Patch)
-	l.add(pre+"embeddings.patch_embeddings.projection.bias", p.Hidden)
+	l.patchProjection(pre+"embeddings.patch_embeddings.projection", p.vitParams)
 	for i := 0; i < p.Layers; i++ {
 		b := fmt.Sprintf("%sencoder.layer.%d.", pre, i)
-		for _, qkv := range []string{"query", "key", "value"} {
-			l.linear(b+"attention.attention."+qkv, p.Hidden, p.Hidden, p.QKVBias)
-		}
-		l.linear(b+"attention.output.dense", p.Hidden, p.Hidden, true)
+		l.selfAttention(b+"attention", p.Hidden, p.QKVBias)
 		l.add(b+"layer_scale1.lambda1", p.Hidden)
 		l.add(b+"layer_scale2.lambda1", p.Hidden)
 		if p.SwiGLU {

@@ -183,15 +183,7 @@ func mobilevitTensors(a *Arch, c *Config, _ bool) (specList, error) {
 		l.convLayer(base+".conv_1x1", h, out, 1, false)
 		inter := int(float64(h) * p.MLPRatio)
 		for i := 0; i < st.depth; i++ {
-			b := fmt.Sprintf("%s.transformer.layer.%d.", base, i)
-			for _, qkv := range []string{"query", "key", "value"} {
-				l.linear(b+"attention.attention."+qkv, h, h, p.QKVBias)
-			}
-			l.linear(b+"attention.output.dense", h, h, true)
-			l.linear(b+"intermediate.dense", inter, h, true)
-			l.linear(b+"output.dense", h, inter, true)
-			l.norm(b+"layernorm_before", h)
-			l.norm(b+"layernorm_after", h)
+			l.vitLayer(fmt.Sprintf("%s.transformer.layer.%d.", base, i), h, inter, p.QKVBias)
 		}
 		l.norm(base+".layernorm", h)
 		l.convLayer(base+".conv_projection", out, h, 1, true)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestMobileViTExportMatchesTransformers exports the MobileViT reference
@@ -23,7 +24,7 @@ import (
 // and BatchNorm folding moves each weight by about one float32 ulp).
 func TestMobileViTExportMatchesTransformers(t *testing.T) {
 	fx := fixtures(t)
-	needORT(t)
+	orttest.Require(t)
 	dir := filepath.Join(fx, "reference", "mobilevit")
 	ref := readRef(t, dir)
 	for _, plain := range []bool{false, true} {
@@ -96,7 +97,7 @@ func mobilevitInput(batch, size int) ([]float32, []int64) {
 // other seeds, and far above what a wrong scale or layout gives (cosine
 // near 0).
 func TestMobileViTPrecisions(t *testing.T) {
-	needORT(t)
+	orttest.Require(t)
 	type variant struct {
 		prec      ExportPrecision
 		mode      string
@@ -134,7 +135,7 @@ func TestMobileViTPrecisions(t *testing.T) {
 // activations (cosine ≥ 0.999).
 func TestMobileViTInt8Artifact(t *testing.T) {
 	fx := fixtures(t)
-	needORT(t)
+	orttest.Require(t)
 	dir := filepath.Join(fx, "reference", "mobilevit")
 	ref := readRef(t, dir)
 	c := ref.Cases[0]
@@ -200,7 +201,7 @@ func BenchmarkMobileViTSpeed(b *testing.B) {
 	if os.Getenv("QUANTPACK_BENCH") == "" {
 		b.Skip("set QUANTPACK_BENCH=1 to measure")
 	}
-	needORT(b)
+	orttest.Require(b)
 	type variant struct {
 		prec Precision
 		mode string

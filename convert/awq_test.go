@@ -17,13 +17,14 @@ import (
 	"github.com/quantpack/quantpack/quant"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // awqCalib calibrates on the first n images of the trained fixtures'
 // calib/ with ONNX Runtime (one intra-op thread).
 func awqCalib(t testing.TB, n int) *Calibration {
 	t.Helper()
-	needORT(t)
+	orttest.Require(t)
 	return &Calibration{Images: filepath.Join(testenv.Fixtures(t, "trained"), "calib"), Samples: n,
 		Open: func(model []byte, dir string) (verify.Runner, error) {
 			s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1, ExternalDataDir: dir})

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/human"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/version"
 )
@@ -174,8 +175,8 @@ func convertCard(s *Source, m *Manifest) []byte {
 	c.rows = append(c.rows,
 		[2]string{"architecture", m.Architecture},
 		[2]string{"precision", schemeText(m)},
-		[2]string{"parameters", fmt.Sprintf("%s (%s quantized)", count(t.Params), count(t.QuantizedParams))},
-		[2]string{"size", fmt.Sprintf("%s → %s (%.3f×), %.2f bits/param", size(t.BytesIn), size(t.BytesOut), t.Ratio, t.BitsPerParam)})
+		[2]string{"parameters", fmt.Sprintf("%s (%s quantized)", human.Count(t.Params), human.Count(t.QuantizedParams))},
+		[2]string{"size", fmt.Sprintf("%s → %s (%.3f×), %.2f bits/param", human.Bytes(t.BytesIn), human.Bytes(t.BytesOut), t.Ratio, t.BitsPerParam)})
 	if t.MinSQNRdB != nil {
 		c.rows = append(c.rows, [2]string{"worst SQNR", fmt.Sprintf("%.1f dB (%s)", *t.MinSQNRdB, t.WorstTensor)})
 	}
@@ -258,7 +259,7 @@ func exportCard(origin *exportSource, m *ExportManifest) []byte {
 		[2]string{"graph", fmt.Sprintf("opset %d, %s", m.Opset, m.Graph)},
 		[2]string{"input", strings.Join(ins, ", ") + fmt.Sprintf(" (%dx%d, %s)", m.Image.Height, m.Image.Width, m.Image.From)},
 		[2]string{"outputs", strings.Join(outs, ", ")},
-		[2]string{"size", fmt.Sprintf("%s (model.onnx %s + model.onnx.data %s)", size(m.Sizes.TotalBytes), size(m.Sizes.ModelBytes), size(m.Sizes.DataBytes))})
+		[2]string{"size", fmt.Sprintf("%s (model.onnx %s + model.onnx.data %s)", human.Bytes(m.Sizes.TotalBytes), human.Bytes(m.Sizes.ModelBytes), human.Bytes(m.Sizes.DataBytes))})
 	if m.Source.Scheme != nil {
 		c.rows = append(c.rows, [2]string{"weights", fmt.Sprintf("%s codes and scales from quantpack convert (other tensors %s)", m.Precision, m.Source.Scheme.RestDType)})
 	}
@@ -285,29 +286,4 @@ func addCard(dir string, files []manifest.File, b []byte) ([]manifest.File, erro
 	out = append(out, h)
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
-}
-
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func count(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d", n)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quantpack/quantpack/hub"
 	"github.com/quantpack/quantpack/internal/manifest"
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
 func TestParseFrontMatter(t *testing.T) {
@@ -68,18 +69,17 @@ func TestYAMLString(t *testing.T) {
 	}
 }
 
-// copyFixture copies the tiny reference ViT with a source card.
+// copyFixture copies the tiny reference ViT's config and weights, with card
+// as its source card when not empty.
 func copyFixture(t *testing.T, card string) string {
 	t.Helper()
-	src := fixtures(t)
+	src := filepath.Join(fixtures(t), "reference", "vit")
 	dir := filepath.Join(t.TempDir(), "vit")
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"config.json", "model.safetensors"} {
-		b, err := os.ReadFile(filepath.Join(src, "reference", "vit", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		testenv.CopyFile(t, filepath.Join(src, name), filepath.Join(dir, name))
 	}
 	if card != "" {
 		os.WriteFile(filepath.Join(dir, "README.md"), []byte(card), 0o644)

@@ -577,14 +577,8 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 	return m, nil
 }
 
-func usage(err error) error { return usageErr{err} }
-
-type usageErr struct{ error }
-
-func (u usageErr) Unwrap() error { return u.error }
-
-// FaultClass makes option mistakes exit 2.
-func (u usageErr) FaultClass() fault.Class { return fault.Usage }
+// usage makes an option mistake exit 2.
+func usage(err error) error { return fault.WithClass(fault.Usage, err) }
 
 // outputErr classifies a failure to create the output directory: an
 // occupied -o is a usage mistake (exit 2), anything else (permissions, a

@@ -69,16 +69,8 @@ func TestConvertFixturesEveryPrecision(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				srcCk, err := safetensors.OpenCheckpoint(src)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer srcCk.Close()
-				ck, err := safetensors.OpenCheckpoint(out)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ck.Close()
+				srcCk := openCheckpoint(t, src)
+				ck := openCheckpoint(t, out)
 				quantized := 0
 				for _, r := range m.Tensors {
 					se, _ := srcCk.Lookup(r.Name)

@@ -13,6 +13,18 @@ import (
 // fixtures returns ../shared/fixtures, skipping (failing in CI) when absent.
 func fixtures(t testing.TB) string { return testenv.Fixtures(t, "") }
 
+// openCheckpoint opens the checkpoint or artifact at path (a directory or a
+// .safetensors file) for the rest of the test.
+func openCheckpoint(t testing.TB, path string) *safetensors.Checkpoint {
+	t.Helper()
+	ck, err := safetensors.OpenCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	return ck
+}
+
 // referenceModels lists the reference checkpoints of ../shared/fixtures.
 var referenceModels = []string{"vit", "vit-base", "deit", "deit-distilled", "dinov2", "dinov2-cls", "beit", "mobilevit"}
 
@@ -32,11 +44,7 @@ func TestTensorListsMatchFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ck, err := safetensors.OpenCheckpoint(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ck.Close()
+			ck := openCheckpoint(t, dir)
 			_, hasPooler := ck.Lookup("pooler.dense.weight")
 			want, err := a.Tensors(cfg, hasPooler)
 			if err != nil {

@@ -69,18 +69,37 @@ func (l *specList) vitEncoderTensors(pre string, p vitParams, tokens ...string) 
 		l.add(pre+"embeddings."+t, 1, 1, p.Hidden)
 	}
 	l.add(pre+"embeddings.position_embeddings", 1, p.grid()*p.grid()+len(tokens), p.Hidden)
-	l.add(pre+"embeddings.patch_embeddings.projection.weight", p.Hidden, p.Channels, p.Patch, p.Patch)
-	l.add(pre+"embeddings.patch_embeddings.projection.bias", p.Hidden)
+	l.patchProjection(pre+"embeddings.patch_embeddings.projection", p)
 	for i := 0; i < p.Layers; i++ {
-		b := fmt.Sprintf("%sencoder.layer.%d.", pre, i)
-		for _, qkv := range []string{"query", "key", "value"} {
-			l.linear(b+"attention.attention."+qkv, p.Hidden, p.Hidden, p.QKVBias)
-		}
-		l.linear(b+"attention.output.dense", p.Hidden, p.Hidden, true)
-		l.linear(b+"intermediate.dense", p.Inter, p.Hidden, true)
-		l.linear(b+"output.dense", p.Hidden, p.Inter, true)
-		l.norm(b+"layernorm_before", p.Hidden)
-		l.norm(b+"layernorm_after", p.Hidden)
+		l.vitLayer(fmt.Sprintf("%sencoder.layer.%d.", pre, i), p.Hidden, p.Inter, p.QKVBias)
 	}
 	l.norm(pre+"layernorm", p.Hidden)
+}
+
+// patchProjection adds the patch embedding's Conv2d under prefix, the
+// weight and bias that builder.patchEmbed reads.
+func (l *specList) patchProjection(prefix string, p vitParams) {
+	l.add(prefix+".weight", p.Hidden, p.Channels, p.Patch, p.Patch)
+	l.add(prefix+".bias", p.Hidden)
+}
+
+// selfAttention adds ViTAttention's tensors under prefix (as DINOv2 and
+// MobileViT name them too): the query, key and value projections and the
+// output dense layer that builder.selfAttention reads.
+func (l *specList) selfAttention(prefix string, hidden int, qkvBias bool) {
+	for _, qkv := range []string{"query", "key", "value"} {
+		l.linear(prefix+".attention."+qkv, hidden, hidden, qkvBias)
+	}
+	l.linear(prefix+".output.dense", hidden, hidden, true)
+}
+
+// vitLayer adds a ViTLayer's tensors under b (the layer prefix, ending in
+// "."): attention, intermediate and output dense layers, and the two
+// LayerNorms. MobileViT's transformer layers are ViTLayers too.
+func (l *specList) vitLayer(b string, hidden, inter int, qkvBias bool) {
+	l.selfAttention(b+"attention", hidden, qkvBias)
+	l.linear(b+"intermediate.dense", inter, hidden, true)
+	l.linear(b+"output.dense", hidden, inter, true)
+	l.norm(b+"layernorm_before", hidden)
+	l.norm(b+"layernorm_after", hidden)
 }

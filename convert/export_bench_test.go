@@ -15,6 +15,7 @@ import (
 
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // Benchmarks of exported graphs in ONNX Runtime. The model is a synth
@@ -64,7 +65,7 @@ func benchThreads() int {
 // BenchmarkExportedGraph reports the p50 latency of one Run per graph form
 // and batch size (metric p50-ms; ns/op is the mean).
 func BenchmarkExportedGraph(b *testing.B) {
-	needORT(b)
+	orttest.Require(b)
 	src := benchCheckpoint(b)
 	variants := []struct {
 		name string
@@ -149,7 +150,7 @@ func BenchmarkExport(b *testing.B) {
 //	QUANTPACK_BENCH_PRESET=vit-base-patch16-224 go test ./convert -run '^$' \
 //	    -bench ProfileExportedGraph -benchtime 4x
 func BenchmarkProfileExportedGraph(b *testing.B) {
-	needORT(b)
+	orttest.Require(b)
 	src := benchCheckpoint(b)
 	for _, v := range []struct {
 		name string
@@ -239,7 +240,7 @@ func profileByOp(t testing.TB, file string) (map[string]int64, int64) {
 //	QUANTPACK_BENCH_PRESET=vit-base-patch16-224 go test ./convert -run '^$' \
 //	    -bench LatencyTable -benchtime 15x -timeout 60m -v
 func BenchmarkLatencyTable(b *testing.B) {
-	needORT(b)
+	orttest.Require(b)
 	src := benchCheckpoint(b)
 	type variant struct {
 		name string

@@ -39,11 +39,7 @@ func rewriteCheckpoint(t *testing.T, name string, edit func(map[string]any), kee
 	if err := os.WriteFile(filepath.Join(dst, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := safetensors.OpenCheckpoint(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
+	ck := openCheckpoint(t, src)
 	var specs []safetensors.TensorSpec
 	var entries []safetensors.Entry
 	for _, e := range ck.Tensors() {

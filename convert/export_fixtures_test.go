@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestExportMatchesTransformers exports every reference checkpoint (except
@@ -17,7 +19,7 @@ import (
 // Both graph forms (fused and plain) must pass.
 func TestExportMatchesTransformers(t *testing.T) {
 	fx := fixtures(t)
-	needORT(t)
+	orttest.Require(t)
 	for _, name := range referenceModels {
 		if name == "mobilevit" {
 			continue

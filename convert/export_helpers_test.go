@@ -11,24 +11,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/quantpack/quantpack/internal/testenv"
-
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 )
-
-// needORT loads ONNX Runtime or skips; with QUANTPACK_CI=1 a missing
-// runtime fails the test instead.
-func needORT(t testing.TB) {
-	t.Helper()
-	path, err := ort.LibraryPath("")
-	if err == nil {
-		err = ort.Init(path)
-	}
-	if err != nil {
-		testenv.SkipOrFail(t, "ONNX Runtime not available (run `make ort`): %v", err)
-	}
-}
 
 // exportTo exports src into a fresh directory and returns it.
 func exportTo(t testing.TB, src string, opt ExportOptions) (string, *ExportManifest) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // smallPresets export in every test run; the rest need QUANTPACK_BIG=1:
@@ -18,7 +20,7 @@ var smallPresets = []string{"deit-tiny-patch16-224"}
 // fp32 and runs one batch of two in ONNX Runtime: outputs have the declared
 // shapes and are finite, and the two images give different outputs.
 func TestSynthPresetsExport(t *testing.T) {
-	needORT(t)
+	orttest.Require(t)
 	big := os.Getenv("QUANTPACK_BIG") == "1"
 	for _, p := range Presets() {
 		a, err := LookupArch(p.Arch)

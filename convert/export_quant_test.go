@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/verify/ort"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestReferenceForwardMatchesFixtures validates the float64 forward pass
@@ -117,7 +118,7 @@ func maxAbs64(v []float64) float64 {
 // quantization costs). Top-1 agreement is reported for classifiers.
 func TestQuantizedExports(t *testing.T) {
 	fx := fixtures(t)
-	needORT(t)
+	orttest.Require(t)
 	for _, name := range referenceModels {
 		if name == "mobilevit" {
 			continue

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/formats/safetensors"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // randomCheckpoint writes a checkpoint for cfg with the architecture's tensor
@@ -106,7 +107,7 @@ func variantConfig(arch string, edit map[string]any) map[string]any {
 func runConfigVariants(t *testing.T, cases []configVariant) {
 	t.Helper()
 	fixtures(t)
-	needORT(t)
+	orttest.Require(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := randomCheckpoint(t, c.cfg, c.pooler, c.seed)

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/formats/onnx"
-	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/internal/testenv"
 )
@@ -152,11 +151,7 @@ func hashOutput(t *testing.T, dir string) goldenOutput {
 		}
 		return g
 	}
-	ck, err := safetensors.OpenCheckpoint(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
+	ck := openCheckpoint(t, dir)
 	for _, e := range ck.Tensors() {
 		b, err := e.File.Bytes(e.TensorInfo)
 		if err != nil {

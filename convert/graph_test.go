@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/formats/onnx"
-	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/quant"
 )
@@ -183,10 +182,7 @@ func TestExportReusesArtifactBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ck, err := safetensors.OpenCheckpoint(art)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ck := openCheckpoint(t, art)
 		stored := func(name string) []byte {
 			e, ok := ck.Lookup(name)
 			if !ok {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quantpack/quantpack/internal/fault"
 	"github.com/quantpack/quantpack/quant"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestConvertMethods converts the reference ViT with each 4-bit method and
@@ -121,7 +122,7 @@ func TestConvertMethodUsage(t *testing.T) {
 // output scale, the bound TestQuantizedExports sets for exact-weight paths.
 func TestMethodExports(t *testing.T) {
 	fx := fixtures(t)
-	needORT(t)
+	orttest.Require(t)
 	for _, model := range []string{"vit", "deit-distilled"} {
 		dir := filepath.Join(fx, "reference", model)
 		c := readRef(t, dir).Cases[0]

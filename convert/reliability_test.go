@@ -14,35 +14,12 @@ import (
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/testenv"
 	"github.com/quantpack/quantpack/quant"
 )
 
 // Regression tests of issue 17 ("nothing silently wrong"): each reproduces a
 // hostile case that used to end with a wrong answer and exit 0.
-
-// copyDir copies the regular files of src (a fixture, read-only) into a new
-// temporary directory that a test may damage.
-func copyDir(t testing.TB, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
 
 // cancelBeforeCommit makes the next commit see a cancelled context, as if
 // SIGINT landed after the last tensor was written.
@@ -101,7 +78,7 @@ func TestConvertRefusesQuantizedInput(t *testing.T) {
 			if _, err := Convert(context.Background(), src, art, Options{Precision: p, Threads: 1, NoStats: true}); err != nil {
 				t.Fatal(err)
 			}
-			bare := copyDir(t, art)
+			bare := testenv.CopyDir(t, art)
 			if err := os.Remove(filepath.Join(bare, "quantpack.json")); err != nil {
 				t.Fatal(err)
 			}
@@ -229,7 +206,7 @@ func TestConvertValidatesAgainstConfig(t *testing.T) {
 	src := filepath.Join(fixtures(t), "reference", "vit")
 	for _, c := range inconsistentSources {
 		t.Run(c.name, func(t *testing.T) {
-			dir := copyDir(t, src)
+			dir := testenv.CopyDir(t, src)
 			c.edit(t, dir)
 			parent := t.TempDir()
 			_, err := Convert(context.Background(), dir, filepath.Join(parent, "out"), Options{Precision: Int8, Threads: 1})
@@ -251,9 +228,9 @@ func TestConvertValidatesAgainstConfig(t *testing.T) {
 // unless AllowUnused.
 func TestExportRefusesUnusedTensors(t *testing.T) {
 	src := filepath.Join(fixtures(t), "reference", "vit")
-	fewer := copyDir(t, src)
+	fewer := testenv.CopyDir(t, src)
 	editConfig(t, fewer, "num_hidden_layers", `1`)
-	extra := copyDir(t, src)
+	extra := testenv.CopyDir(t, src)
 	rewriteTensors(t, extra, func(specs []safetensors.TensorSpec, data map[string][]byte) []safetensors.TensorSpec {
 		data["stray.weight"] = make([]byte, 16)
 		return append(specs, safetensors.TensorSpec{Name: "stray.weight", DType: safetensors.F32, Shape: []int64{4}})
@@ -282,7 +259,7 @@ func TestExportRefusesUnusedTensors(t *testing.T) {
 // without the statistics, and FailOnNonFinite refuses to write anything.
 func TestConvertReportsNonFinite(t *testing.T) {
 	const dense0 = "vit.encoder.layer.0.attention.output.dense.weight" // [32, 32]
-	dir := copyDir(t, filepath.Join(fixtures(t), "reference", "vit"))
+	dir := testenv.CopyDir(t, filepath.Join(fixtures(t), "reference", "vit"))
 	rewriteTensors(t, dir, func(specs []safetensors.TensorSpec, data map[string][]byte) []safetensors.TensorSpec {
 		q := data[query0]
 		for c := 0; c < 32; c++ { // row 3 all NaN
@@ -374,16 +351,8 @@ func TestConvertDequantizeInput(t *testing.T) {
 			if names, _ := os.ReadDir(filepath.Dir(out)); len(names) != 1 {
 				t.Errorf("temporary checkpoint left beside the output: %v", names)
 			}
-			ckArt, err := safetensors.OpenCheckpoint(art)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ckArt.Close()
-			ckOut, err := safetensors.OpenCheckpoint(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ckOut.Close()
+			ckArt := openCheckpoint(t, art)
+			ckOut := openCheckpoint(t, out)
 			checked := 0
 			for _, r := range mArt.Tensors {
 				switch r.Scheme {
@@ -413,7 +382,7 @@ func TestConvertDequantizeInput(t *testing.T) {
 				t.Errorf("checked %d weights, manifest says %d were dequantized", checked, m.Dequantized.Tensors)
 			}
 			// Requantizing, and from the bare tensors without quantpack.json.
-			bare := copyDir(t, art)
+			bare := testenv.CopyDir(t, art)
 			os.Remove(filepath.Join(bare, "quantpack.json"))
 			if _, err := Convert(context.Background(), bare, filepath.Join(t.TempDir(), "nf4"), Options{Precision: NF4, Threads: 1, DequantizeInput: true}); err != nil {
 				t.Errorf("requantizing the bare tensors: %v", err)

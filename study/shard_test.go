@@ -240,7 +240,7 @@ func TestParseShard(t *testing.T) {
 // baseline must be exported again from the new bytes, and no cell of the
 // old checkpoint reused.
 func TestStaleExport(t *testing.T) {
-	src := copyDir(t, filepath.Join(fixtures(t), "vit"))
+	src := testenv.CopyDir(t, filepath.Join(fixtures(t), "vit"))
 	out := t.TempDir()
 	opt := fakeOptions(t, out)
 	opt.Sources = []string{src}

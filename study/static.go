@@ -177,19 +177,14 @@ func runStaticCell(ctx context.Context, opt *Options, mi ModelInfo, work, fp32Di
 		return nil, nil, fmt.Errorf("verify %s: %w", Int8Static, err)
 	}
 	c := cellFrom(mi, Int8Static, rep)
-	c.Key = key
 	c.ONNXBytes = qm.Sizes.TotalBytes
 	if c.Params > 0 {
 		c.BitsPerParam = 8 * float64(c.ONNXBytes) / float64(c.Params)
 	}
-	if base := fp32Bytes(fp32Dir); base > 0 && c.ONNXBytes > 0 {
-		c.SizeRatio = float64(c.ONNXBytes) / float64(base)
-	}
 	calib := qm.Calibration
 	c.Calibration = &calib
-	if err := saveCell(cachePath(opt.Out, key), c); err != nil {
+	if err := opt.keepCell(c, key, fp32Dir); err != nil {
 		return nil, nil, err
 	}
-	opt.logCell(c)
 	return c, rep, nil
 }

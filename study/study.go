@@ -605,19 +605,28 @@ func runCell(ctx context.Context, opt *Options, mi ModelInfo, p, work, fp32Dir, 
 		return nil, nil, fmt.Errorf("verify %s: %w", p, err)
 	}
 	c := cellFrom(mi, p, rep)
-	c.Key = key
 	c.ArtifactBytes = artBytes
 	c.BitsPerParam = bits
 	c.Auto = auto
 	c.ONNXBytes = em.Sizes.TotalBytes
+	if err := opt.keepCell(c, key, fp32Dir); err != nil {
+		return nil, nil, err
+	}
+	return c, rep, nil
+}
+
+// keepCell completes a computed cell (its key, its ONNX size as a fraction
+// of the model's FP32 export in fp32Dir), caches it under key and logs it.
+func (o *Options) keepCell(c *Cell, key, fp32Dir string) error {
+	c.Key = key
 	if base := fp32Bytes(fp32Dir); base > 0 && c.ONNXBytes > 0 {
 		c.SizeRatio = float64(c.ONNXBytes) / float64(base)
 	}
-	if err := saveCell(cachePath(opt.Out, key), c); err != nil {
-		return nil, nil, err
+	if err := saveCell(cachePath(o.Out, key), c); err != nil {
+		return err
 	}
-	opt.logCell(c)
-	return c, rep, nil
+	o.logCell(c)
+	return nil
 }
 
 // ensureExport makes work/<model>/fp32, the baseline every cell of the

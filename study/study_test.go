@@ -14,15 +14,14 @@ import (
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 func fixtures(t *testing.T) string { return testenv.Fixtures(t, "reference") }
 
 func opener(t *testing.T) verify.Opener {
 	t.Helper()
-	if err := ort.Init(""); err != nil {
-		testenv.SkipOrFail(t, "ONNX Runtime unavailable: %v", err)
-	}
+	orttest.Require(t)
 	return func(p string) (verify.Runner, error) { return ort.Open(p, ort.Options{IntraOpThreads: 1}) }
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -38,11 +39,16 @@ func writeJUnit(path string, suites []verify.JUnitSuite) error {
 	return nil
 }
 
-// errorSuite is the JUnit of a run that failed before its gates were
-// judged: one failing case with the error, so that the CI report shows it.
-func errorSuite(name, class string, err error, seconds float64) verify.JUnitSuite {
-	return verify.JUnitSuite{Name: name, Package: class, Seconds: seconds,
+// failJUnit ends a run that failed before its gates were judged: it writes
+// to path (--junit; "" writes nothing) one failing case with err, so that
+// the CI report shows it, and returns err, joined with a failure to write.
+func failJUnit(path, name, class string, err error, seconds float64) error {
+	suite := verify.JUnitSuite{Name: name, Package: class, Seconds: seconds,
 		Cases: []verify.JUnitCase{{Name: "run", Classname: class, Failure: err.Error(), Seconds: seconds}}}
+	if jerr := writeJUnit(path, []verify.JUnitSuite{suite}); jerr != nil {
+		return errors.Join(err, jerr)
+	}
+	return err
 }
 
 // appendStepSummary appends md to $GITHUB_STEP_SUMMARY when it is set (on

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,5 +173,29 @@ func TestStudyShardsCLI(t *testing.T) {
 	}
 	if code, _ := runCLI(t, "study", vit, "-o", filepath.Join(dir, "x"), "--shard", "3/2"); code != ExitUsage {
 		t.Fatalf("--shard 3/2: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+// TestFailJUnit: a run that fails before its gates leaves a JUnit file with
+// one failing case carrying the error, returns that same error (its class,
+// hence the exit code, unchanged), and writes nothing without --junit.
+func TestFailJUnit(t *testing.T) {
+	cause := usagef("bad flag")
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	if err := failJUnit(junit, "quantpack study", "quantpack.study", cause, 1.5); err != cause {
+		t.Fatalf("returned %v, want the run's error itself", err)
+	}
+	d := readJUnit(t, junit)
+	if len(d.Suites) != 1 || d.Suites[0].Failures != 1 || len(d.Suites[0].Cases) != 1 ||
+		d.Suites[0].Cases[0].Failure == nil || !strings.Contains(d.Suites[0].Cases[0].Failure.Message, "bad flag") {
+		t.Errorf("junit: %+v", d)
+	}
+	if err := failJUnit("", "quantpack verify", "quantpack.verify", cause, 0); err != cause {
+		t.Errorf("without --junit: returned %v", err)
+	}
+	unwritable := filepath.Join(t.TempDir(), "missing", "junit.xml")
+	err := failJUnit(unwritable, "quantpack verify", "quantpack.verify", cause, 0)
+	if !errors.Is(err, cause) || !strings.Contains(err.Error(), unwritable) || exitCode(err) != ExitUsage {
+		t.Errorf("unwritable --junit: %v (exit %d), want the run's error and the file's, exit %d", err, exitCode(err), ExitUsage)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/human"
 	"github.com/quantpack/quantpack/quant"
 	"github.com/quantpack/quantpack/tune"
 	"github.com/quantpack/quantpack/verify"
@@ -150,7 +151,7 @@ func printAuto(w io.Writer, r *tune.AutoResult) {
 		fmt.Fprintf(w, ", top-1 %.2f%% → %.2f%% (drop %.2f pt)", 100**m.BaselineTop1, 100**m.Top1, *m.Top1Drop)
 	}
 	fmt.Fprintf(w, "\n  calibration %s\n", rec.Calibration)
-	fmt.Fprintf(w, "  written    %s (%s, weights %.3f of FP32)\n", r.Out, humanBytes(r.SizeBytes), m.SizeRatio)
+	fmt.Fprintf(w, "  written    %s (%s, weights %.3f of FP32)\n", r.Out, human.Bytes(r.SizeBytes), m.SizeRatio)
 }
 
 // printAutoRecord prints the mix of a --precision auto artifact (nothing
@@ -192,7 +193,7 @@ func printAutoRecord(w io.Writer, a *convert.AutoRecord) {
 
 // printExportInspection describes an export directory.
 func printExportInspection(w io.Writer, in *convert.ExportInspection) {
-	fmt.Fprintf(w, "%s: ONNX export (%s), %s, precision %s, %s\n", in.Path, in.Format, in.Architecture, in.Precision, humanBytes(in.Sizes.TotalBytes))
+	fmt.Fprintf(w, "%s: ONNX export (%s), %s, precision %s, %s\n", in.Path, in.Format, in.Architecture, in.Precision, human.Bytes(in.Sizes.TotalBytes))
 	var ops []string
 	for _, k := range slices.Sorted(maps.Keys(in.Ops)) {
 		ops = append(ops, fmt.Sprintf("%s×%d", k, in.Ops[k]))

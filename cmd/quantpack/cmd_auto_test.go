@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestAutoExitCodes: the command line maps --precision auto's outcomes to
@@ -26,7 +27,7 @@ func TestAutoExitCodes(t *testing.T) {
 	if code := run([]string{"quantpack", "sensitivity", vit, "-o", filepath.Join(dir, "s"), "--precision", "fp16"}); code != ExitUsage {
 		t.Errorf("sensitivity at fp16: exit %d, want %d", code, ExitUsage)
 	}
-	requireRuntime(t)
+	orttest.Require(t)
 	out := filepath.Join(dir, "auto")
 	code := run([]string{"quantpack", "export", vit, "-o", out, "--precision", "auto", "--min-cosine", "0.9999999",
 		"--candidates", "int4,int8", "--calib-images", calib, "--samples", "20"})

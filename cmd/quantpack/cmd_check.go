@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/formats/bundle"
+	"github.com/quantpack/quantpack/internal/human"
 )
 
 func init() { register(newCheckCommand()) }
@@ -116,7 +117,7 @@ func runCheck(ctx context.Context, o checkOptions, w io.Writer) error {
 		fmt.Fprintln(w, l)
 	}
 	if err == nil {
-		fmt.Fprintf(w, "%s: ok, %s, %s verified\n", res.Path, fileCount(res.Files), humanBytes(res.Bytes))
+		fmt.Fprintf(w, "%s: ok, %s, %s verified\n", res.Path, fileCount(res.Files), human.Bytes(res.Bytes))
 	}
 	return err
 }

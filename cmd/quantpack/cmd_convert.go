@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/human"
 	"github.com/quantpack/quantpack/quant"
 )
 
@@ -174,7 +175,7 @@ func printConvertTable(w io.Writer, m *convert.Manifest, src, out string) {
 	}
 	fmt.Fprintf(w, "%s → %s (%s, %s)\n", from, out, m.Precision, m.Architecture)
 	fmt.Fprintf(w, "size: %s → %s (%.3f×), %.2f bits/param, %d of %d params quantized\n",
-		humanBytes(t.BytesIn), humanBytes(t.BytesOut), t.Ratio, t.BitsPerParam, t.QuantizedParams, t.Params)
+		human.Bytes(t.BytesIn), human.Bytes(t.BytesOut), t.Ratio, t.BitsPerParam, t.QuantizedParams, t.Params)
 	if t.FP16Overflow > 0 {
 		fmt.Fprintf(w, "warning: %d values overflowed fp16 and became ±Inf\n", t.FP16Overflow)
 	}
@@ -221,17 +222,4 @@ func sqnr(r *convert.TensorRecord) float64 {
 		return 1e300
 	}
 	return *r.Error.SQNRdB
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/human"
 	"github.com/quantpack/quantpack/quant"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -224,7 +225,7 @@ func printExport(w io.Writer, m *convert.ExportManifest, out string) {
 		mode += " " + m.Int8Mode
 	}
 	fmt.Fprintf(w, "  precision  %s, opset %d, %s graph, image %dx%d (%s)\n", mode, m.Opset, m.Graph, m.Image.Height, m.Image.Width, m.Image.From)
-	fmt.Fprintf(w, "  size       %s (model.onnx %s + model.onnx.data %s)\n", humanBytes(m.Sizes.TotalBytes), humanBytes(m.Sizes.ModelBytes), humanBytes(m.Sizes.DataBytes))
+	fmt.Fprintf(w, "  size       %s (model.onnx %s + model.onnx.data %s)\n", human.Bytes(m.Sizes.TotalBytes), human.Bytes(m.Sizes.ModelBytes), human.Bytes(m.Sizes.DataBytes))
 	var ios []string
 	for _, o := range m.Outputs {
 		ios = append(ios, fmt.Sprintf("%s %v", o.Name, o.Shape))

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/human"
 )
 
 func init() { register(newInspectCommand()) }
@@ -68,7 +69,7 @@ Example:
 }
 
 func printInspect(w io.Writer, in *convert.Inspection, all bool) {
-	fmt.Fprintf(w, "%s: %d tensors, %s, %s params", in.Path, in.Totals.Tensors, humanBytes(in.Totals.Bytes), humanCount(in.Totals.Params))
+	fmt.Fprintf(w, "%s: %d tensors, %s, %s params", in.Path, in.Totals.Tensors, human.Bytes(in.Totals.Bytes), human.Count(in.Totals.Params))
 	if len(in.Files) > 1 {
 		fmt.Fprintf(w, " in %d shards", len(in.Files))
 	}
@@ -91,14 +92,14 @@ func printInspect(w io.Writer, in *convert.Inspection, all bool) {
 	sort.Strings(dts)
 	var parts []string
 	for _, d := range dts {
-		parts = append(parts, fmt.Sprintf("%s %s", d, humanBytes(in.DTypes[d])))
+		parts = append(parts, fmt.Sprintf("%s %s", d, human.Bytes(in.DTypes[d])))
 	}
 	fmt.Fprintf(w, "dtypes: %s\n", strings.Join(parts, ", "))
 	if len(in.Quantization) == 0 {
 		fmt.Fprintln(w, "quantization: none")
 	}
 	for _, q := range in.Quantization {
-		fmt.Fprintf(w, "quantization: %s — %d weights, %s params (%s)", q.Scheme, q.Tensors, humanCount(q.Params), q.Writer)
+		fmt.Fprintf(w, "quantization: %s — %d weights, %s params (%s)", q.Scheme, q.Tensors, human.Count(q.Params), q.Writer)
 		if len(q.Details) > 0 {
 			fmt.Fprintf(w, "; %s", strings.Join(q.Details, "; "))
 		}
@@ -114,16 +115,4 @@ func printInspect(w io.Writer, in *convert.Inspection, all bool) {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\n", t.Name, t.DType, t.Shape, t.Bytes)
 	}
 	tw.Flush()
-}
-
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d", n)
 }

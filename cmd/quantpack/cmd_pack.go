@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/formats/bundle"
+	"github.com/quantpack/quantpack/internal/human"
 )
 
 func init() { register(newPackCommand()) }
@@ -133,7 +134,7 @@ func runPack(ctx context.Context, o packOptions, w io.Writer) error {
 		return printJSON(w, res)
 	}
 	_, err = fmt.Fprintf(w, "%s → %s: %s, %s → %s (%.3f×), level %s, manifest %s\nsha256 %s\n",
-		o.Dir, res.Bundle, fileCount(listedFiles(res.Files, res.FormatVersion >= 2)), humanBytes(res.RawBytes), humanBytes(res.Bytes), res.Ratio,
+		o.Dir, res.Bundle, fileCount(listedFiles(res.Files, res.FormatVersion >= 2)), human.Bytes(res.RawBytes), human.Bytes(res.Bytes), res.Ratio,
 		res.Level, res.Manifest, res.SHA256)
 	for _, s := range res.Signatures {
 		fmt.Fprintf(w, "signed: %s %s (namespace %s)\n", s.KeyType, s.Fingerprint, s.Namespace)

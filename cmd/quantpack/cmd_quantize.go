@@ -13,6 +13,7 @@ import (
 
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/human"
 	"github.com/quantpack/quantpack/quantize"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
@@ -215,7 +216,7 @@ func printQuantize(w io.Writer, m *quantize.Manifest, out string) {
 		fmt.Fprintf(w, "  accuracy     output cosine with FP32 %.5f (min %.5f) on %d held-out samples, target %g (all quantized: %.5f); %d nodes left float for it\n",
 			a.Final.CosineMean, a.Final.CosineMin, a.Holdout.Count, a.MinCosine, a.AllQuantized.CosineMean, len(a.Excluded))
 	}
-	fmt.Fprintf(w, "  size         %s (%.3f× the source's %s)\n", humanBytes(m.Sizes.TotalBytes), m.Sizes.Ratio, humanBytes(m.Sizes.SourceBytes))
+	fmt.Fprintf(w, "  size         %s (%.3f× the source's %s)\n", human.Bytes(m.Sizes.TotalBytes), m.Sizes.Ratio, human.Bytes(m.Sizes.SourceBytes))
 }
 
 // int8Static is export's --int8-mode for the calibrated static QDQ form,

@@ -7,29 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/quantpack/quantpack/internal/testenv"
 	"github.com/quantpack/quantpack/verify"
 )
-
-// copyFixture copies the files of ../shared/fixtures/reference/<sub> into a
-// temporary directory the test may change.
-func copyFixture(t *testing.T, sub string) string {
-	t.Helper()
-	src := repoFixture(t, filepath.Join("reference", sub))
-	dst := filepath.Join(t.TempDir(), sub)
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if e.Type().IsRegular() {
-			copyFile(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
-		}
-	}
-	return dst
-}
 
 // exportJSON runs quantpack export with args and decodes its --json output.
 func exportJSON(t *testing.T, args ...string) map[string]any {
@@ -110,7 +90,7 @@ func TestExportImageSizeMatchesVerify(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			src := copyFixture(t, "deit")
+			src := testenv.CopyDir(t, repoFixture(t, filepath.Join("reference", "deit")))
 			if err := os.WriteFile(filepath.Join(src, "preprocessor_config.json"), []byte(c.pre), 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -129,7 +129,7 @@ Example:
 			}
 			shard, err := study.ParseShard(c.String("shard"), os.Getenv)
 			if err != nil {
-				return usageError{err}
+				return usageError(err)
 			}
 			switch c.String("prefer") {
 			case "latency", "size", "memory":
@@ -192,11 +192,7 @@ Example:
 			start := time.Now()
 			r, err := study.Run(c.Context, opt)
 			if r == nil {
-				if jerr := writeJUnit(c.String("junit"), []verify.JUnitSuite{errorSuite("quantpack study", "quantpack.study", err,
-					time.Since(start).Seconds())}); jerr != nil {
-					return errors.Join(err, jerr)
-				}
-				return err
+				return failJUnit(c.String("junit"), "quantpack study", "quantpack.study", err, time.Since(start).Seconds())
 			}
 			return errors.Join(err, finishStudy(c, r, opt.Out, time.Since(start).Seconds()))
 		},
@@ -261,7 +257,7 @@ Example:
    quantpack study merge shard-1 shard-2 shard-3 -o report --junit study.xml
 
 ` + exitCodeHelp,
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError{err} },
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError(err) },
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "report directory (required)"},
 			junitFlag(),
@@ -311,14 +307,6 @@ func joinPrecisions(ps []convert.Precision) string {
 		s[i] = string(p)
 	}
 	return strings.Join(s, ",")
-}
-
-func optFloat(c *cli.Context, name string) *float64 {
-	if !c.IsSet(name) {
-		return nil
-	}
-	v := c.Float64(name)
-	return &v
 }
 
 // studyLog prints a line per finished cell; on a terminal the lines scroll

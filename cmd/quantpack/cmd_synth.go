@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/convert"
+	"github.com/quantpack/quantpack/internal/human"
 )
 
 func init() { register(newSynthCommand()) }
@@ -65,7 +66,7 @@ Example:
 				return printJSON(os.Stdout, res)
 			}
 			fmt.Printf("%s: %s (%s), %d tensors, %.1fM params, %s\n", res.Dir, res.Preset, res.Arch, res.Tensors,
-				float64(res.Params)/1e6, humanBytes(res.Bytes))
+				float64(res.Params)/1e6, human.Bytes(res.Bytes))
 			return nil
 		},
 	}

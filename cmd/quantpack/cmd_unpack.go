@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/quantpack/quantpack/formats/bundle"
+	"github.com/quantpack/quantpack/internal/human"
 )
 
 func init() { register(newUnpackCommand()) }
@@ -138,7 +139,7 @@ func runUnpack(ctx context.Context, o unpackOptions, w io.Writer) error {
 		note += ", signature verified"
 	}
 	_, err = fmt.Fprintf(w, "%s → %s: %s, %s, all sha256 verified%s\n",
-		res.Bundle, res.Dir, fileCount(listedFiles(res.Files, res.Provenance)), humanBytes(res.Bytes), note)
+		res.Bundle, res.Dir, fileCount(listedFiles(res.Files, res.Provenance)), human.Bytes(res.Bytes), note)
 	for _, l := range signatureLines(res.Bundle, res.Signatures) {
 		fmt.Fprintln(w, l)
 	}

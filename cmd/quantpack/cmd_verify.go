@@ -136,15 +136,8 @@ func verifyOptionsFrom(c *cli.Context) (verifyOptions, error) {
 	o := verifyOptions{runtimeOptions: rt, json: c.Bool("json"), layers: c.Bool("layers"),
 		childModel: c.String("child-measure"), childRuntime: c.Bool("child-runtime"), childBatch: c.Int("child-batch"),
 	}
-	gate := func(name string) *float64 {
-		if !c.IsSet(name) {
-			return nil
-		}
-		v := c.Float64(name)
-		return &v
-	}
-	o.gates = verify.Gates{MaxTop1Drop: gate("max-top1-drop"), MinCosine: gate("min-cosine"),
-		MaxLatencyMs: gate("max-latency-ms"), MinSpeedup: gate("min-speedup"), MaxSizeRatio: gate("max-size-ratio"),
+	o.gates = verify.Gates{MaxTop1Drop: optFloat(c, "max-top1-drop"), MinCosine: optFloat(c, "min-cosine"),
+		MaxLatencyMs: optFloat(c, "max-latency-ms"), MinSpeedup: optFloat(c, "min-speedup"), MaxSizeRatio: optFloat(c, "max-size-ratio"),
 		OnBound: c.Bool("gate-on-bound")}
 	if err := o.gates.Validate(); err != nil {
 		return o, usagef("%v", err)
@@ -182,11 +175,7 @@ func runVerify(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	rep, err := verify.Compare(ctx, vo)
 	var gateErr *verify.GateError
 	if err != nil && !errors.As(err, &gateErr) {
-		if jerr := writeJUnit(o.junit, []verify.JUnitSuite{errorSuite("quantpack verify "+o.candidate, "quantpack.verify", err,
-			time.Since(start).Seconds())}); jerr != nil {
-			return errors.Join(err, jerr)
-		}
-		return err
+		return failJUnit(o.junit, "quantpack verify "+o.candidate, "quantpack.verify", err, time.Since(start).Seconds())
 	}
 	if gateErr != nil || o.layers {
 		diffLayers(ctx, o, rep)

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // testE2EExit checks every exit code of the CLI contract (docs/cli.md) on
@@ -32,7 +35,7 @@ func testE2EExit(t *testing.T, vit string) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		copyFile(t, filepath.Join(vit, "config.json"), filepath.Join(d, "config.json"))
+		testenv.CopyFile(t, filepath.Join(vit, "config.json"), filepath.Join(d, "config.json"))
 		if err := os.WriteFile(filepath.Join(d, "model.safetensors"), body, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +61,7 @@ func testE2EExit(t *testing.T, vit string) {
 	if err := os.WriteFile(filepath.Join(swin, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, model, filepath.Join(swin, "model.safetensors"))
+	testenv.CopyFile(t, model, filepath.Join(swin, "model.safetensors"))
 
 	// writes runs a command that must fail with code and must not leave its
 	// output (parent/out) or anything else in a fresh parent directory.
@@ -105,12 +108,7 @@ func testE2EExit(t *testing.T, vit string) {
 		art := filepath.Join(dir, "occupied-art")
 		qp(t, "convert", vit, "-o", art, "--precision", "int8").ok(t)
 		qp(t, "pack", art, "-o", bundle).ok(t)
-		for _, args := range [][]string{
-			{"convert", vit, "--precision", "int8"},
-			{"export", vit, "--precision", "fp32"},
-			{"synth", "--preset", "deit-tiny-patch16-224"},
-			{"unpack", bundle},
-		} {
+		for _, args := range dirWriters(vit, bundle) {
 			parent := t.TempDir()
 			out := filepath.Join(parent, "out")
 			if err := os.MkdirAll(out, 0o755); err != nil {
@@ -151,7 +149,7 @@ func testE2EExit(t *testing.T, vit string) {
 	})
 
 	t.Run("corrupt-onnx", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		good := filepath.Join(dir, "onnx-fp32")
 		qp(t, "export", vit, "-o", good, "--precision", "fp32").ok(t)
 		badFile := filepath.Join(dir, "bad.onnx")
@@ -162,8 +160,8 @@ func testE2EExit(t *testing.T, vit string) {
 		if err := os.MkdirAll(badDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		copyFile(t, filepath.Join(good, "config.json"), filepath.Join(badDir, "config.json"))
-		copyFile(t, badFile, filepath.Join(badDir, "model.onnx"))
+		testenv.CopyFile(t, filepath.Join(good, "config.json"), filepath.Join(badDir, "config.json"))
+		testenv.CopyFile(t, badFile, filepath.Join(badDir, "model.onnx"))
 		qp(t, "verify", good, badFile, "--no-memory").wantCode(t, ExitInvalid, badFile)
 		qp(t, "verify", badDir, good, "--no-memory").wantCode(t, ExitInvalid, badDir)
 	})
@@ -206,7 +204,7 @@ func testE2EExit(t *testing.T, vit string) {
 	fast := []string{"--no-memory", "--iters", "2", "--warmup", "0"}
 
 	t.Run("gate", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		e32, e8 := exports(t)
 		// A cosine of exactly 1 (int8 logits differ from fp32 ones) and a
 		// size ratio of 1% cannot be met. (A cosine above 1 is a usage

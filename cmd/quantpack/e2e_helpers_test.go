@@ -298,26 +298,14 @@ func emptyParent(t testing.TB, dir, after string) {
 	}
 }
 
-// copyFile copies src to dst (fixtures are read-only inputs; tests that need
-// a damaged copy write it to a temp dir).
-func copyFile(t testing.TB, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// requireRuntime is requireORT plus a binary that can load it: under
-// CGO_ENABLED=0 the library may be on disk while quantpack runs without it.
-func requireRuntime(t testing.TB) {
-	t.Helper()
-	requireORT(t)
-	lib, _ := ort.LibraryPath("")
-	if err := ort.Init(lib); err != nil {
-		skipOrFail(t, "ONNX Runtime cannot be loaded: %v", err)
+// dirWriters lists the commands that write a directory with -o, each with
+// arguments that would succeed into an empty one (vit a checkpoint, bundle
+// a bundle file): the tests of a refused -o run every one of them.
+func dirWriters(vit, bundle string) [][]string {
+	return [][]string{
+		{"convert", vit, "--precision", "int8"},
+		{"export", vit, "--precision", "fp32"},
+		{"synth", "--preset", "deit-tiny-patch16-224"},
+		{"unpack", bundle},
 	}
 }

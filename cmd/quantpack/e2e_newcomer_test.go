@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // testE2ENewcomer covers what a new user met in their first hour (issue
@@ -141,7 +143,7 @@ func testTrailingSlash(t *testing.T, vit string) {
 		}
 	}
 	t.Run("study", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		rep := slash("study/report/")
 		qp(t, "study", vit, "-o", rep, "--precisions", "fp32", "--iters", "1", "--warmup", "0", "--no-memory").ok(t)
 		if _, err := os.Stat(filepath.Join(rep, "report.md")); err != nil {
@@ -268,7 +270,7 @@ func testNewcomerGaps(t *testing.T, vit string) {
 	})
 
 	t.Run("runtime", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		dir := t.TempDir()
 		e32 := filepath.Join(dir, "e32")
 		// export --check says what ran and what came out.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/quantpack/quantpack/formats/safetensors"
 	"github.com/quantpack/quantpack/internal/atomicfile"
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
 // testE2EReliability runs the hostile cases of issue 17 that need the real
@@ -26,7 +27,7 @@ func testE2EReliability(t *testing.T, vit string) {
 		d := filepath.Join(t.TempDir(), "src")
 		os.MkdirAll(d, 0o755)
 		for _, f := range []string{"config.json", "model.safetensors"} {
-			copyFile(t, filepath.Join(vit, f), filepath.Join(d, f))
+			testenv.CopyFile(t, filepath.Join(vit, f), filepath.Join(d, f))
 		}
 		return d
 	}
@@ -127,12 +128,7 @@ func testE2EReliability(t *testing.T, vit string) {
 		qp(t, "convert", vit, "-o", art, "--precision", "fp16").ok(t)
 		bundle := filepath.Join(parent, "art.tar.zst")
 		qp(t, "pack", art, "-o", bundle).ok(t)
-		for _, args := range [][]string{
-			{"convert", vit, "--precision", "int8"},
-			{"export", vit, "--precision", "fp32"},
-			{"synth", "--preset", "deit-tiny-patch16-224"},
-			{"unpack", bundle},
-		} {
+		for _, args := range dirWriters(vit, bundle) {
 			dir := t.TempDir()
 			target := filepath.Join(dir, "target")
 			os.Mkdir(target, 0o755)

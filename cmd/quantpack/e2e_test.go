@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quantpack/quantpack/internal/testenv"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestE2E drives the real quantpack binary through the CLI contract of
@@ -135,7 +138,7 @@ func testE2EHappy(t *testing.T, vit string) {
 	})
 
 	t.Run("export-verify", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		dir := t.TempDir()
 		e32, e8 := filepath.Join(dir, "fp32"), filepath.Join(dir, "int8")
 		qp(t, "export", vit, "-o", e32, "--precision", "fp32").ok(t)
@@ -169,7 +172,7 @@ func testE2EHappy(t *testing.T, vit string) {
 	})
 
 	t.Run("study", func(t *testing.T) {
-		requireRuntime(t)
+		orttest.Require(t)
 		rep := filepath.Join(t.TempDir(), "report")
 		qp(t, "study", vit, "-o", rep, "--precisions", "fp32,int8", "--iters", "3", "--warmup", "1", "--no-memory").ok(t)
 		md, err := os.ReadFile(filepath.Join(rep, "report.md"))
@@ -202,7 +205,7 @@ func labelledImages(t *testing.T, dir string) string {
 			t.Fatal(err)
 		}
 		for _, f := range files {
-			copyFile(t, filepath.Join(src, f), filepath.Join(root, class, f))
+			testenv.CopyFile(t, filepath.Join(src, f), filepath.Join(root, class, f))
 		}
 	}
 	return root

@@ -32,16 +32,12 @@ const exitCodeHelp = `Exit codes:
    6    runtime unavailable (no ONNX Runtime library, no CUDA)
    130  interrupted (SIGINT/SIGTERM); temporary files are removed`
 
-// usageError marks a command-line mistake.
-type usageError struct{ err error }
-
-func (u usageError) Error() string           { return u.err.Error() }
-func (u usageError) Unwrap() error           { return u.err }
-func (u usageError) FaultClass() fault.Class { return fault.Usage }
+// usageError marks err as a command-line mistake (exit 2).
+func usageError(err error) error { return fault.WithClass(fault.Usage, err) }
 
 // usagef returns a usage error (exit 2).
 func usagef(format string, args ...any) error {
-	return usageError{cliError(format, args...)}
+	return usageError(cliError(format, args...))
 }
 
 func cliError(format string, args ...any) error {

@@ -15,3 +15,13 @@ func switchFlag(c *cli.Context, name string) convert.Switch {
 	}
 	return convert.SwitchOf(c.Bool(name))
 }
+
+// optFloat is a float flag's value, or nil when the user did not set it (a
+// gate or constraint that is off).
+func optFloat(c *cli.Context, name string) *float64 {
+	if !c.IsSet(name) {
+		return nil
+	}
+	v := c.Float64(name)
+	return &v
+}

@@ -32,7 +32,7 @@ func newApp() *cli.App {
 	cmds := append([]*cli.Command(nil), commands...)
 	addHubFlags(cmds)
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
-	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError(err) }
 	// urfave/cli v2 does not pass the app's OnUsageError down to commands.
 	for _, c := range cmds {
 		if c.OnUsageError == nil {
@@ -108,8 +108,7 @@ func run(args []string) int {
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("interrupted: %w (%v)", context.Canceled, err)
 	} else if err != nil && errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("interrupted by signal; temporary files removed")
-		err = interrupted{err}
+		err = errSignal
 	}
 	atomicfile.RemoveAll()
 	code := exitCode(err)
@@ -154,7 +153,5 @@ func watchSignals(ctx context.Context, stop func(), finished <-chan struct{}, gr
 	}
 }
 
-// interrupted reports a run stopped by SIGINT/SIGTERM (exit 130).
-type interrupted struct{ error }
-
-func (interrupted) FaultClass() fault.Class { return fault.Interrupted }
+// errSignal reports a run stopped by SIGINT/SIGTERM (exit 130).
+var errSignal = fault.New(fault.Interrupted, "interrupted by signal; temporary files removed")

@@ -70,7 +70,7 @@ func runtimeUsage(cmd string, err error) error {
 	if cmd != "verify" {
 		err = fmt.Errorf("%s: %w", cmd, err)
 	}
-	return usageError{err}
+	return usageError(err)
 }
 
 // checkInputs resolves --images and --labels (exit 3 naming the flag when

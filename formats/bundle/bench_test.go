@@ -19,6 +19,17 @@ var (
 	benchKeep = flag.String("bundle.keep", "", "generate the benchmark artifacts under this directory and keep them (for timing the CLI on them)")
 )
 
+// benchBundle packs a benchArtifact of the given precision into a bundle
+// file; size is the artifact's weights size.
+func benchBundle(b *testing.B, kind string) (bundle string, size int64) {
+	dir, size := benchArtifact(b, kind)
+	bundle = filepath.Join(b.TempDir(), "b.tar.zst")
+	if _, err := Pack(context.Background(), dir, bundle, PackOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return bundle, size
+}
+
 // benchArtifact writes an artifact of the given precision whose weights
 // file is *benchMB MiB, streamed in 16 MiB chunks so that a 1 GiB artifact
 // needs no 1 GiB buffer, with an exact manifest.
@@ -95,11 +106,7 @@ func BenchmarkPack(b *testing.B) {
 func BenchmarkUnpack(b *testing.B) {
 	for _, kind := range payloadKinds {
 		b.Run(kind, func(b *testing.B) {
-			dir, size := benchArtifact(b, kind)
-			bundle := filepath.Join(b.TempDir(), "b.tar.zst")
-			if _, err := Pack(context.Background(), dir, bundle, PackOptions{}); err != nil {
-				b.Fatal(err)
-			}
+			bundle, size := benchBundle(b, kind)
 			root := b.TempDir()
 			b.SetBytes(size)
 			b.ReportAllocs()
@@ -125,11 +132,7 @@ func BenchmarkUnpack(b *testing.B) {
 func BenchmarkCheck(b *testing.B) {
 	for _, kind := range payloadKinds {
 		b.Run(kind, func(b *testing.B) {
-			dir, size := benchArtifact(b, kind)
-			bundle := filepath.Join(b.TempDir(), "b.tar.zst")
-			if _, err := Pack(context.Background(), dir, bundle, PackOptions{}); err != nil {
-				b.Fatal(err)
-			}
+			bundle, size := benchBundle(b, kind)
 			b.SetBytes(size)
 			b.ReportAllocs()
 			cpu0, iters := cpuSeconds(), 0

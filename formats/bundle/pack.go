@@ -111,17 +111,14 @@ func Pack(ctx context.Context, dir, out string, opts PackOptions) (*PackResult, 
 	if err := checkOutputFile(out, opts.Overwrite); err != nil {
 		return nil, err
 	}
-	// Missing parent directories are made, as unpack makes them, and
-	// removed again when pack fails.
-	parent := filepath.Dir(out)
-	created := firstMissing(parent)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	undoParent, err := makeParent(filepath.Dir(out))
+	if err != nil {
 		return nil, err
 	}
 	ok := false
 	defer func() {
-		if !ok && created != "" {
-			removeEmptyUpTo(parent, created)
+		if !ok {
+			undoParent()
 		}
 	}()
 	files, err := listFiles(dir)

@@ -91,14 +91,14 @@ func Unpack(ctx context.Context, path, outDir string, opts UnpackOptions) (*Unpa
 		return nil, &EntryError{Bundle: path, Index: -1, Err: ErrTooLarge, Detail: fmt.Sprintf("bundle is %d bytes, limit %d", fi.Size(), max)}
 	}
 	parent := filepath.Dir(outDir)
-	created := firstMissing(parent)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	undoParent, err := makeParent(parent)
+	if err != nil {
 		return nil, err
 	}
 	committed := false
 	defer func() {
-		if !committed && created != "" {
-			removeEmptyUpTo(parent, created)
+		if !committed {
+			undoParent()
 		}
 	}()
 	atomicfile.RemoveStale(parent)
@@ -268,6 +268,22 @@ func commitDir(tmp, outDir string, dirs map[string]bool) error {
 	return syncPath(filepath.Dir(outDir))
 }
 
+// makeParent creates dir and its missing ancestors (pack and unpack make
+// the parent of their output) and returns undo, which removes the ones it
+// created again, from dir up, stopping at one that is no longer empty: a
+// command that fails calls it, so a mistyped -o leaves no empty directories.
+func makeParent(dir string) (undo func(), err error) {
+	created := firstMissing(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return func() {
+		if created != "" {
+			removeEmptyUpTo(dir, created)
+		}
+	}, nil
+}
+
 // firstMissing returns the topmost ancestor of dir (or dir itself) that
 // does not exist, or "" when dir exists.
 func firstMissing(dir string) string {
@@ -283,8 +299,8 @@ func firstMissing(dir string) string {
 	}
 }
 
-// removeEmptyUpTo removes the directories Unpack created for the parent of
-// its output, from dir up to top, stopping at the first one not empty.
+// removeEmptyUpTo removes the directories from dir up to top, stopping at
+// the first one not empty.
 func removeEmptyUpTo(dir, top string) {
 	for d := dir; ; d = filepath.Dir(d) {
 		if os.Remove(d) != nil || d == top || filepath.Dir(d) == d {

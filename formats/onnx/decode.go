@@ -155,6 +155,19 @@ type number interface {
 	~int32 | ~int64 | ~uint64 | ~float32 | ~float64
 }
 
+// wireType is the protobuf wire type of one T, for the reader and the
+// writer alike: fixed32 for float, fixed64 for double, varint otherwise.
+func wireType[T number]() protowire.Type {
+	var zero T
+	switch any(zero).(type) {
+	case float32:
+		return protowire.Fixed32Type
+	case float64:
+		return protowire.Fixed64Type
+	}
+	return protowire.VarintType
+}
+
 // appendScalars decodes one occurrence of a repeated scalar field, packed
 // or not, onto dst. The element count of a packed run is known before any
 // allocation and bounded by its length in bytes.
@@ -163,14 +176,7 @@ func appendScalars[T number](d *decoder, e *extra, msg msgKind, f field, dst []T
 	if packed != defaultPacked(msg, f.num) && f.num < 64 && (!packed || f.end-f.val > 1) {
 		e.flipped |= 1 << f.num // (an empty packed run writes nothing back)
 	}
-	elem := protowire.VarintType
-	var zero T
-	switch any(zero).(type) {
-	case float32:
-		elem = protowire.Fixed32Type
-	case float64:
-		elem = protowire.Fixed64Type
-	}
+	elem := wireType[T]()
 	if !packed {
 		return append(dst, scalar[T](d.buf[f.val:f.end], elem)), nil
 	}

@@ -207,14 +207,7 @@ func scalars[T number](f *fields, msg msgKind, num protowire.Number, v []T) {
 	}
 	s := f.at(num)
 	packed := defaultPacked(msg, num) != f.e.isFlipped(num)
-	var zero T
-	typ := protowire.VarintType
-	switch any(zero).(type) {
-	case float32:
-		typ = protowire.Fixed32Type
-	case float64:
-		typ = protowire.Fixed64Type
-	}
+	typ := wireType[T]()
 	if !packed {
 		for _, x := range v {
 			s.tag(num, typ)

@@ -61,43 +61,15 @@ func ReadFile(path string) (*Model, error) {
 
 // walkTensors calls fn for every tensor in g: initializers, then attribute
 // tensors node by node, descending into subgraphs.
-func walkTensors(g *Graph, fn func(*Tensor) error) error {
-	if g == nil {
-		return nil
-	}
-	for _, t := range g.Initializers {
-		if err := fn(t); err != nil {
-			return err
-		}
-	}
-	for _, n := range g.Nodes {
-		for _, a := range n.Attrs {
-			if a.T != nil {
-				if err := fn(a.T); err != nil {
-					return err
-				}
-			}
-			for _, t := range a.Tensors {
-				if err := fn(t); err != nil {
-					return err
-				}
-			}
-			if err := walkTensors(a.G, fn); err != nil {
-				return err
-			}
-			for _, sub := range a.Graphs {
-				if err := walkTensors(sub, fn); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
+func walkTensors(g *Graph, fn func(*Tensor) error) error { return walkGraph(g, true, fn) }
 
 // walkInitializers calls fn for the initializers of g and of its
 // subgraphs, in a fixed order.
-func walkInitializers(g *Graph, fn func(*Tensor) error) error {
+func walkInitializers(g *Graph, fn func(*Tensor) error) error { return walkGraph(g, false, fn) }
+
+// walkGraph calls fn for g's initializers, then node by node for each
+// attribute's tensors when attrs is set, descending into subgraphs.
+func walkGraph(g *Graph, attrs bool, fn func(*Tensor) error) error {
 	if g == nil {
 		return nil
 	}
@@ -108,11 +80,23 @@ func walkInitializers(g *Graph, fn func(*Tensor) error) error {
 	}
 	for _, n := range g.Nodes {
 		for _, a := range n.Attrs {
-			if err := walkInitializers(a.G, fn); err != nil {
+			if attrs {
+				if a.T != nil {
+					if err := fn(a.T); err != nil {
+						return err
+					}
+				}
+				for _, t := range a.Tensors {
+					if err := fn(t); err != nil {
+						return err
+					}
+				}
+			}
+			if err := walkGraph(a.G, attrs, fn); err != nil {
 				return err
 			}
 			for _, sub := range a.Graphs {
-				if err := walkInitializers(sub, fn); err != nil {
+				if err := walkGraph(sub, attrs, fn); err != nil {
 					return err
 				}
 			}

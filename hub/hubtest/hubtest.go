@@ -184,12 +184,23 @@ func (h *Hub) access(w http.ResponseWriter, r *http.Request, repo string) (*Repo
 	return rp, true
 }
 
-func (h *Hub) commitOf(rp *Repo, rev string) (string, bool) {
-	if rev == rp.Commit {
-		return rev, true
+// revision applies access, then resolves rev (the commit or a branch of
+// repo), answering RevisionNotFound when it is neither.
+func (h *Hub) revision(w http.ResponseWriter, r *http.Request, repo, rev string) (*Repo, string, bool) {
+	rp, ok := h.access(w, r, repo)
+	if !ok {
+		return nil, "", false
 	}
-	c, ok := rp.Branches[rev]
-	return c, ok
+	if rev == rp.Commit {
+		return rp, rev, true
+	}
+	commit, ok := rp.Branches[rev]
+	if !ok {
+		w.Header().Set("X-Error-Code", "RevisionNotFound")
+		w.WriteHeader(http.StatusNotFound)
+		return nil, "", false
+	}
+	return rp, commit, true
 }
 
 func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
@@ -220,14 +231,8 @@ func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, repo, rev string) {
-	rp, ok := h.access(w, r, repo)
+	rp, commit, ok := h.revision(w, r, repo, rev)
 	if !ok {
-		return
-	}
-	commit, ok := h.commitOf(rp, rev)
-	if !ok {
-		w.Header().Set("X-Error-Code", "RevisionNotFound")
-		w.WriteHeader(http.StatusNotFound)
 		return
 	}
 	type sib struct {
@@ -251,14 +256,8 @@ func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, repo, rev st
 }
 
 func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request, repo, rev, file string) {
-	rp, ok := h.access(w, r, repo)
+	rp, commit, ok := h.revision(w, r, repo, rev)
 	if !ok {
-		return
-	}
-	commit, ok := h.commitOf(rp, rev)
-	if !ok {
-		w.Header().Set("X-Error-Code", "RevisionNotFound")
-		w.WriteHeader(http.StatusNotFound)
 		return
 	}
 	data, ok := rp.Files[file]

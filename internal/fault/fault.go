@@ -6,7 +6,8 @@
 //	var ErrHeaderTooLarge = fault.New(fault.Invalid, "safetensors: header too large")
 //
 // Typed errors that carry a location (file, tensor, byte offset) wrap such a
-// sentinel with %w or implement Classer themselves. ClassOf walks the chain.
+// sentinel with %w or implement Classer themselves; WithClass gives an error
+// a class where it arises. ClassOf walks the chain.
 package fault
 
 import (
@@ -68,6 +69,26 @@ func (s *sentinel) FaultClass() Class { return s.class }
 
 // New returns a sentinel error of the given class. Compare with errors.Is.
 func New(c Class, msg string) error { return &sentinel{class: c, msg: msg} }
+
+// WithClass returns err with class c: the same message, errors.Is and
+// errors.As see err's chain, and ClassOf answers c. It is for errors whose
+// class is decided by where they arise rather than by a sentinel (an option
+// parser's error is a usage mistake, whatever produced it). nil stays nil.
+func WithClass(c Class, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &classed{err: err, class: c}
+}
+
+type classed struct {
+	err   error
+	class Class
+}
+
+func (e *classed) Error() string     { return e.err.Error() }
+func (e *classed) Unwrap() error     { return e.err }
+func (e *classed) FaultClass() Class { return e.class }
 
 // ClassOf returns the class of the first error in err's chain that has one.
 // Context cancellation counts as Interrupted.

@@ -1,6 +1,7 @@
 // Package testenv finds what tests need from outside the repository: the
 // third-party fixtures in ../shared/fixtures. Absent fixtures skip a test,
 // except in CI (QUANTPACK_CI=1, set by .ci/run), where they fail it.
+// CopyDir and CopyFile give a test its own copy of a fixture to change.
 //
 // The environment variables the tests read, all in one list:
 //
@@ -82,4 +83,38 @@ func Fixtures(t testing.TB, sub string) string {
 		SkipOrFail(t, "fixtures not found at %q; they live in ../shared/fixtures beside the repository", p)
 	}
 	return p
+}
+
+// CopyFile copies src to dst, failing the test on error. Fixtures are
+// read-only inputs; a test that needs a damaged copy writes it elsewhere.
+func CopyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CopyDir copies the regular files of src (not its subdirectories) into a
+// new temporary directory of the same base name, which the test may change,
+// and returns that directory.
+func CopyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			CopyFile(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+		}
+	}
+	return dst
 }
