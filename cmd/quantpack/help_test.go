@@ -85,6 +85,8 @@ func TestHelpDefaultsFromConvert(t *testing.T) {
 		{regexp.MustCompile(`\b` + method + ` for nf4`), string(convert.DefaultNF4Method)},
 		{regexp.MustCompile(`default for int4 is block (\d+)`), strconv.Itoa(convert.DefaultInt4Block)},
 		{regexp.MustCompile(`default for int4 is block \d+ with ([a-z]+)`), string(convert.DefaultInt4Method)},
+		{regexp.MustCompile(`\b` + method + ` \(int4\)`), string(convert.DefaultAWQBaseInt4)},
+		{regexp.MustCompile(`\b` + method + ` \(nf4\)`), string(convert.DefaultAWQBaseNF4)},
 	}
 	seen := map[string]int{}
 	for _, c := range newApp().Commands {
@@ -102,9 +104,9 @@ func TestHelpDefaultsFromConvert(t *testing.T) {
 		}
 	}
 	// convert and export state block size and method for int4 and nf4
-	// (and convert its int4 default twice more); sensitivity the block
-	// sizes.
-	for name, want := range map[string]int{"convert": 6, "export": 4, "sensitivity": 2} {
+	// and awq's base for both (convert its int4 default twice more);
+	// sensitivity the block sizes.
+	for name, want := range map[string]int{"convert": 8, "export": 6, "sensitivity": 2} {
 		if seen[name] < want {
 			t.Errorf("%s --help states %d 4-bit defaults, want at least %d", name, seen[name], want)
 		}
