@@ -57,7 +57,14 @@ func writeAuto(ctx context.Context, p *prepared, opt AutoOptions, base convert.P
 		if err != nil {
 			return nil, err
 		}
-		if m, err = p.ev.eval(ctx, model); err != nil {
+		// Inline graph: no external data folder.
+		r, err := p.ev.opener(model, SessionOptions{Threads: p.ev.sess.Threads})
+		if err != nil {
+			return nil, err
+		}
+		m, err = p.ev.evalRunner(ctx, r)
+		r.Close()
+		if err != nil {
 			return nil, err
 		}
 	}

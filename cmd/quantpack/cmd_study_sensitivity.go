@@ -9,8 +9,6 @@ import (
 
 	"github.com/quantpack/quantpack/convert"
 	"github.com/quantpack/quantpack/tune"
-	"github.com/quantpack/quantpack/verify"
-	"github.com/quantpack/quantpack/verify/ort"
 )
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -32,17 +30,10 @@ func studySensitivity(c *cli.Context, sources []string, out string, log func(str
 	if images == "" {
 		images = c.String("images")
 	}
-	open := func(model []byte) (verify.Runner, error) {
-		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
 	for i, src := range sources {
 		dir := filepath.Join(out, fmt.Sprintf("sensitivity-%d-%s", i, unsafeName.ReplaceAllString(filepath.Base(filepath.Clean(src)), "_")))
 		r, err := tune.Sensitivity(c.Context, tune.SensitivityOptions{Src: src, Precision: prec, Images: images,
-			Samples: c.Int("samples"), Open: open, Convert: convert.Options{},
+			Samples: c.Int("samples"), Open: tuneOpener, Convert: convert.Options{},
 			Export: convert.ExportOptions{Int8Mode: c.String("int8-mode")}})
 		if err != nil {
 			return fmt.Errorf("sensitivity of %s: %w", src, err)
