@@ -392,8 +392,11 @@ func buildModel(s *exportSource, w *weights, gopt *graphOptions) (*onnx.Model, e
 
 // ArtifactGraph returns, in memory, the fp32-form graph export would write
 // for the convert artifact in dir (quantized layers as their contrib
-// operators, every scheme the artifact mixes included).
-func ArtifactGraph(dir string, eo ExportOptions) ([]byte, error) {
+// operators, every scheme the artifact mixes included). With dataDir (an
+// existing folder) its large initializers are written to a data file there
+// and referenced as external data, so artifacts past protobuf's 2 GiB work
+// too; open the graph with dataDir as its external-data folder.
+func ArtifactGraph(dir string, eo ExportOptions, dataDir string) ([]byte, error) {
 	if err := eo.validate(); err != nil {
 		return nil, err
 	}
@@ -412,7 +415,22 @@ func ArtifactGraph(dir string, eo ExportOptions) ([]byte, error) {
 	}
 	gopt := graphOptions{Precision: ExportFP32, Int8Mode: eo.Int8Mode, Opset: eo.Opset, Plain: eo.Plain,
 		Int4Accuracy: eo.Int4Accuracy, Height: h, Width: w}
-	return buildInMemory(s, s.w, &gopt)
+	if dataDir == "" {
+		return buildInMemory(s, s.w, &gopt)
+	}
+	m, err := buildModel(s, s.w, &gopt)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := newInitPool(dataDir, variantPoolThreshold)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.close()
+	if err := pool.externalize(m); err != nil {
+		return nil, err
+	}
+	return m.Marshal()
 }
 
 // WeightBytes is the stored size of a variant's tensors: those in assign at
