@@ -165,15 +165,15 @@ func OpenVariants(ctx context.Context, src string, opt VariantOptions) (*Variant
 	return v, nil
 }
 
-// fillPool writes every initializer of the all-FP32 graph and of the graph
-// with every layer at each precision into the pool, one graph at a time,
-// before any variant runs: a variant then finds all of its initializers
-// there, and concurrent Builds only read the pool.
+// fillPool writes every initializer of the graph with every layer at each
+// precision into the pool, one graph at a time, before any variant runs
+// (listLayers wrote the all-FP32 graph's): a variant then finds all of its
+// initializers there, and concurrent Builds only read the pool.
 func (v *Variants) fillPool(ctx context.Context, precs []Precision) error {
 	if v.pool == nil {
 		return nil
 	}
-	for _, p := range append([]Precision{FP32}, precs...) {
+	for _, p := range precs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
