@@ -212,7 +212,7 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 	// The conversions, the inputs and the first state are measured
 	// whatever the budget: without them there is nothing to write.
 	nw, per := parallelism(opt.Workers, 0)
-	p, err := prepare(ctx, opt.Src, opt.Candidates, opt.Images, opt.Samples, co, opt.ExportOptions, opt.Open, per, 0)
+	p, err := prepare(ctx, opt.Src, opt.Candidates, opt.Images, opt.Samples, co, opt.ExportOptions, opt.Open, nw*per, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +274,9 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 		if first.m, err = measure(ctx, first.level); err != nil {
 			return err
 		}
+		// The FP32 run and the first state had the threads to themselves;
+		// from here on nw variants share them.
+		p.ev.sess.Threads = per
 		evals++
 		first.ok = opt.Target.holds(p.ev, first.m) && opt.Target.fits(first.size)
 		consider(first)

@@ -11,7 +11,8 @@ import (
 
 // TestSensitivityReportIndependentOfThreadsAndData: the report is the
 // same, to the byte, whether the variant sessions run side by side on one
-// intra-op thread each or one at a time on two threads, and whether the
+// intra-op thread each or one at a time on two threads (the FP32 runs on
+// two threads in both), or everything on one thread, and whether the
 // variant graphs keep their weights in the shared external data file or
 // inline. Only the timing block may differ. (ONNX Runtime's CPU kernels
 // split work by output rows and columns, never along a reduction, so the
@@ -40,6 +41,9 @@ func TestSensitivityReportIndependentOfThreadsAndData(t *testing.T) {
 	side := run(2, 2, 0)
 	if b := run(1, 2, 0); !bytes.Equal(side, b) {
 		t.Errorf("2 workers × 1 thread and 1 worker × 2 threads give different reports:\n%s\n%s", side, b)
+	}
+	if b := run(1, 1, 0); !bytes.Equal(side, b) {
+		t.Errorf("2 workers × 1 thread and 1 thread in all give different reports:\n%s\n%s", side, b)
 	}
 	if b := run(2, 2, -1); !bytes.Equal(side, b) {
 		t.Errorf("external data and inline graphs give different reports:\n%s\n%s", side, b)

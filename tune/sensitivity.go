@@ -165,7 +165,7 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 	}
 	start, cpu0 := time.Now(), cpuSeconds()
 	nw, per := parallelism(opt.Workers, opt.Threads)
-	p, err := prepare(ctx, opt.Src, []convert.Precision{opt.Precision}, opt.Images, opt.Samples, opt.Convert, opt.Export, opt.Open, per, opt.externalThreshold)
+	p, err := prepare(ctx, opt.Src, []convert.Precision{opt.Precision}, opt.Images, opt.Samples, opt.Convert, opt.Export, opt.Open, nw*per, opt.externalThreshold)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +196,9 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 		}
 	}
 	rdur := time.Since(rstart)
+	// The FP32 runs above had the threads to themselves; the variants
+	// share them.
+	p.ev.sess.Threads = per
 	var reused atomic.Int64
 	allBut := make([]Metrics, len(layers))
 	vstart := time.Now()
