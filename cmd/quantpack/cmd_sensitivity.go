@@ -98,7 +98,7 @@ func tuneFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "calib-images", Usage: "ImageFolder `DIR` of calibration images (sensitivity, --precision auto, export --int8-mode static)", DefaultText: "synthetic inputs"},
 		&cli.IntFlag{Name: "samples", Usage: "`N` inputs: the synthetic count, or at most this many calibration images", DefaultText: "64 synthetic, or every calibration image"},
-		&cli.IntFlag{Name: "workers", Usage: "`N` variant graphs run at once, one thread each", DefaultText: "all cores"},
+		&cli.IntFlag{Name: "workers", Usage: "`N` variant graphs run at once, sharing the cores (cores/N intra-op threads each)", DefaultText: "one per core"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 	}
 }
