@@ -59,7 +59,7 @@ func (v *Variants) BuildFP32Outputs(values []string) ([]byte, error) {
 		// No shape: ONNX Runtime infers it (an empty Shape would say rank 0).
 		m.Graph.Outputs = append(m.Graph.Outputs, &onnx.ValueInfo{Name: val, ElemType: onnx.Float})
 	}
-	return m.Marshal()
+	return v.encode(m)
 }
 
 // BuildCut is Build with the graph cut at value cut: cut becomes the
@@ -80,7 +80,7 @@ func (v *Variants) BuildCut(assign map[string]Precision, rest Precision, cut str
 	if err := cutGraph(m.Graph, cut, dims); err != nil {
 		return nil, err
 	}
-	return m.Marshal()
+	return v.encode(m)
 }
 
 // flowValues are the values computed from the graph inputs (not from

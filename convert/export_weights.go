@@ -197,7 +197,7 @@ func floatSource(name string, e safetensors.Entry, dims []int64, transpose bool,
 	if dt == onnx.Float16 {
 		width = 2
 	}
-	return onnx.TensorSource(name, dt, dims, n*width, func(wr io.Writer) error {
+	t := onnx.TensorSource(name, dt, dims, n*width, func(wr io.Writer) error {
 		if dt == onnx.Float16 && e.DType == safetensors.F16 {
 			// fp16 artifact into an fp16 graph: the bits as stored.
 			raw, err := readRaw(e)
@@ -220,12 +220,23 @@ func floatSource(name string, e safetensors.Entry, dims []int64, transpose bool,
 		_, err = wr.Write(encodeFloats(v, dt))
 		return err
 	})
+	t.SourceKey = sourceKey("float", e, dt, dims, transpose)
+	return t
+}
+
+// sourceKey names the bytes a Source initializer derives from stored tensor
+// e (onnx.Tensor.SourceKey): the file and tensor it reads, how it
+// transforms them (kind, transpose) and what it produces (dtype, dims).
+// Files are named by path: the caches that use the key live no longer than
+// the files they were built from.
+func sourceKey(kind string, e safetensors.Entry, dt onnx.DataType, dims []int64, transpose bool) string {
+	return fmt.Sprintf("%s|%s|%s|%d|%v|%t", kind, e.File.Name(), e.Name, dt, dims, transpose)
 }
 
 // rawSource returns an initializer holding a stored tensor's bytes as they
 // are (quantized codes, scales), under new dims.
 func rawSource(name string, e safetensors.Entry, dt onnx.DataType, dims []int64) *onnx.Tensor {
-	return onnx.TensorSource(name, dt, dims, e.Size, func(wr io.Writer) error {
+	t := onnx.TensorSource(name, dt, dims, e.Size, func(wr io.Writer) error {
 		raw, err := readRaw(e)
 		if err != nil {
 			return err
@@ -233,13 +244,16 @@ func rawSource(name string, e safetensors.Entry, dt onnx.DataType, dims []int64)
 		_, err = wr.Write(raw)
 		return err
 	})
+	t.SourceKey = sourceKey("raw", e, dt, dims, false)
+	return t
 }
 
 // transposeI8Source returns the int8 [K, N] transpose of a stored [N, K]
 // int8 weight.
 func transposeI8Source(name string, e safetensors.Entry) *onnx.Tensor {
 	nr, k := int(e.Shape[0]), int(e.Shape[1])
-	return onnx.TensorSource(name, onnx.Int8, []int64{int64(k), int64(nr)}, e.Size, func(wr io.Writer) error {
+	dims := []int64{int64(k), int64(nr)}
+	t := onnx.TensorSource(name, onnx.Int8, dims, e.Size, func(wr io.Writer) error {
 		raw, err := readRaw(e)
 		if err != nil {
 			return err
@@ -247,6 +261,8 @@ func transposeI8Source(name string, e safetensors.Entry) *onnx.Tensor {
 		_, err = wr.Write(transpose2D(raw, nr, k))
 		return err
 	})
+	t.SourceKey = sourceKey("int8", e, onnx.Int8, dims, true)
+	return t
 }
 
 // transpose2D returns the [cols, rows] transpose of a row-major [rows, cols]

@@ -19,8 +19,10 @@ import (
 // then takes each tensor's stored bytes from the conversion of its
 // precision, so building one costs a graph encoding — no conversion and no
 // file per variant. The graphs are exactly what export would write for the
-// same choice (same builder, same codes and scales). Safe for concurrent
-// Build calls.
+// same choice (same builder, same codes and scales). Their large
+// initializers are external data in one file shared by every variant
+// (DataDir; see variants_pool.go), so a graph is small whatever the
+// model's size. Safe for concurrent Build calls.
 type Variants struct {
 	src    *exportSource
 	arts   map[Precision]*variantSource
@@ -28,6 +30,8 @@ type Variants struct {
 	tmp    *atomicfile.Dir
 	layers []Layer
 	gopt   graphOptions
+	// pool holds the large initializers (nil: every initializer inline).
+	pool *initPool
 }
 
 // variantSource is one conversion (or the checkpoint) with a record per
@@ -64,6 +68,13 @@ type VariantOptions struct {
 	Export ExportOptions
 	// TmpDir holds the conversions; "" means os.TempDir().
 	TmpDir string
+	// ExternalThreshold: initializers of at least this many bytes are
+	// written once to a data file shared by every variant graph and
+	// referenced as external data. 0 means 1024 bytes (export's
+	// threshold); a negative value keeps every initializer inline in the
+	// graph bytes (the model must then stay under protobuf's 2 GiB), the
+	// reference the external path is checked against.
+	ExternalThreshold int64
 }
 
 // OpenVariants converts src once per precision and lists its quantizable
@@ -136,10 +147,68 @@ func OpenVariants(ctx context.Context, src string, opt VariantOptions) (*Variant
 		}
 		v.arts[p] = vs
 	}
+	if opt.ExternalThreshold >= 0 {
+		th := opt.ExternalThreshold
+		if th == 0 {
+			th = variantPoolThreshold
+		}
+		if v.pool, err = newInitPool(v.tmp.Tmp(), th); err != nil {
+			return fail(err)
+		}
+	}
 	if err := v.listLayers(); err != nil {
 		return fail(err)
 	}
+	if err := v.fillPool(ctx, opt.Precisions); err != nil {
+		return fail(err)
+	}
 	return v, nil
+}
+
+// fillPool writes every initializer of the graph with every layer at each
+// precision into the pool, one graph at a time, before any variant runs
+// (listLayers wrote the all-FP32 graph's): a variant then finds all of its
+// initializers there, and concurrent Builds only read the pool.
+func (v *Variants) fillPool(ctx context.Context, precs []Precision) error {
+	if v.pool == nil {
+		return nil
+	}
+	for _, p := range precs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		assign := map[string]Precision{}
+		for _, l := range v.layers {
+			assign[l.Name] = p
+		}
+		gopt := v.gopt
+		m, err := buildModel(v.src, v.compose(assign, FP32), &gopt)
+		if err != nil {
+			return err
+		}
+		if err := v.pool.externalize(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DataDir is the folder of the variant graphs' external data (ONNX
+// Runtime's external-initializer folder for a model loaded from bytes); ""
+// when every initializer is inline.
+func (v *Variants) DataDir() string {
+	if v.pool == nil {
+		return ""
+	}
+	return v.pool.dir
+}
+
+// DataBytes is the size of the variant graphs' shared data file.
+func (v *Variants) DataBytes() int64 {
+	if v.pool == nil {
+		return 0
+	}
+	return v.pool.size()
 }
 
 // listLayers builds the FP32 graph once, tracing the order in which the
@@ -224,10 +293,11 @@ func (v *Variants) compose(assign map[string]Precision, rest Precision) *weights
 	return w
 }
 
-// Build returns the ONNX model (every initializer inline) of the variant in
-// which each tensor named in assign has that precision and every other
-// tensor rest's (FP32: the checkpoint as it is). It fails when assign names
-// a precision the Variants were not opened with.
+// Build returns the ONNX model of the variant in which each tensor named in
+// assign has that precision and every other tensor rest's (FP32: the
+// checkpoint as it is); its large initializers are external data in
+// DataDir. It fails when assign names a precision the Variants were not
+// opened with.
 func (v *Variants) Build(assign map[string]Precision, rest Precision) ([]byte, error) {
 	for name, p := range assign {
 		if _, err := v.source(p); err != nil {
@@ -242,7 +312,21 @@ func (v *Variants) Build(assign map[string]Precision, rest Precision) ([]byte, e
 
 func (v *Variants) build(w *weights) ([]byte, error) {
 	gopt := v.gopt
-	return buildInMemory(v.src, w, &gopt)
+	m, err := buildModel(v.src, w, &gopt)
+	if err != nil {
+		return nil, err
+	}
+	return v.encode(m)
+}
+
+// encode moves m's large initializers to the pool and encodes the rest.
+func (v *Variants) encode(m *onnx.Model) ([]byte, error) {
+	if v.pool != nil {
+		if err := v.pool.externalize(m); err != nil {
+			return nil, err
+		}
+	}
+	return m.Marshal()
 }
 
 // buildInMemory builds s's graph from w and encodes it with every
@@ -308,8 +392,11 @@ func buildModel(s *exportSource, w *weights, gopt *graphOptions) (*onnx.Model, e
 
 // ArtifactGraph returns, in memory, the fp32-form graph export would write
 // for the convert artifact in dir (quantized layers as their contrib
-// operators, every scheme the artifact mixes included).
-func ArtifactGraph(dir string, eo ExportOptions) ([]byte, error) {
+// operators, every scheme the artifact mixes included). With dataDir (an
+// existing folder) its large initializers are written to a data file there
+// and referenced as external data, so artifacts past protobuf's 2 GiB work
+// too; open the graph with dataDir as its external-data folder.
+func ArtifactGraph(dir string, eo ExportOptions, dataDir string) ([]byte, error) {
 	if err := eo.validate(); err != nil {
 		return nil, err
 	}
@@ -328,7 +415,22 @@ func ArtifactGraph(dir string, eo ExportOptions) ([]byte, error) {
 	}
 	gopt := graphOptions{Precision: ExportFP32, Int8Mode: eo.Int8Mode, Opset: eo.Opset, Plain: eo.Plain,
 		Int4Accuracy: eo.Int4Accuracy, Height: h, Width: w}
-	return buildInMemory(s, s.w, &gopt)
+	if dataDir == "" {
+		return buildInMemory(s, s.w, &gopt)
+	}
+	m, err := buildModel(s, s.w, &gopt)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := newInitPool(dataDir, variantPoolThreshold)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.close()
+	if err := pool.externalize(m); err != nil {
+		return nil, err
+	}
+	return m.Marshal()
 }
 
 // WeightBytes is the stored size of a variant's tensors: those in assign at
@@ -341,8 +443,11 @@ func (v *Variants) WeightBytes(assign map[string]Precision, rest Precision) int6
 	return n
 }
 
-// Close removes the conversions.
+// Close removes the conversions and the shared data file.
 func (v *Variants) Close() error {
+	if v.pool != nil {
+		v.pool.close()
+	}
 	for _, a := range v.arts {
 		a.ckpt.Close()
 	}

@@ -26,7 +26,7 @@ func TestStudyAuto(t *testing.T) {
 	opt.BatchSizes, opt.Samples = []int{1}, 8
 	cos := 0.999
 	opt.Auto = &AutoOptions{Target: tune.Target{MinCosine: &cos}, Samples: 16,
-		Open:     func(model []byte) (verify.Runner, error) { return ort.OpenBytes(model, ort.Options{IntraOpThreads: 1}) },
+		Open:     openVariant,
 		OpenPath: func(path string) (verify.Runner, error) { return ort.Open(path, ort.Options{IntraOpThreads: 1}) }}
 	var lines []string
 	opt.Log = logLines(&lines)

@@ -24,7 +24,7 @@ func TestStudySensitivity(t *testing.T) {
 	opt.Precisions = []convert.Precision{convert.FP32, convert.Int8}
 	opt.BatchSizes = []int{1}
 	opt.Sensitivity = &SensitivityOptions{Precision: convert.Int4, Samples: 4,
-		Open: func(model []byte) (verify.Runner, error) { return ort.OpenBytes(model, ort.Options{IntraOpThreads: 1}) }}
+		Open: openVariant}
 	var lines []string
 	opt.Log = logLines(&lines)
 	r, err := Run(t.Context(), opt)
@@ -99,7 +99,7 @@ func listed(ls []tune.LayerResult, name string) bool {
 func TestSensitivityShardsMerge(t *testing.T) {
 	root := t.TempDir()
 	sens := &SensitivityOptions{Precision: convert.Int8, Samples: 2,
-		Open: func(model []byte) (verify.Runner, error) { return ort.OpenBytes(model, ort.Options{IntraOpThreads: 1}) }}
+		Open: openVariant}
 	var dirs []string
 	runs := 0
 	for i := 1; i <= 2; i++ {
@@ -139,4 +139,14 @@ func TestSensitivityShardsMerge(t *testing.T) {
 			t.Fatalf("merged report.md lacks %s's heatmap", s.Model)
 		}
 	}
+}
+
+// openVariant opens tune's in-memory variant graphs in ONNX Runtime with the
+// threads and external-data folder tune asks for (cmd's tuneOpener).
+func openVariant(model []byte, o tune.SessionOptions) (verify.Runner, error) {
+	s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: max(o.Threads, 1), ExternalDataDir: o.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

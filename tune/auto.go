@@ -211,7 +211,8 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 	co := opt.ConvertOptions
 	// The conversions, the inputs and the first state are measured
 	// whatever the budget: without them there is nothing to write.
-	p, err := prepare(ctx, opt.Src, opt.Candidates, opt.Images, opt.Samples, co, opt.ExportOptions, opt.Open)
+	nw, per := parallelism(opt.Workers, 0)
+	p, err := prepare(ctx, opt.Src, opt.Candidates, opt.Images, opt.Samples, co, opt.ExportOptions, opt.Open, nw*per, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +252,6 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 		}
 		return n / fp32Bytes
 	}
-	nw := workers(opt.Workers)
 	evals := 0
 	best := &state{level: make([]int, len(layers)), absent: true}
 	consider := func(s *state) {
@@ -274,6 +274,9 @@ func Auto(ctx context.Context, opt AutoOptions) (*AutoResult, error) {
 		if first.m, err = measure(ctx, first.level); err != nil {
 			return err
 		}
+		// The FP32 run and the first state had the threads to themselves;
+		// from here on nw variants share them.
+		p.ev.sess.Threads = per
 		evals++
 		first.ok = opt.Target.holds(p.ev, first.m) && opt.Target.fits(first.size)
 		consider(first)

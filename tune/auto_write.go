@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/quantpack/quantpack/convert"
@@ -53,11 +54,24 @@ func writeAuto(ctx context.Context, p *prepared, opt AutoOptions, base convert.P
 			return nil, err
 		}
 		res.Artifact, res.SizeBytes, doc = am, am.Totals.BytesOut, am
-		model, err := convert.ArtifactGraph(opt.Out, opt.ExportOptions)
+		// The artifact's graph with its weights in a temporary data file
+		// (artifacts past 2 GiB cannot be one graph encoding).
+		dataDir, err := os.MkdirTemp("", "quantpack-confirm-")
 		if err != nil {
 			return nil, err
 		}
-		if m, err = p.ev.eval(ctx, model); err != nil {
+		defer os.RemoveAll(dataDir)
+		model, err := convert.ArtifactGraph(opt.Out, opt.ExportOptions, dataDir)
+		if err != nil {
+			return nil, err
+		}
+		r, err := p.ev.opener(model, SessionOptions{DataDir: dataDir, Threads: p.ev.sess.Threads})
+		if err != nil {
+			return nil, err
+		}
+		m, err = p.ev.evalRunner(ctx, r)
+		r.Close()
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -9,9 +9,19 @@ import (
 )
 
 // Opener opens an in-memory ONNX model as a Runner. The command line passes
-// one that makes ONNX Runtime sessions with one intra-op thread (variants
-// run in parallel instead); tests may pass fakes.
-type Opener func(model []byte) (verify.Runner, error)
+// one that makes ONNX Runtime sessions; tests may pass fakes.
+type Opener func(model []byte, opt SessionOptions) (verify.Runner, error)
+
+// SessionOptions say how an Opener opens a variant graph.
+type SessionOptions struct {
+	// DataDir is the folder of the graph's external data (ONNX Runtime's
+	// external-initializer folder); "" when every initializer is inline.
+	DataDir string
+	// Threads is the session's intra-op thread count: the cores shared
+	// among the variants that run at once, so that workers × threads stays
+	// within the cores.
+	Threads int
+}
 
 // evalBatch is the batch size of every run: large enough to amortise the
 // per-call cost, small enough that activations stay a few MB per session.
@@ -33,8 +43,11 @@ type Metrics struct {
 // evaluator runs models on fixed inputs and compares them with the FP32
 // outputs, computed once.
 type evaluator struct {
-	in   *Inputs
-	open Opener
+	in     *Inputs
+	opener Opener
+	// sess opens every variant graph (Variants.DataDir, threads per
+	// session).
+	sess SessionOptions
 	out  outputSpec
 	base []float32 // FP32 outputs [N, dim]
 	dim  int
@@ -72,13 +85,13 @@ func chooseOutput(r verify.Runner) (outputSpec, error) {
 }
 
 // newEvaluator runs the FP32 model once and keeps its outputs.
-func newEvaluator(ctx context.Context, in *Inputs, open Opener, fp32 []byte) (*evaluator, error) {
-	r, err := open(fp32)
+func newEvaluator(ctx context.Context, in *Inputs, open Opener, sess SessionOptions, fp32 []byte) (*evaluator, error) {
+	e := &evaluator{in: in, opener: open, sess: sess}
+	r, err := e.open(fp32)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	e := &evaluator{in: in, open: open}
 	if e.out, err = chooseOutput(r); err != nil {
 		return nil, err
 	}
@@ -139,6 +152,9 @@ func (e *evaluator) extract(outs []verify.Tensor, n int) ([]float32, int, error)
 	}
 	return t.F32, int(t.Shape[1]), nil
 }
+
+// open opens a variant graph with the evaluator's session options.
+func (e *evaluator) open(model []byte) (verify.Runner, error) { return e.opener(model, e.sess) }
 
 // eval runs one variant's model and compares it with the FP32 outputs.
 func (e *evaluator) eval(ctx context.Context, model []byte) (Metrics, error) {

@@ -23,8 +23,8 @@ func requireORT(t testing.TB) {
 	}
 }
 
-func openBytes(model []byte) (verify.Runner, error) {
-	s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
+func openBytes(model []byte, opt SessionOptions) (verify.Runner, error) {
+	s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: max(opt.Threads, 1), ExternalDataDir: opt.DataDir})
 	if err != nil {
 		return nil, err
 	}

@@ -30,9 +30,12 @@ type SensitivityOptions struct {
 	Samples int
 	// LeaveOneOut also measures every layer quantized except one.
 	LeaveOneOut bool
-	// Workers is how many variants run at once (≤ 0: the number of
-	// cores); each session runs on one thread.
+	// Workers is how many variants run at once (≤ 0: one per thread);
+	// Threads is how many threads they share (≤ 0: the number of cores):
+	// each session gets Threads/Workers intra-op threads, at least one.
+	// The report does not depend on either.
 	Workers int
+	Threads int
 	Open    Opener
 	// Convert and Export carry block size, int8 mode, ... as for convert
 	// and export.
@@ -44,6 +47,9 @@ type SensitivityOptions struct {
 	// NoReuse runs every variant whole instead of from the stored FP32
 	// activations before its layer (for checking the reuse).
 	NoReuse bool
+	// externalThreshold is convert.VariantOptions.ExternalThreshold (tests
+	// set -1 to check the shared external data against inline graphs).
+	externalThreshold int64
 }
 
 // SensitivityReport is the result of Sensitivity (sensitivity.json).
@@ -85,7 +91,9 @@ type Timing struct {
 	// takes with the cores to itself.
 	CPU     float64 `json:"cpu_s"`
 	Workers int     `json:"workers"`
-	Runs    int     `json:"variant_runs"`
+	// Threads is each session's intra-op thread count.
+	Threads int `json:"session_threads"`
+	Runs    int `json:"variant_runs"`
 	// Reused counts the runs that started from stored FP32 activations
 	// instead of the input.
 	Reused int `json:"reused_runs"`
@@ -103,12 +111,12 @@ type prepared struct {
 }
 
 func prepare(ctx context.Context, src string, precs []convert.Precision, images string, samples int,
-	co convert.Options, eo convert.ExportOptions, open Opener) (*prepared, error) {
+	co convert.Options, eo convert.ExportOptions, open Opener, threads int, external int64) (*prepared, error) {
 	if open == nil {
 		return nil, fmt.Errorf("%w: no model opener", ErrOption)
 	}
 	start := time.Now()
-	v, err := convert.OpenVariants(ctx, src, convert.VariantOptions{Precisions: precs, Convert: co, Export: eo})
+	v, err := convert.OpenVariants(ctx, src, convert.VariantOptions{Precisions: precs, Convert: co, Export: eo, ExternalThreshold: external})
 	if err != nil {
 		return nil, err
 	}
@@ -124,18 +132,25 @@ func prepare(ctx context.Context, src string, precs []convert.Precision, images 
 	if err != nil {
 		return fail(err)
 	}
-	if p.ev, err = newEvaluator(ctx, p.in, open, fp32); err != nil {
+	if p.ev, err = newEvaluator(ctx, p.in, open, SessionOptions{DataDir: v.DataDir(), Threads: threads}, fp32); err != nil {
 		return fail(err)
 	}
 	p.dur = time.Since(start)
 	return p, nil
 }
 
-func workers(n int) int {
-	if n <= 0 {
-		return runtime.NumCPU()
+// parallelism shares threads (≤ 0: the cores) among workers variants run
+// at once (≤ 0: one per thread): it returns the workers and each session's
+// intra-op threads, whose product stays within the threads.
+func parallelism(workers, threads int) (nw, per int) {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
 	}
-	return n
+	nw = workers
+	if nw <= 0 {
+		nw = threads
+	}
+	return nw, max(1, threads/nw)
 }
 
 // Sensitivity quantizes each quantizable layer alone (the rest FP32) and
@@ -149,7 +164,8 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 		return nil, fmt.Errorf("%w: --precision %q: want int8, int4 or nf4", ErrOption, opt.Precision)
 	}
 	start, cpu0 := time.Now(), cpuSeconds()
-	p, err := prepare(ctx, opt.Src, []convert.Precision{opt.Precision}, opt.Images, opt.Samples, opt.Convert, opt.Export, opt.Open)
+	nw, per := parallelism(opt.Workers, opt.Threads)
+	p, err := prepare(ctx, opt.Src, []convert.Precision{opt.Precision}, opt.Images, opt.Samples, opt.Convert, opt.Export, opt.Open, nw*per, opt.externalThreshold)
 	if err != nil {
 		return nil, err
 	}
@@ -180,11 +196,13 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 		}
 	}
 	rdur := time.Since(rstart)
+	// The FP32 runs above had the threads to themselves; the variants
+	// share them.
+	p.ev.sess.Threads = per
 	var reused atomic.Int64
 	allBut := make([]Metrics, len(layers))
 	vstart := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	nw := workers(opt.Workers)
 	g.SetLimit(nw)
 	done := make(chan struct{}, len(jobs))
 	for _, j := range jobs {
@@ -243,7 +261,7 @@ func Sensitivity(ctx context.Context, opt SensitivityOptions) (*SensitivityRepor
 		}
 	}
 	r.Timing = Timing{Prepare: p.dur.Seconds(), Reuse: rdur.Seconds(), Variants: time.Since(vstart).Seconds(), Total: time.Since(start).Seconds(),
-		CPU: cpuSeconds() - cpu0, Workers: nw, Runs: len(jobs), Reused: int(reused.Load())}
+		CPU: cpuSeconds() - cpu0, Workers: nw, Threads: per, Runs: len(jobs), Reused: int(reused.Load())}
 	return r, nil
 }
 

@@ -28,9 +28,11 @@ logits (mean and min), top-1 agreement, and labelled top-1 when the images
 are an ImageFolder whose folders match the model's id2label (as verify reads
 them). --leave-one-out also measures every layer quantized except one.
 
-Each variant graph is built in memory from one conversion per precision;
-variants run in parallel (--workers, one thread each); the FP32 outputs are
-computed once. Inputs: --calib-images (at most --samples of them, spread
+Each variant graph is built in memory from one conversion per precision,
+its large weights written once to a temporary data file every variant
+shares; variants run in parallel (--workers at once sharing --threads); the
+FP32 outputs are computed once, and a variant that changes one layer starts
+from the stored FP32 activations before that layer. Inputs: --calib-images (at most --samples of them, spread
 evenly), else --samples synthetic inputs (default 64).
 
 DIR (created; must not exist or be empty) receives sensitivity.md, .csv,
@@ -48,6 +50,7 @@ Example:
 			&cli.IntFlag{Name: "block-size", Usage: "int4 or nf4 block size `N`", DefaultText: blockSizeDefault},
 			&cli.BoolFlag{Name: "double-quant", Value: true, Usage: "nf4: bitsandbytes double quant"},
 			&cli.StringFlag{Name: "int8-mode", Value: convert.Int8Dynamic, Usage: "int8 graph form `MODE`: dynamic or qdq"},
+			&cli.IntFlag{Name: "threads", Usage: "`N` threads the variant sessions share (--workers of them at once, N/workers intra-op threads each); the report does not depend on it", DefaultText: "all cores"},
 			&cli.BoolFlag{Name: "json", Usage: "print sensitivity.json on stdout"},
 		}, tuneFlags()...),
 		Action: func(c *cli.Context) error {
@@ -66,8 +69,11 @@ Example:
 			if err != nil {
 				return err
 			}
+			if c.Int("threads") < 0 {
+				return usagef("--threads must be ≥ 0")
+			}
 			opt := tune.SensitivityOptions{Src: src, Precision: p, Images: t.images, Samples: t.samples,
-				LeaveOneOut: c.Bool("leave-one-out"), Workers: t.workers, Open: t.open, Convert: t.convert, Export: t.export,
+				LeaveOneOut: c.Bool("leave-one-out"), Workers: t.workers, Threads: c.Int("threads"), Open: t.open, Convert: t.convert, Export: t.export,
 				Progress: t.progress("sensitivity")}
 			r, err := tune.Sensitivity(c.Context, opt)
 			if err != nil {
@@ -92,7 +98,7 @@ func tuneFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "calib-images", Usage: "ImageFolder `DIR` of calibration images (sensitivity, --precision auto, export --int8-mode static)", DefaultText: "synthetic inputs"},
 		&cli.IntFlag{Name: "samples", Usage: "`N` inputs: the synthetic count, or at most this many calibration images", DefaultText: "64 synthetic, or every calibration image"},
-		&cli.IntFlag{Name: "workers", Usage: "`N` variant graphs run at once, one thread each", DefaultText: "all cores"},
+		&cli.IntFlag{Name: "workers", Usage: "`N` variant graphs run at once, sharing the cores (cores/N intra-op threads each)", DefaultText: "one per core"},
 		&cli.StringFlag{Name: "ort-lib", Usage: "ONNX Runtime shared library `PATH`", DefaultText: "$" + ort.EnvLibraryPath + ", else the copy make ort fetched"},
 	}
 }
@@ -126,16 +132,20 @@ func tuneOptionsFrom(c *cli.Context, p convert.Precision) (*tuneSettings, error)
 	if err := ort.Init(lib); err != nil {
 		return nil, err
 	}
-	// One intra-op thread per session: variants run side by side instead,
-	// which keeps every core busy without oversubscribing.
-	t.open = func(model []byte) (verify.Runner, error) {
-		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
+	t.open = tuneOpener
 	return t, nil
+}
+
+// tuneOpener opens variant graphs as ONNX Runtime sessions with the
+// threads tune shares out (workers × threads within the cores: variants
+// run side by side rather than one session spreading over every core) and
+// the folder of their shared external data.
+func tuneOpener(model []byte, opt tune.SessionOptions) (verify.Runner, error) {
+	s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: max(opt.Threads, 1), ExternalDataDir: opt.DataDir})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // progress returns a counter printer for stderr on a terminal, else nil.

@@ -30,15 +30,7 @@ func studySensitivity(c *cli.Context, images string) (*study.SensitivityOptions,
 			return nil, err
 		}
 	}
-	// One intra-op thread per variant session: variants run side by side.
-	open := func(model []byte) (verify.Runner, error) {
-		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	return &study.SensitivityOptions{Precision: prec, Images: images, Samples: c.Int("samples"), Open: open}, nil
+	return &study.SensitivityOptions{Precision: prec, Images: images, Samples: c.Int("samples"), Open: tuneOpener}, nil
 }
 
 // studyPrecisions reads --precisions; "auto" is the auto column, which
@@ -87,14 +79,7 @@ func studyAuto(c *cli.Context) (*study.AutoOptions, error) {
 			return nil, err
 		}
 	}
-	// One intra-op thread per variant session: variants run side by side.
-	a.Open = func(model []byte) (verify.Runner, error) {
-		s, err := ort.OpenBytes(model, ort.Options{IntraOpThreads: 1})
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
+	a.Open = tuneOpener
 	a.OpenPath = func(path string) (verify.Runner, error) {
 		s, err := ort.Open(path, ort.Options{IntraOpThreads: 1})
 		if err != nil {

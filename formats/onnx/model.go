@@ -219,6 +219,11 @@ type Tensor struct {
 	Raw     []byte
 	Source  func(w io.Writer) error
 	RawSize int64
+	// SourceKey, when not empty, names what Source writes: two Source
+	// tensors with the same key write the same bytes, so a caller that
+	// keeps written tensors (a cache of external data) can reuse one for
+	// the other without running Source. It is never written to a file.
+	SourceKey string
 
 	FloatData  []float32 // FLOAT, COMPLEX64
 	Int32Data  []int32   // INT32 and narrower types, FLOAT16, BFLOAT16, FLOAT8*, BOOL
