@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quantpack/quantpack/quant"
 	"github.com/quantpack/quantpack/verify"
 	"github.com/quantpack/quantpack/verify/ort"
 	"github.com/quantpack/quantpack/verify/ort/orttest"
@@ -239,6 +241,8 @@ func profileByOp(t testing.TB, file string) (map[string]int64, int64) {
 //
 //	QUANTPACK_BENCH_PRESET=vit-base-patch16-224 go test ./convert -run '^$' \
 //	    -bench LatencyTable -benchtime 15x -timeout 60m -v
+//
+// QUANTPACK_BENCH_VARIANTS narrows the rows (see below).
 func BenchmarkLatencyTable(b *testing.B) {
 	orttest.Require(b)
 	src := benchCheckpoint(b)
@@ -255,10 +259,17 @@ func BenchmarkLatencyTable(b *testing.B) {
 		{name: "fp16", opt: ExportOptions{Precision: FP16}},
 		{name: "int8-dynamic", opt: ExportOptions{Precision: Int8}},
 		{name: "int8-qdq", opt: ExportOptions{Precision: Int8, Int8Mode: Int8QDQ}},
-		{name: "int4", opt: ExportOptions{Precision: Int4}},
+		{name: "int4", opt: ExportOptions{Precision: Int4}}, // the default: block 128, hqq, accuracy 4
 		{name: "int4-acc1", opt: ExportOptions{Precision: Int4, Int4Accuracy: 1}},
-		{name: "int4-block128", opt: ExportOptions{Precision: Int4, Convert: Options{BlockSize: 128}}},
+		{name: "int4-b32-rtn", opt: ExportOptions{Precision: Int4, Convert: Options{BlockSize: 32, Method: quant.MethodRTN}}},
 		{name: "nf4", opt: ExportOptions{Precision: NF4}},
+	}
+	// QUANTPACK_BENCH_VARIANTS=fp32,int4 keeps only the named rows (fp32,
+	// every speedup's baseline, is always kept): a quiet-machine run of the
+	// rows a decision needs.
+	if only := os.Getenv("QUANTPACK_BENCH_VARIANTS"); only != "" {
+		keep := strings.Split(only, ",")
+		vs = slices.DeleteFunc(vs, func(v *variant) bool { return v.name != "fp32" && !slices.Contains(keep, v.name) })
 	}
 	for _, v := range vs {
 		out, m := exportTo(b, src, v.opt)

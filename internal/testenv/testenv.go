@@ -12,6 +12,12 @@
 //	QUANTPACK_BENCH           1: run BenchmarkMobileViTSpeed (minutes; convert)
 //	QUANTPACK_BENCH_PRESET    synth preset of convert's graph benchmarks (default deit-tiny-patch16-224)
 //	QUANTPACK_BENCH_THREADS   ONNX Runtime intra-op threads of those benchmarks (default 2)
+//	QUANTPACK_BENCH_VARIANTS  rows of BenchmarkLatencyTable to keep, e.g. fp32,int4 (default: all)
+//	QUANTPACK_BENCH_ONNX      export directory of BenchmarkCalibrationCost (quantize; skipped without)
+//	QUANTPACK_BENCH_SAMPLES   its sample count (default 8)
+//	QUANTPACK_BENCH_MODEL     checkpoint of BenchmarkSensitivity (tune; default the trained vit-28)
+//	QUANTPACK_LARGE_MODEL     a checkpoint past 2 GiB for tune's TestVariantsPastProtobufLimit (opt-in)
+//	QUANTPACK_BIN             set by the newcomer e2e test for the README's commands (not a knob)
 //	ONNXRUNTIME_SHARED_LIBRARY_PATH  the ONNX Runtime library (set by the Makefile to the `make ort` copy)
 //
 // and three a test sets for the child process it starts (not for people):
