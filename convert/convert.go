@@ -64,7 +64,10 @@ type Options struct {
 	// awq is the plan of an awq conversion (set by convertInto);
 	// awqExplicitMul (export's own conversion) scales the Linears nothing
 	// can absorb too, and awqOut receives their 1/s for the graph's Mul.
-	awq            *awqPlan
+	awq *awqPlan
+	// blockDefault: BlockSize was not given but filled in by withDefaults
+	// (int4 then picks each tensor's block by int4BlockFor).
+	blockDefault   bool
 	awqExplicitMul bool
 	awqOut         *awqOutput
 	// Progress, when set, is called after each tensor with bytes of input
@@ -355,6 +358,9 @@ func planAll(s *Source, opt *Options) ([]*item, error) {
 		if it.rec.Shape == nil {
 			it.rec.Shape = []int64{}
 		}
+		if it.scheme == SchemeInt4 || it.scheme == SchemeNF4 {
+			it.rec.BlockSize = int(it.geom.Block)
+		}
 		for _, o := range it.outs {
 			if prev, dup := seen[o.Name]; dup {
 				return nil, fmt.Errorf("%w: output tensor %q of %q collides with one made from %q",
@@ -499,6 +505,7 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 	case Int4:
 		sym := !opt.Asymmetric
 		m.Scheme.BlockSize, m.Scheme.Symmetric = opt.blockSize(), &sym
+		m.Scheme.BlockPerTensor = blocksVary(items, opt)
 		m.Scheme.NibbleOrder = "low nibble first (MatMulNBits)"
 		m.Scheme.Method = opt.method()
 	case NF4:

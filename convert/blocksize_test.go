@@ -1,0 +1,102 @@
+package convert
+
+import (
+	"testing"
+)
+
+// TestInt4BlockFor: the per-tensor block rule on the widths of real models,
+// with the expected block worked out by hand from the layout's bytes per
+// row (codes kb·block/2, float32 scales 4·kb, asymmetric zero points
+// ⌈kb/2⌉, kb = ⌈K/block⌉).
+func TestInt4BlockFor(t *testing.T) {
+	cases := []struct {
+		k     int64
+		asym  bool
+		block int64
+		why   string
+	}{
+		{768, true, 128, "ViT-Base hidden: a multiple of 128 keeps the default"},
+		{3072, true, 128, "ViT-Base MLP"},
+		{384, false, 128, "DeiT-Small hidden, symmetric"},
+		{192, true, 64, "DeiT-Tiny hidden: 96+12+2 bytes against 128+8+1 padded"},
+		{192, false, 64, "DeiT-Tiny, symmetric: 96+12 against 128+8"},
+		{144, true, 32, "MobileViT-S: 160 codes (80+20+3) against 192 (96+12+2) and 256 (128+8+1)"},
+		{240, true, 128, "every block pads 240 to 256: the fewest scales win"},
+		{96, true, 32, "48+12+2 against 64+4+1 padded"},
+		{320, true, 64, "5 blocks of 64 (160+20+3) against 3 of 128 (192+12+2)"},
+		{480, true, 128, "4 padded blocks of 128 (256+16+2) against 15 of 32 (240+60+8)"},
+		{1344, true, 128, "11 blocks of 128 (704+44+6) against 21 of 64 (672+84+11)"},
+		{24, true, 32, "mobilevit-dev: one block of 32 (16+4+1) against 128 (64+4+1)"},
+		{40, true, 64, "one block of 64 (32+4+1) against two of 32 (32+8+1)"},
+		{64, true, 64, "the reference fixtures' MLP"},
+		{32, true, 32, "the reference fixtures' hidden"},
+		{16, true, 32, "never below minAutoInt4Block, even where a smaller block would fit"},
+	}
+	for _, c := range cases {
+		if got := int4BlockFor(c.k, c.asym); got != c.block {
+			t.Errorf("K=%d asym=%v: block %d, want %d (%s)", c.k, c.asym, got, c.block, c.why)
+		}
+	}
+}
+
+// TestInt4BlockForFewestBytes: for every K up to 4096 the rule's block is a
+// power of two from minAutoInt4Block to DefaultInt4Block, keeps the default
+// on multiples of it, and stores no more bytes per row than any other
+// allowed block, by a formula written here independently of the layouts
+// table.
+func TestInt4BlockForFewestBytes(t *testing.T) {
+	rowBytes := func(k, bs int64, asym bool) int64 {
+		kb := (k + bs - 1) / bs
+		n := kb*bs/2 + 4*kb
+		if asym {
+			n += (kb + 1) / 2
+		}
+		return n
+	}
+	for _, asym := range []bool{false, true} {
+		for k := int64(1); k <= 4096; k++ {
+			got := int4BlockFor(k, asym)
+			if got < minAutoInt4Block || got > DefaultInt4Block || got&(got-1) != 0 {
+				t.Fatalf("K=%d: block %d outside the allowed powers of two", k, got)
+			}
+			if k%DefaultInt4Block == 0 && got != DefaultInt4Block {
+				t.Fatalf("K=%d: block %d, a multiple of %d must keep it", k, got, DefaultInt4Block)
+			}
+			for bs := int64(minAutoInt4Block); bs <= DefaultInt4Block; bs *= 2 {
+				if b, g := rowBytes(k, bs, asym), rowBytes(k, got, asym); b < g || (b == g && bs > got) {
+					t.Fatalf("K=%d asym=%v: block %d stores %d bytes a row, block %d %d", k, asym, got, g, bs, b)
+				}
+			}
+		}
+	}
+}
+
+// TestInt4BlockExplicit: a --block-size is obeyed exactly, whatever K; the
+// rule applies only when none was given, also to int4 tensors of a mix
+// under another precision.
+func TestInt4BlockExplicit(t *testing.T) {
+	cases := []struct {
+		opt   Options
+		k     int64
+		block int64
+	}{
+		{Options{Precision: Int4, BlockSize: 128}, 192, 128},
+		{Options{Precision: Int4, BlockSize: 32}, 768, 32},
+		{Options{Precision: Int4, BlockSize: 256}, 192, 256},
+		{Options{Precision: Int4}, 192, 64},
+		{Options{Precision: Int4}, 768, 128},
+		{Options{Precision: Int4, Asymmetric: true}, 144, 32},
+		{Options{Precision: Int8}, 192, 64},
+		{Options{Precision: NF4, BlockSize: 4096}, 192, 64},
+	}
+	for _, c := range cases {
+		o := c.opt.withDefaults()
+		if got := o.int4Block(c.k); got != c.block {
+			t.Errorf("%+v, K=%d: block %d, want %d", c.opt, c.k, got, c.block)
+		}
+		// withDefaults is idempotent: defaulted twice is still the rule.
+		if o2 := o.withDefaults(); o2.int4Block(c.k) != c.block {
+			t.Errorf("%+v twice defaulted, K=%d: block %d, want %d", c.opt, c.k, o2.int4Block(c.k), c.block)
+		}
+	}
+}
