@@ -1,7 +1,13 @@
 package convert
 
 import (
+	"context"
+	"math"
+	"path/filepath"
 	"testing"
+
+	"github.com/quantpack/quantpack/formats/onnx"
+	"github.com/quantpack/quantpack/verify/ort/orttest"
 )
 
 // TestInt4BlockFor: the per-tensor block rule on the widths of real models,
@@ -97,6 +103,123 @@ func TestInt4BlockExplicit(t *testing.T) {
 		// withDefaults is idempotent: defaulted twice is still the rule.
 		if o2 := o.withDefaults(); o2.int4Block(c.k) != c.block {
 			t.Errorf("%+v twice defaulted, K=%d: block %d, want %d", c.opt, c.k, o2.int4Block(c.k), c.block)
+		}
+	}
+}
+
+// TestPerTensorBlockDeiTTiny: DeiT-Tiny (hidden 192, MLP 768) converted to
+// int4 with the defaults gets block 64 where K = 192 and 128 where K = 768,
+// records each in quantpack.json, is smaller than the padded block 128
+// (artifact and export), exports each MatMulNBits with its own tensor's
+// block_size, dequantizes (--dequantize-input) to the unpadded [N, K], and
+// runs in ONNX Runtime matching the float64 forward pass on the dequantized
+// weights.
+func TestPerTensorBlockDeiTTiny(t *testing.T) {
+	orttest.Require(t)
+	if testing.Short() {
+		t.Skip("converts, exports and runs DeiT-Tiny at 224×224")
+	}
+	ctx := context.Background()
+	src := synthPreset(t, "deit-tiny-patch16-224")
+	art, art128 := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "a128")
+	m, err := Convert(ctx, src, art, Options{Precision: Int4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m128, err := Convert(ctx, src, art128, Options{Precision: Int4, BlockSize: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Scheme.BlockPerTensor || m128.Scheme.BlockPerTensor || m.Scheme.BlockSize != DefaultInt4Block {
+		t.Errorf("scheme: default %+v, explicit 128 %+v", m.Scheme, m128.Scheme)
+	}
+	blocks := map[string]int{}
+	for i, r := range m.Tensors {
+		if r.Scheme != SchemeInt4 {
+			continue
+		}
+		want := 64
+		if r.Shape[1]%128 == 0 {
+			want = 128
+		}
+		if r.BlockSize != want || m128.Tensors[i].BlockSize != 128 {
+			t.Errorf("%s %v: block %d (want %d), explicit 128: %d", r.Name, r.Shape, r.BlockSize, want, m128.Tensors[i].BlockSize)
+		}
+		blocks[r.Name] = r.BlockSize
+	}
+	if len(blocks) != 72 {
+		t.Fatalf("%d int4 tensors, want DeiT-Tiny's 72 Linears", len(blocks))
+	}
+	// 60 of 72 Linears read K = 192: 256 padded codes a row become 192.
+	if got, was := m.Totals.BytesOut, m128.Totals.BytesOut; got >= was || float64(got) > 0.9*float64(was) {
+		t.Errorf("artifact %d bytes, explicit block 128 %d: want ≥ 10%% smaller", got, was)
+	}
+
+	out, em := exportTo(t, art, ExportOptions{Precision: ExportInt4, Int4Accuracy: 1})
+	_, em128 := exportTo(t, art128, ExportOptions{Precision: ExportInt4, Int4Accuracy: 1})
+	if em.Sizes.TotalBytes >= em128.Sizes.TotalBytes {
+		t.Errorf("export %d bytes, explicit block 128 %d: want smaller", em.Sizes.TotalBytes, em128.Sizes.TotalBytes)
+	}
+	g, err := onnx.ReadFile(filepath.Join(out, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := 0
+	for _, n := range g.Graph.Nodes {
+		if n.OpType != "MatMulNBits" {
+			continue
+		}
+		nodes++
+		var bs int64
+		for _, a := range n.Attrs {
+			if a.Name == "block_size" {
+				bs = a.I
+			}
+		}
+		want, ok := blocks[n.Inputs[1]]
+		if !ok || bs != int64(want) {
+			t.Errorf("MatMulNBits %s on %s: block_size %d, the tensor's is %d (found %v)", n.Name, n.Inputs[1], bs, want, ok)
+		}
+	}
+	if nodes != len(blocks) {
+		t.Errorf("%d MatMulNBits nodes, want %d", nodes, len(blocks))
+	}
+
+	ref := loadRefNet(t, art)
+	deq := filepath.Join(t.TempDir(), "deq")
+	if _, err := Convert(ctx, art, deq, Options{Precision: FP16, DequantizeInput: true, NoStats: true}); err != nil {
+		t.Fatal(err)
+	}
+	back := loadRefNet(t, deq)
+	for name := range blocks {
+		want, got := ref.w[name], back.w[name]
+		if len(got) != len(want) || len(back.dims[name]) != 2 || back.dims[name][1] != ref.dims[name][1] {
+			t.Fatalf("%s: dequantized shape %v, want %v", name, back.dims[name], ref.dims[name])
+		}
+		for i := range want {
+			// fp16 keeps 11 significant bits: 2^-11 relative, plus
+			// fp16's subnormal spacing near zero.
+			if math.Abs(got[i]-want[i]) > math.Abs(want[i])/2048+6e-8 {
+				t.Fatalf("%s[%d]: dequantized %g, the artifact's codes say %g", name, i, got[i], want[i])
+			}
+		}
+	}
+
+	shape := []int64{1, 3, 224, 224}
+	x := make([]float32, 3*224*224)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.37)) * 1.5
+	}
+	got := runONNXAt(t, out, x, shape, 0)
+	for oname, want := range ref.forwardBatch(x, shape) {
+		r := compare64(got[oname].F32, want)
+		rel := r.MaxAbs / maxAbs64(want)
+		t.Logf("%s: vs float64 reference rel-max-abs %.2g", oname, rel)
+		// As TestMethodExports: accuracy level 1 computes in float32, so
+		// the graph differs from the float64 pass by float32 rounding
+		// through 12 layers, far below one int4 step (~1e-2 relative).
+		if rel > 1e-5 {
+			t.Errorf("%s: relative max-abs vs reference %.3g > 1e-5", oname, rel)
 		}
 	}
 }
