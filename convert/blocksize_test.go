@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"maps"
 	"math"
 	"path/filepath"
 	"testing"
@@ -153,6 +154,14 @@ func TestPerTensorBlockDeiTTiny(t *testing.T) {
 	// 60 of 72 Linears read K = 192: 256 padded codes a row become 192.
 	if got, was := m.Totals.BytesOut, m128.Totals.BytesOut; got >= was || float64(got) > 0.9*float64(was) {
 		t.Errorf("artifact %d bytes, explicit block 128 %d: want ≥ 10%% smaller", got, was)
+	}
+
+	in, err := Inspect(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := in.Quantization; len(q) != 1 || !maps.Equal(q[0].Blocks, map[int]int{64: 60, 128: 12}) {
+		t.Errorf("inspect: %+v, want 60 weights of block 64 and 12 of 128", q)
 	}
 
 	out, em := exportTo(t, art, ExportOptions{Precision: ExportInt4, Int4Accuracy: 1})
