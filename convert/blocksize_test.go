@@ -27,17 +27,17 @@ func TestInt4BlockFor(t *testing.T) {
 		{384, false, 128, "DeiT-Small hidden, symmetric"},
 		{192, true, 64, "DeiT-Tiny hidden: 96+12+2 bytes against 128+8+1 padded"},
 		{192, false, 64, "DeiT-Tiny, symmetric: 96+12 against 128+8"},
-		{144, true, 32, "MobileViT-S: 160 codes (80+20+3) against 192 (96+12+2) and 256 (128+8+1)"},
+		{144, true, 64, "MobileViT-S: 3 blocks of 64 (96+12+2) against 2 padded of 128 (128+8+1)"},
 		{240, true, 128, "every block pads 240 to 256: the fewest scales win"},
-		{96, true, 32, "48+12+2 against 64+4+1 padded"},
+		{96, true, 128, "one padded block of 128 (64+4+1) against two of 64 (64+8+1)"},
 		{320, true, 64, "5 blocks of 64 (160+20+3) against 3 of 128 (192+12+2)"},
-		{480, true, 128, "4 padded blocks of 128 (256+16+2) against 15 of 32 (240+60+8)"},
+		{480, true, 128, "4 padded blocks of 128 (256+16+2) against 8 of 64 (256+32+4)"},
 		{1344, true, 128, "11 blocks of 128 (704+44+6) against 21 of 64 (672+84+11)"},
-		{24, true, 32, "mobilevit-dev: one block of 32 (16+4+1) against 128 (64+4+1)"},
-		{40, true, 64, "one block of 64 (32+4+1) against two of 32 (32+8+1)"},
+		{24, true, 64, "mobilevit-dev: one block of 64 (32+4+1) against 128 (64+4+1)"},
+		{40, true, 64, "one block of 64 (32+4+1)"},
 		{64, true, 64, "the reference fixtures' MLP"},
-		{32, true, 32, "the reference fixtures' hidden"},
-		{16, true, 32, "never below minAutoInt4Block, even where a smaller block would fit"},
+		{32, true, 64, "the reference fixtures' hidden: one block of 64 (32+4+1), no smaller than minAutoInt4Block"},
+		{16, true, 64, "never below minAutoInt4Block, even where a smaller block would fit"},
 	}
 	for _, c := range cases {
 		if got := int4BlockFor(c.k, c.asym); got != c.block {
@@ -92,7 +92,7 @@ func TestInt4BlockExplicit(t *testing.T) {
 		{Options{Precision: Int4, BlockSize: 256}, 192, 256},
 		{Options{Precision: Int4}, 192, 64},
 		{Options{Precision: Int4}, 768, 128},
-		{Options{Precision: Int4, Asymmetric: true}, 144, 32},
+		{Options{Precision: Int4, Asymmetric: true}, 144, 64},
 		{Options{Precision: Int8}, 192, 64},
 		{Options{Precision: NF4, BlockSize: 4096}, 192, 64},
 	}

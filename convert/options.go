@@ -98,13 +98,13 @@ const (
 )
 
 // minAutoInt4Block is the smallest block int4BlockFor chooses. ONNX
-// Runtime's CPU MatMulNBits (accuracy level 4) runs block 16 at 1.07–1.9×
-// the time of a padded block 128 on the same K (BenchmarkInt4BlockForK on
-// DeiT-Tiny's K = 192 and MobileViT's K = 144), more than the padding it
-// could save; block 32, which the rule picks only where it stores fewer
-// bytes (K = 144: 160 codes instead of 256), ran at 0.89–0.98× of the
-// padded block there (docs/accuracy.md, "Per-tensor block size").
-const minAutoInt4Block = 32
+// Runtime's CPU MatMulNBits (accuracy level 4) pays per block more than per
+// padded code: on DeiT-Tiny's K = 192 block 64 ran at 1.00–1.10× the time
+// of the padded block 128 (a few percent, for 14% fewer bytes and +0.7 dB),
+// block 32 at 1.1–3.5× and block 16 at 1.2–5.8× (BenchmarkInt4BlockForK,
+// 1 and 2 threads, batch 1 and 8; docs/accuracy.md, "Per-tensor block
+// size"). Below 64 the rule would buy bytes with the speed the default is for.
+const minAutoInt4Block = 64
 
 // int4BlockFor is the rule for an int4 weight's block when the user gave no
 // --block-size: of the blocks from minAutoInt4Block to DefaultInt4Block,
