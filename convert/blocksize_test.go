@@ -32,6 +32,8 @@ func TestInt4BlockFor(t *testing.T) {
 		{96, true, 128, "one padded block of 128 (64+4+1) against two of 64 (64+8+1)"},
 		{320, true, 64, "5 blocks of 64 (160+20+3) against 3 of 128 (192+12+2)"},
 		{480, true, 128, "4 padded blocks of 128 (256+16+2) against 8 of 64 (256+32+4)"},
+		{832, true, 64, "13 blocks of 64 (416+52+7) against 7 of 128 (448+28+4): the widest K = 64·odd that keeps 64"},
+		{960, true, 128, "8 blocks of 128 (512+32+4) against 15 of 64 (480+60+8): the tie goes to the larger block"},
 		{1344, true, 128, "11 blocks of 128 (704+44+6) against 21 of 64 (672+84+11)"},
 		{24, true, 64, "mobilevit-dev: one block of 64 (32+4+1) against 128 (64+4+1)"},
 		{40, true, 64, "one block of 64 (32+4+1)"},
