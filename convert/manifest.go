@@ -36,19 +36,18 @@ type Manifest struct {
 
 // SchemeParams records every choice that changes the output bytes.
 type SchemeParams struct {
-	// BlockSize is the int4 or nf4 block: for int4 with BlockPerTensor
-	// the nominal (largest) one, each tensor's own in its record.
-	BlockSize int `json:"block_size,omitempty"`
-	// BlockPerTensor: no --block-size was given, so each int4 weight has
-	// the block of the per-tensor rule (fewest bytes, docs/accuracy.md,
-	// "Per-tensor block size"), recorded in tensors[].block_size.
-	BlockPerTensor bool     `json:"block_per_tensor,omitempty"`
-	DoubleQuant    bool     `json:"double_quant,omitempty"`
-	Symmetric      *bool    `json:"symmetric,omitempty"`
-	RestDType      string   `json:"rest_dtype"`
-	Keep           []string `json:"keep,omitempty"`
-	Int8           string   `json:"int8,omitempty"`
-	NibbleOrder    string   `json:"nibble_order,omitempty"`
+	BlockSize   int      `json:"block_size,omitempty"`
+	DoubleQuant bool     `json:"double_quant,omitempty"`
+	Symmetric   *bool    `json:"symmetric,omitempty"`
+	RestDType   string   `json:"rest_dtype"`
+	Keep        []string `json:"keep,omitempty"`
+	Int8        string   `json:"int8,omitempty"`
+	NibbleOrder string   `json:"nibble_order,omitempty"`
+	// BlockPerTensor: no --block-size was given and the int4 weights'
+	// blocks differ (the per-tensor rule, docs/accuracy.md "Per-tensor
+	// block size"); BlockSize is then the nominal (largest) block and each
+	// tensor's own is in tensors[].block_size.
+	BlockPerTensor bool `json:"block_per_tensor,omitempty"`
 	// Overrides are per-tensor precisions against the artifact's (a
 	// --precision auto mix); each tensor's scheme is in Tensors.
 	Overrides map[string]Precision `json:"overrides,omitempty"`
@@ -92,18 +91,18 @@ func (n *NonFinite) any() bool { return n != nil && (n.Source.Any() || n.Output.
 
 // TensorRecord is one source tensor in the manifest.
 type TensorRecord struct {
-	Name     string   `json:"name"`
-	Role     Role     `json:"role"`
-	Scheme   string   `json:"scheme"`
-	DType    string   `json:"dtype"`
-	Shape    []int64  `json:"shape"`
-	BytesIn  int64    `json:"bytes_in"`
-	BytesOut int64    `json:"bytes_out"`
-	Outputs  []string `json:"outputs"`
+	Name     string      `json:"name"`
+	Role     Role        `json:"role"`
+	Scheme   string      `json:"scheme"`
+	DType    string      `json:"dtype"`
+	Shape    []int64     `json:"shape"`
+	BytesIn  int64       `json:"bytes_in"`
+	BytesOut int64       `json:"bytes_out"`
+	Outputs  []string    `json:"outputs"`
+	Error    *ErrorStats `json:"error,omitempty"`
+	Overflow int64       `json:"overflow,omitempty"`
 	// BlockSize is an int4 or nf4 weight's block, as written.
-	BlockSize int         `json:"block_size,omitempty"`
-	Error     *ErrorStats `json:"error,omitempty"`
-	Overflow  int64       `json:"overflow,omitempty"`
+	BlockSize int `json:"block_size,omitempty"`
 	// NonFinite is set when the tensor holds NaN or ±Inf values.
 	NonFinite *NonFinite `json:"non_finite,omitempty"`
 	// Nested offset of nf4 double quant, also in the quant_state JSON.
