@@ -64,10 +64,7 @@ type Options struct {
 	// awq is the plan of an awq conversion (set by convertInto);
 	// awqExplicitMul (export's own conversion) scales the Linears nothing
 	// can absorb too, and awqOut receives their 1/s for the graph's Mul.
-	awq *awqPlan
-	// blockDefault: BlockSize was not given but filled in by withDefaults
-	// (int4 then picks each tensor's block by int4BlockFor).
-	blockDefault   bool
+	awq            *awqPlan
 	awqExplicitMul bool
 	awqOut         *awqOutput
 	// Progress, when set, is called after each tensor with bytes of input
@@ -77,6 +74,9 @@ type Options struct {
 	// caller already took them (study hashes each checkpoint once); used
 	// when they match the files' names and sizes (knownHashes).
 	SourceHashes []manifest.File
+	// blockDefault: BlockSize was not given but filled in by withDefaults
+	// (int4 then picks each tensor's block by int4BlockFor).
+	blockDefault bool
 }
 
 func (o *Options) rest() string {

@@ -34,17 +34,17 @@ type bnbConfig struct {
 // quantpackInt4Config describes our int4 layout; transformers cannot load it
 // (there is no matching quantizer) but export and inspect read it.
 type quantpackInt4Config struct {
-	QuantMethod string `json:"quant_method"`
-	Bits        int    `json:"bits"`
-	BlockSize   int    `json:"block_size"`
-	// BlockPerTensor: the weights' blocks differ (the per-tensor rule of a
-	// conversion without --block-size); block_size is the largest, each
-	// weight's own is its codes' shape [N, k_blocks, block/2].
-	BlockPerTensor      bool     `json:"block_per_tensor,omitempty"`
+	QuantMethod         string   `json:"quant_method"`
+	Bits                int      `json:"bits"`
+	BlockSize           int      `json:"block_size"`
 	Symmetric           bool     `json:"symmetric"`
 	Layout              string   `json:"layout"`
 	ScaleDType          string   `json:"scale_dtype"`
 	ModulesNotConverted []string `json:"modules_not_converted"`
+	// BlockPerTensor: the weights' blocks differ (the per-tensor rule of a
+	// conversion without --block-size); block_size is the largest, each
+	// weight's own is its codes' shape [N, k_blocks, block/2].
+	BlockPerTensor bool `json:"block_per_tensor,omitempty"`
 }
 
 // skipModules lists the Linear-shaped modules left float, which bitsandbytes
@@ -102,8 +102,8 @@ func writeConfig(s *Source, dir string, items []*item, opt *Options) error {
 			return err
 		}
 	case Int4:
-		q := quantpackInt4Config{QuantMethod: "quantpack", Bits: 4, BlockSize: opt.blockSize(), BlockPerTensor: blocksVary(items, opt), Symmetric: !opt.Asymmetric,
-			Layout: "matmulnbits", ScaleDType: "float32", ModulesNotConverted: skipModules(items)}
+		q := quantpackInt4Config{QuantMethod: "quantpack", Bits: 4, BlockSize: opt.blockSize(), Symmetric: !opt.Asymmetric,
+			Layout: "matmulnbits", ScaleDType: "float32", ModulesNotConverted: skipModules(items), BlockPerTensor: blocksVary(items, opt)}
 		if err := cfg.Set("quantization_config", q); err != nil {
 			return err
 		}
