@@ -2,9 +2,11 @@ package convert
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/quantpack/quantpack/formats/onnx"
@@ -40,6 +42,10 @@ func TestInt4BlockFor(t *testing.T) {
 		{64, true, 64, "the reference fixtures' MLP"},
 		{32, true, 64, "the reference fixtures' hidden: one block of 64 (32+4+1), no smaller than minAutoInt4Block"},
 		{16, true, 64, "never below minAutoInt4Block, even where a smaller block would fit"},
+	}
+	// Study's cache keys carry the rule's name: it must name the floor.
+	if want := fmt.Sprintf("blocks %d..%d", minAutoInt4Block, DefaultInt4Block); !strings.Contains(Int4BlockRule, want) {
+		t.Errorf("Int4BlockRule %q does not say %q", Int4BlockRule, want)
 	}
 	for _, c := range cases {
 		if got := int4BlockFor(c.k, c.asym); got != c.block {

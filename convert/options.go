@@ -106,6 +106,10 @@ const (
 // size"). Below 64 the rule would buy bytes with the speed the default is for.
 const minAutoInt4Block = 64
 
+// Int4BlockRule names int4BlockFor's rule and floor, for caches keyed by
+// what decides an artifact's bytes (study's cells): change it with the rule.
+const Int4BlockRule = "per-tensor fewest bytes, blocks 64..128"
+
 // int4BlockFor is the rule for an int4 weight's block when the user gave no
 // --block-size: of the blocks from minAutoInt4Block to DefaultInt4Block,
 // the one that stores a row of k inputs in the fewest bytes (codes, float32
