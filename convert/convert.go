@@ -25,7 +25,7 @@ import (
 // Options are convert's flags.
 type Options struct {
 	Precision   Precision
-	BlockSize   int      // 0: DefaultInt4Block or DefaultNF4Block (see withDefaults)
+	BlockSize   int      // 0: DefaultInt4Block (int4BlockFor per tensor) or DefaultNF4Block (see withDefaults)
 	DoubleQuant Switch   // nf4: quantize the absmax values too (default on)
 	Asymmetric  bool     // int4: min/max with zero points instead of symmetric
 	Keep        []string // globs of tensor names to keep float
