@@ -191,7 +191,11 @@ func schemeText(m *Manifest) string {
 	p := string(m.Precision)
 	var parts []string
 	if m.Scheme.BlockSize > 0 {
-		parts = append(parts, fmt.Sprintf("block %d", m.Scheme.BlockSize))
+		if m.Scheme.BlockPerTensor {
+			parts = append(parts, fmt.Sprintf("block per tensor (up to %d)", m.Scheme.BlockSize))
+		} else {
+			parts = append(parts, fmt.Sprintf("block %d", m.Scheme.BlockSize))
+		}
 	}
 	if m.Scheme.DoubleQuant {
 		parts = append(parts, "double quant")

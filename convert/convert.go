@@ -25,7 +25,7 @@ import (
 // Options are convert's flags.
 type Options struct {
 	Precision   Precision
-	BlockSize   int      // 0: DefaultInt4Block or DefaultNF4Block (see withDefaults)
+	BlockSize   int      // 0: DefaultInt4Block (int4BlockFor per tensor) or DefaultNF4Block (see withDefaults)
 	DoubleQuant Switch   // nf4: quantize the absmax values too (default on)
 	Asymmetric  bool     // int4: min/max with zero points instead of symmetric
 	Keep        []string // globs of tensor names to keep float
@@ -74,6 +74,9 @@ type Options struct {
 	// caller already took them (study hashes each checkpoint once); used
 	// when they match the files' names and sizes (knownHashes).
 	SourceHashes []manifest.File
+	// blockDefault: BlockSize was not given but filled in by withDefaults
+	// (int4 then picks each tensor's block by int4BlockFor).
+	blockDefault bool
 }
 
 func (o *Options) rest() string {
@@ -355,6 +358,9 @@ func planAll(s *Source, opt *Options) ([]*item, error) {
 		if it.rec.Shape == nil {
 			it.rec.Shape = []int64{}
 		}
+		if it.scheme == SchemeInt4 || it.scheme == SchemeNF4 {
+			it.rec.BlockSize = int(it.geom.Block)
+		}
 		for _, o := range it.outs {
 			if prev, dup := seen[o.Name]; dup {
 				return nil, fmt.Errorf("%w: output tensor %q of %q collides with one made from %q",
@@ -499,6 +505,7 @@ func buildManifest(s *Source, dir string, items []*item, opt *Options, srcHash f
 	case Int4:
 		sym := !opt.Asymmetric
 		m.Scheme.BlockSize, m.Scheme.Symmetric = opt.blockSize(), &sym
+		m.Scheme.BlockPerTensor = blocksVary(items, opt)
 		m.Scheme.NibbleOrder = "low nibble first (MatMulNBits)"
 		m.Scheme.Method = opt.method()
 	case NF4:

@@ -150,7 +150,7 @@ func dequantArtifact(t *testing.T, ck *safetensors.Checkpoint, r *TensorRecord, 
 	case SchemeInt4:
 		packed, _ := artRaw(t, ck, r.Name)
 		sb, _ := artRaw(t, ck, r.Name+"_scale")
-		p := quant.Int4Params{BlockSize: m.Scheme.BlockSize, Symmetric: *m.Scheme.Symmetric}
+		p := quant.Int4Params{BlockSize: r.BlockSize, Symmetric: *m.Scheme.Symmetric} // the tensor's own block
 		var zp []byte
 		if !p.Symmetric { // hqq (the int4 default) and --asymmetric store packed zero points
 			zp, _ = artRaw(t, ck, r.Name+"_zero_point")

@@ -51,6 +51,14 @@ func TestGoldenOutputs(t *testing.T) {
 				}
 				got["convert-"+string(p)] = hashOutput(t, out)
 			}
+			// An explicit --block-size 128 pads every K of these narrow
+			// fixtures to 128, as the default did before the per-tensor
+			// rule: its golden entries are the old default's bytes.
+			out := filepath.Join(t.TempDir(), "art128")
+			if _, err := Convert(context.Background(), src, out, Options{Precision: Int4, BlockSize: 128}); err != nil {
+				t.Fatalf("convert int4 block 128: %v", err)
+			}
+			got["convert-int4-block128"] = hashOutput(t, out)
 			for _, v := range []struct {
 				name string
 				opt  ExportOptions
@@ -60,6 +68,7 @@ func TestGoldenOutputs(t *testing.T) {
 				{"int8", ExportOptions{Precision: ExportInt8}},
 				{"int8-qdq", ExportOptions{Precision: ExportInt8, Int8Mode: Int8QDQ}},
 				{"int4", ExportOptions{Precision: ExportInt4}},
+				{"int4-block128", ExportOptions{Precision: ExportInt4, Convert: Options{BlockSize: 128}}},
 				{"nf4", ExportOptions{Precision: ExportNF4}},
 			} {
 				out := filepath.Join(t.TempDir(), "onnx")

@@ -56,6 +56,10 @@ type QuantFound struct {
 	Tensors int      `json:"tensors"`
 	Params  int64    `json:"params"`
 	Details []string `json:"details,omitempty"`
+	// Blocks counts the weights of each block size (quantpack-int4, whose
+	// block can differ per tensor: docs/accuracy.md, "Per-tensor block
+	// size"), keyed by the block.
+	Blocks map[int]int `json:"blocks,omitempty"`
 }
 
 // ArtifactInfo summarises a quantpack.json found beside the tensors.
@@ -134,7 +138,7 @@ func QuantSchemes(ck *safetensors.Checkpoint) ([]QuantFound, map[string]bool) {
 		byName[e.Name] = e
 	}
 	found := map[string]*QuantFound{}
-	add := func(scheme, writer string, params int64, detail string) {
+	add := func(scheme, writer string, params int64, detail string) *QuantFound {
 		q := found[scheme]
 		if q == nil {
 			q = &QuantFound{Scheme: scheme, Writer: writer}
@@ -145,6 +149,7 @@ func QuantSchemes(ck *safetensors.Checkpoint) ([]QuantFound, map[string]bool) {
 		if detail != "" && !slices.Contains(q.Details, detail) {
 			q.Details = append(q.Details, detail)
 		}
+		return q
 	}
 	quantWeights := map[string]bool{}
 	has := func(n string) bool { _, ok := byName[n]; return ok }
@@ -167,7 +172,13 @@ func QuantSchemes(ck *safetensors.Checkpoint) ([]QuantFound, map[string]bool) {
 				continue
 			}
 			if params, detail, ok := recognise(l, w, e, has); ok {
-				add(l.Found, l.Writer, params, detail)
+				q := add(l.Found, l.Writer, params, detail)
+				if l.Scheme == SchemeInt4 {
+					if q.Blocks == nil {
+						q.Blocks = map[int]int{}
+					}
+					q.Blocks[int(w.Shape[2]*2)]++ // recognise checked the shape
+				}
 				quantWeights[w.Name] = true
 				break
 			}

@@ -43,6 +43,11 @@ type SchemeParams struct {
 	Keep        []string `json:"keep,omitempty"`
 	Int8        string   `json:"int8,omitempty"`
 	NibbleOrder string   `json:"nibble_order,omitempty"`
+	// BlockPerTensor: no --block-size was given and the int4 weights'
+	// blocks differ (the per-tensor rule, docs/accuracy.md "Per-tensor
+	// block size"); BlockSize is then the nominal (largest) block and each
+	// tensor's own is in tensors[].block_size.
+	BlockPerTensor bool `json:"block_per_tensor,omitempty"`
 	// Overrides are per-tensor precisions against the artifact's (a
 	// --precision auto mix); each tensor's scheme is in Tensors.
 	Overrides map[string]Precision `json:"overrides,omitempty"`
@@ -96,6 +101,8 @@ type TensorRecord struct {
 	Outputs  []string    `json:"outputs"`
 	Error    *ErrorStats `json:"error,omitempty"`
 	Overflow int64       `json:"overflow,omitempty"`
+	// BlockSize is an int4 or nf4 weight's block, as written.
+	BlockSize int `json:"block_size,omitempty"`
 	// NonFinite is set when the tensor holds NaN or ±Inf values.
 	NonFinite *NonFinite `json:"non_finite,omitempty"`
 	// Nested offset of nf4 double quant, also in the quant_state JSON.

@@ -97,6 +97,78 @@ const (
 	minNF4Block, maxNF4Block   = 16, 4096
 )
 
+// minAutoInt4Block is the smallest block int4BlockFor chooses. ONNX
+// Runtime's CPU MatMulNBits (accuracy level 4) pays per block more than per
+// padded code: on DeiT-Tiny's K = 192 block 64 ran at 1.00–1.10× the time
+// of the padded block 128 (a few percent, for 14% fewer bytes and +0.7 dB),
+// block 32 at 1.1–3.5× and block 16 at 1.2–5.8× (BenchmarkInt4BlockForK,
+// 1 and 2 threads, batch 1 and 8; docs/accuracy.md, "Per-tensor block
+// size"). Below 64 the rule would buy bytes with the speed the default is for.
+const minAutoInt4Block = 64
+
+// Int4BlockRule names int4BlockFor's rule and floor, for caches keyed by
+// what decides an artifact's bytes (study's cells): change it with the rule.
+const Int4BlockRule = "per-tensor fewest bytes, blocks 64..128"
+
+// int4BlockFor is the rule for an int4 weight's block when the user gave no
+// --block-size: of the blocks from minAutoInt4Block to DefaultInt4Block,
+// the one that stores a row of k inputs in the fewest bytes (codes, float32
+// scales and, asymmetric, zero points: the int4 layout's own sizes), the
+// larger block on a tie. A k that is a multiple of DefaultInt4Block keeps
+// it (no padding, fewest scales); DeiT-Tiny's k = 192 gets 64 (192 codes
+// and 3 scales instead of 256 codes and 2); a k where every allowed block
+// pads, such as 240, keeps DefaultInt4Block. An explicit --block-size is
+// never replaced (Options.int4Block).
+func int4BlockFor(k int64, asym bool) int64 {
+	best, bestBytes := int64(DefaultInt4Block), int4RowBytes(k, DefaultInt4Block, asym)
+	for bs := int64(DefaultInt4Block / 2); bs >= minAutoInt4Block; bs /= 2 {
+		if n := int4RowBytes(k, bs, asym); n < bestBytes {
+			best, bestBytes = bs, n
+		}
+	}
+	return best
+}
+
+// int4RowBytes is what the int4 layout stores for one row of k inputs at
+// block bs, read from the layouts table so that the rule and the writer
+// cannot disagree.
+func int4RowBytes(k, bs int64, asym bool) int64 {
+	specs, _, err := mustLayout(SchemeInt4).specs("w", geom{Shape: []int64{1, k}, Block: bs, Asym: asym})
+	if err != nil {
+		panic(err) // the int4 layout sizes every part of a 2-D weight
+	}
+	var n int64
+	for _, s := range specs {
+		n += specBytes(s)
+	}
+	return n
+}
+
+// int4Block is the block of an int4 weight whose rows are k wide: the
+// user's --block-size exactly as given, else int4BlockFor. (Under another
+// precision BlockSize is that precision's; an int4 tensor of a mix takes
+// the rule.)
+func (o *Options) int4Block(k int64) int64 {
+	if o.Precision == Int4 && o.BlockSize != 0 && !o.blockDefault {
+		return int64(o.BlockSize)
+	}
+	return int4BlockFor(k, o.Asymmetric)
+}
+
+// blocksVary reports whether some int4 weight has a block other than the
+// nominal BlockSize (int4BlockFor chose a smaller one). Only then do the
+// manifest and config.json say so (block_per_tensor), so that an artifact
+// whose every K is a multiple of DefaultInt4Block is byte for byte what it
+// was before the per-tensor rule.
+func blocksVary(items []*item, opt *Options) bool {
+	for _, it := range items {
+		if it.scheme == SchemeInt4 && it.geom.Block != int64(opt.blockSize()) {
+			return true
+		}
+	}
+	return false
+}
+
 // validInt4Block is the int4 block-size rule convert writes by.
 func validInt4Block(bs int64) bool {
 	return bs >= minInt4Block && bs <= maxInt4Block && bs&(bs-1) == 0
@@ -136,7 +208,8 @@ func (o Options) withDefaults() Options {
 	if o.BlockSize == 0 {
 		switch o.Precision {
 		case Int4:
-			o.BlockSize = DefaultInt4Block
+			// The nominal block; each tensor's is int4Block's.
+			o.BlockSize, o.blockDefault = DefaultInt4Block, true
 		case NF4:
 			o.BlockSize = DefaultNF4Block
 		}

@@ -41,6 +41,10 @@ type quantpackInt4Config struct {
 	Layout              string   `json:"layout"`
 	ScaleDType          string   `json:"scale_dtype"`
 	ModulesNotConverted []string `json:"modules_not_converted"`
+	// BlockPerTensor: the weights' blocks differ (the per-tensor rule of a
+	// conversion without --block-size); block_size is the largest, each
+	// weight's own is its codes' shape [N, k_blocks, block/2].
+	BlockPerTensor bool `json:"block_per_tensor,omitempty"`
 }
 
 // skipModules lists the Linear-shaped modules left float, which bitsandbytes
@@ -99,7 +103,7 @@ func writeConfig(s *Source, dir string, items []*item, opt *Options) error {
 		}
 	case Int4:
 		q := quantpackInt4Config{QuantMethod: "quantpack", Bits: 4, BlockSize: opt.blockSize(), Symmetric: !opt.Asymmetric,
-			Layout: "matmulnbits", ScaleDType: "float32", ModulesNotConverted: skipModules(items)}
+			Layout: "matmulnbits", ScaleDType: "float32", ModulesNotConverted: skipModules(items), BlockPerTensor: blocksVary(items, opt)}
 		if err := cfg.Set("quantization_config", q); err != nil {
 			return err
 		}

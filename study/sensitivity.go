@@ -70,7 +70,7 @@ func (o *Options) sensitivityKey(mi ModelInfo, calib string) string {
 	}
 	s := o.Sensitivity
 	return cellKey("quantpack-study-sensitivity/1", version.Version, sums, s.Precision, s.Images, calib, s.Samples, o.Int8Mode,
-		convert.DefaultInt4Block, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method)
+		convert.DefaultInt4Block, convert.Int4BlockRule, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method)
 }
 
 // runSensitivity writes (or reuses) model i's sensitivity report into

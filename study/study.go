@@ -465,7 +465,7 @@ func (o *Options) cellKeyParts(mi ModelInfo, machine verify.Provenance) []any {
 		o.Threads, o.BatchSizes, o.Warmup, o.Iters, o.Images, o.Labels, o.inputs, o.Samples, o.Seed, o.Memory != nil,
 		machine.CPUModel, machine.CPUFlags, machine.LogicalCPUs, machine.OS, machine.Arch,
 		// convert's 4-bit defaults decide the int4/nf4 cells' bytes
-		convert.DefaultInt4Block, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method}
+		convert.DefaultInt4Block, convert.Int4BlockRule, convert.DefaultInt4Method, convert.DefaultNF4Block, convert.DefaultNF4Method}
 }
 
 // cellKey is the key of model parts' cell at precision p; an int8-static

@@ -71,7 +71,11 @@ func WeightErrors(ctx context.Context, exportDir string) ([]LayerError, error) {
 		if sc == nil {
 			return nil, fmt.Errorf("%w: %s records no scheme", ErrNoSource, exportDir)
 		}
-		opt := convert.Options{Precision: convert.Precision(em.Precision), BlockSize: sc.BlockSize, DoubleQuant: convert.SwitchOf(sc.DoubleQuant),
+		bs := sc.BlockSize
+		if sc.BlockPerTensor {
+			bs = 0 // the per-tensor rule again, not one block for all
+		}
+		opt := convert.Options{Precision: convert.Precision(em.Precision), BlockSize: bs, DoubleQuant: convert.SwitchOf(sc.DoubleQuant),
 			Asymmetric: sc.Symmetric != nil && !*sc.Symmetric, RestDType: restFlag(sc.RestDType), Keep: sc.Keep,
 			Overrides: sc.Overrides}
 		tmp, err := atomicfile.CreateDir(filepath.Join(os.TempDir(), fmt.Sprintf("quantpack-worst-%d", os.Getpid())))

@@ -49,8 +49,12 @@ bit); mse searches a clipping factor per block for the least squared error;
 hqq (int4, asymmetric) fits scale and zero point by half-quadratic
 optimisation. ` + int4DefaultText + `, ONNX Runtime's fast CPU form
 (docs/accuracy.md); --method rtn --block-size 32 gives the previous
-symmetric round-to-nearest layout. The manifest records the method; the
-per-tensor SQNR shows the gain.
+symmetric round-to-nearest layout. Without --block-size a Linear whose
+input width K is not a multiple of the default block gets, per tensor,
+block 64 or 128, whichever stores it in fewer bytes (K = 192: 64
+instead of padding to 256); an explicit --block-size is used as given.
+The manifest records the method and each tensor's block; the per-tensor
+SQNR shows the gain.
 
 ` + awqHelp + `An already-quantized SRC (a quantpack int8/int4/nf4 artifact, a bitsandbytes
 checkpoint) is refused with exit 4: converting it would relabel its codes.

@@ -103,6 +103,9 @@ func printInspect(w io.Writer, in *convert.Inspection, all bool) {
 		if len(q.Details) > 0 {
 			fmt.Fprintf(w, "; %s", strings.Join(q.Details, "; "))
 		}
+		if len(q.Blocks) > 1 {
+			fmt.Fprintf(w, "; weights per block: %s", blockCounts(q.Blocks))
+		}
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -115,4 +118,19 @@ func printInspect(w io.Writer, in *convert.Inspection, all bool) {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\n", t.Name, t.DType, t.Shape, t.Bytes)
 	}
 	tw.Flush()
+}
+
+// blockCounts writes inspect's "64 ×12, 128 ×6": weights per block size,
+// smallest block first.
+func blockCounts(m map[int]int) string {
+	var bs []int
+	for b := range m {
+		bs = append(bs, b)
+	}
+	sort.Ints(bs)
+	var parts []string
+	for _, b := range bs {
+		parts = append(parts, fmt.Sprintf("%d ×%d", b, m[b]))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -11,8 +11,9 @@ import (
 // runs. TestHelpDefaultsFromConvert fails on a number or method written
 // into a help string by hand.
 var (
-	blockSizeDefault = fmt.Sprintf("%d for int4, %d for nf4", convert.DefaultInt4Block, convert.DefaultNF4Block)
-	methodDefault    = fmt.Sprintf("%s for int4, %s for nf4", convert.DefaultInt4Method, convert.DefaultNF4Method)
+	blockSizeDefault = fmt.Sprintf("%d for int4 (per tensor, smaller where a layer's input width is not a multiple), %d for nf4",
+		convert.DefaultInt4Block, convert.DefaultNF4Block)
+	methodDefault = fmt.Sprintf("%s for int4, %s for nf4", convert.DefaultInt4Method, convert.DefaultNF4Method)
 	// awq's base method is written "M (int4), M (nf4)" so that it is not
 	// read as the --method default.
 	awqBaseDefault  = fmt.Sprintf("%s (int4), %s (nf4)", convert.DefaultAWQBaseInt4, convert.DefaultAWQBaseNF4)
