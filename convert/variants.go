@@ -177,12 +177,7 @@ func (v *Variants) fillPool(ctx context.Context, precs []Precision) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		assign := map[string]Precision{}
-		for _, l := range v.layers {
-			assign[l.Name] = p
-		}
-		gopt := v.gopt
-		m, err := buildModel(v.src, v.compose(assign, FP32), &gopt)
+		m, err := v.uniformModel(p)
 		if err != nil {
 			return err
 		}
@@ -339,18 +334,24 @@ func buildInMemory(s *exportSource, w *weights, gopt *graphOptions) ([]byte, err
 	return m.Marshal()
 }
 
+// uniformModel is the graph with every layer at precision p (the rest as
+// the source has it).
+func (v *Variants) uniformModel(p Precision) (*onnx.Model, error) {
+	assign := map[string]Precision{}
+	for _, l := range v.layers {
+		assign[l.Name] = p
+	}
+	gopt := v.gopt
+	return buildModel(v.src, v.compose(assign, FP32), &gopt)
+}
+
 // FileBytes returns, per layer, the bytes its initializers take in an
 // export with every layer at precision p, laid out as export writes them:
 // inline below export's external threshold, else padded to the data file's
 // alignment. (Small layers can cost more at int4 than at int8 this way:
 // the alignment, not the bits, decides.)
 func (v *Variants) FileBytes(p Precision) (map[string]int64, error) {
-	assign := map[string]Precision{}
-	for _, l := range v.layers {
-		assign[l.Name] = p
-	}
-	gopt := v.gopt
-	m, err := buildModel(v.src, v.compose(assign, FP32), &gopt)
+	m, err := v.uniformModel(p)
 	if err != nil {
 		return nil, err
 	}
