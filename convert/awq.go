@@ -113,7 +113,7 @@ var awqFullSearch = false
 // How the grid is searched (AWQScheme.Search).
 const (
 	awqSearchFull = "full: base method at every alpha"
-	awqSearchFast = "fast: grid ranked by rtn on every 4th row (at least 256 rows), base method at alpha 0, the 2 best-ranked and every alpha within 1 step of the best until it is a local minimum"
+	awqSearchFast = "fast: grid ranked by rtn on every 4th row (at least 256 rows), base method at alpha 0, the 2 best-ranked, then every alpha within 2 steps of the best until none is left (a local minimum)"
 )
 
 // planAWQ calibrates and searches; nil when the method is not awq.

@@ -80,3 +80,45 @@ func TestAWQFastGapFixtures(t *testing.T) {
 			filepath.Base(m.dir), m.prec, len(full.Groups), same, 100*worst, full.WeightedSQNRdB, fast.WeightedSQNRdB, evals, fullEvals)
 	}
 }
+
+// BenchmarkAWQConvert converts QUANTPACK_AWQ_BENCH_MODEL (int4, block 128,
+// one thread) with rtn, hqq, and awq over hqq with the full grid and the
+// fast search, calibrated on QUANTPACK_AWQ_BENCH_SAMPLES images of the
+// trained fixtures' calib/ (default 128). Each mode runs in its own process
+// under /usr/bin/time for docs/accuracy.md's CPU-time table
+// (scripts/awq_table.sh cpu); the full grid has no command-line switch.
+func BenchmarkAWQConvert(b *testing.B) {
+	dir := os.Getenv("QUANTPACK_AWQ_BENCH_MODEL")
+	if dir == "" {
+		b.Skip("QUANTPACK_AWQ_BENCH_MODEL not set")
+	}
+	n, err := strconv.Atoi(os.Getenv("QUANTPACK_AWQ_BENCH_SAMPLES"))
+	if err != nil {
+		n = 128
+	}
+	for _, mode := range []string{"rtn", "hqq", "awq-full", "awq-fast"} {
+		b.Run(mode, func(b *testing.B) {
+			opt := Options{Precision: Int4, BlockSize: 128, Threads: 1}
+			switch mode {
+			case "rtn":
+				opt.Method = quant.MethodRTN
+			case "hqq":
+				opt.Method = quant.MethodHQQ
+			default:
+				opt.Method, opt.Calib = quant.MethodAWQ, awqCalib(b, n)
+				old := awqFullSearch
+				awqFullSearch = mode == "awq-full"
+				defer func() { awqFullSearch = old }()
+			}
+			for b.Loop() {
+				m, err := Convert(context.Background(), dir, filepath.Join(b.TempDir(), "a"), opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if a := m.Scheme.AWQ; a != nil {
+					b.ReportMetric(a.WeightedSQNRdB, "wSQNR-dB")
+				}
+			}
+		})
+	}
+}

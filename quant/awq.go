@@ -265,10 +265,16 @@ func AWQUnscale(deq []float32, n, k int, s, rowDiv []float32) {
 }
 
 // Int4FakeQuant is a FakeQuant for int4 with method m (rtn, mse or hqq).
+// It keeps its code buffers between calls (the search calls it once per α
+// on same-sized matrices; every byte is rewritten each call), so one
+// FakeQuant must not be called from two goroutines at once: make one per
+// goroutine.
 func Int4FakeQuant(m Method, p Int4Params) FakeQuant {
+	var packed, zeros []byte
+	var scales []float32
 	return func(dst, src []float32, n, k int) error {
 		np, ns, nz := Int4Sizes(n, k, p)
-		packed, scales, zeros := make([]byte, np), make([]float32, ns), make([]byte, nz)
+		packed, scales, zeros = grow(packed, np), grow(scales, ns), grow(zeros, nz)
 		if err := QuantizeInt4With(m, packed, scales, zeros, src, n, k, p); err != nil {
 			return err
 		}
@@ -278,14 +284,30 @@ func Int4FakeQuant(m Method, p Int4Params) FakeQuant {
 
 // NF4FakeQuant is a FakeQuant for nf4 blocks of blockSize with method m (rtn
 // or mse), without double quant (which moves each absmax by less than 1%
-// and is left out of the estimate).
+// and is left out of the estimate). Like Int4FakeQuant it reuses its
+// buffers: one per goroutine.
 func NF4FakeQuant(m Method, blockSize int) FakeQuant {
+	var packed []byte
+	var absmax []float32
 	return func(dst, src []float32, n, k int) error {
 		np, na := NF4Sizes(len(src), blockSize)
-		packed, absmax := make([]byte, np), make([]float32, na)
+		packed, absmax = grow(packed, np), grow(absmax, na)
 		if err := QuantizeNF4With(m, packed, absmax, src, blockSize); err != nil {
 			return err
 		}
 		return DequantizeNF4(dst, packed, absmax, blockSize)
 	}
+}
+
+// grow returns b resliced to n, reallocated only when its capacity is short
+// (n is a size the caller computed from checked dimensions; a negative one
+// gives an empty slice and the quantizer's own length error).
+func grow[T any](b []T, n int) []T {
+	if n < 0 {
+		return b[:0]
+	}
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }
