@@ -111,3 +111,34 @@ func indexOf(g []float64, a float64) int {
 }
 
 var fastCfg = DefaultAWQFast
+
+// TestAWQFastEdges: a configuration without a proxy, finalists or radius is
+// refused; a grid of α = 0 alone is evaluated once and gives the base
+// method (s = 1); bad statistics are refused as by AWQSearch.
+func TestAWQFastEdges(t *testing.T) {
+	w, ma, ms := heavyAWQCase(5, 8, 64)
+	ls := []AWQLinear{{W: w, N: 8}}
+	p := Int4Params{BlockSize: 32}
+	fq, proxy := Int4FakeQuant(MethodHQQ, p), Int4FakeQuant(MethodRTN, p)
+	for _, f := range []AWQFast{{}, {Proxy: proxy, RowStride: 1, Finalists: 0, Radius: 1}, {Proxy: proxy, RowStride: 0, Finalists: 1, Radius: 1},
+		{Proxy: proxy, RowStride: 1, Finalists: 1, Radius: 0}} {
+		if _, err := AWQSearchFast(ls, 64, ma, ms, AWQGrid(), fq, f); err == nil {
+			t.Errorf("configuration %+v accepted", f)
+		}
+	}
+	if _, err := AWQSearchFast(ls, 64, ma[:3], ms, AWQGrid(), fq, DefaultAWQFast(proxy)); err == nil {
+		t.Error("short statistics accepted")
+	}
+	res, err := AWQSearchFast(ls, 64, ma, ms, []float64{0}, fq, DefaultAWQFast(proxy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Alpha != 0 || res.Evaluated != 1 {
+		t.Errorf("grid {0}: α=%v after %d evaluations", res.Alpha, res.Evaluated)
+	}
+	for _, s := range res.Scales {
+		if s != 1 {
+			t.Fatalf("grid {0}: scale %v", s)
+		}
+	}
+}
