@@ -45,8 +45,11 @@ const AWQEstimate = "diagonal: sum_ij E[x_j^2] (W_ij - What_ij)^2 over calibrati
 // AWQScheme is the manifest's record of an awq conversion (scheme.awq).
 type AWQScheme struct {
 	// Base is the block method that quantizes W·diag(s).
-	Base        quant.Method        `json:"base"`
-	AlphaGrid   []float64           `json:"alpha_grid"`
+	Base      quant.Method `json:"base"`
+	AlphaGrid []float64    `json:"alpha_grid"`
+	// Search says how the grid was searched (awqSearchFull or
+	// awqSearchFast's description).
+	Search      string              `json:"search"`
 	Estimate    string              `json:"estimate"`
 	Calibration quantize.SourceInfo `json:"calibration"`
 	// WeightedSQNRdB is the activation-weighted SQNR (Σ E[x_j²]·W_ij² over
@@ -69,6 +72,9 @@ type AWQGroup struct {
 	Alpha              float64 `json:"alpha"`
 	WeightedSQNRdB     float64 `json:"weighted_sqnr_db"`
 	BaseWeightedSQNRdB float64 `json:"base_weighted_sqnr_db"`
+	// Evaluated is the number of α quantized with the base method (the
+	// whole grid for the full search).
+	Evaluated int `json:"alpha_evaluated"`
 }
 
 // AWQTensor is a tensor's awq record (tensors[].awq): a scaled Linear
@@ -98,6 +104,17 @@ type awqOutput struct{ mul map[string][]float32 }
 
 // awqGrid is the α grid (a variable so tests can pin α).
 var awqGrid = quant.AWQGrid
+
+// awqFullSearch makes every group search the whole grid with the base
+// method (quant.AWQSearch) instead of the fast search; the tests that
+// measure the fast search's gap set it.
+var awqFullSearch = false
+
+// How the grid is searched (AWQScheme.Search).
+const (
+	awqSearchFull = "full: base method at every alpha"
+	awqSearchFast = "fast: grid ranked by rtn on every 4th row (at least 256 rows), base method at alpha 0, the 2 best-ranked, then every alpha within 2 steps of the best until none is left (a local minimum)"
+)
 
 // planAWQ calibrates and searches; nil when the method is not awq.
 func planAWQ(ctx context.Context, s *Source, items []*item, opt *Options) (*awqPlan, error) {
@@ -139,7 +156,7 @@ func planAWQ(ctx context.Context, s *Source, items []*item, opt *Options) (*awqP
 		return nil, err
 	}
 	p := &awqPlan{col: map[string][]float32{}, rowDiv: map[string][]float32{}, div: map[string][]float32{}, mul: map[string][]float32{},
-		scheme: &AWQScheme{Base: opt.quantMethod(), AlphaGrid: awqGrid(), Estimate: AWQEstimate, Calibration: info}}
+		scheme: &AWQScheme{Base: opt.quantMethod(), AlphaGrid: awqGrid(), Search: opt.awqSearchName(), Estimate: AWQEstimate, Calibration: info}}
 	results := make([]awqGroupResult, len(specs))
 	// Output denses (folded into value rows) and unfoldable layers first:
 	// the value projection's row divisors must be known when its own group
@@ -195,6 +212,7 @@ type awqGroupResult struct {
 	alpha                float64
 	scales               []float32
 	signal, err, baseErr float64
+	evaluated            int
 }
 
 // searchGroup runs the α search for a group (α = 0 only for a group
@@ -229,11 +247,21 @@ func searchGroup(g *awqGroupSpec, items map[string]*item, st *quantize.ChannelSt
 	if g.fold == awqFoldNone {
 		grid = []float64{0}
 	}
-	res, err := quant.AWQSearch(ls, k, meanAbs, meanSq, grid, fq)
+	var res quant.AWQResult
+	var err error
+	if opt.awqSearchName() == awqSearchFull || len(grid) == 1 {
+		res, err = quant.AWQSearch(ls, k, meanAbs, meanSq, grid, fq)
+	} else {
+		res, err = quant.AWQSearchFast(ls, k, meanAbs, meanSq, grid, fq, quant.DefaultAWQFast(opt.awqFakeQuantWith(quant.MethodRTN)))
+	}
 	if err != nil {
 		return r, err
 	}
 	best := slices.Index(grid, res.Alpha)
+	r.evaluated = res.Evaluated
+	if res.ProxyErr == nil {
+		r.evaluated = len(grid)
+	}
 	r.alpha, r.signal, r.err, r.baseErr = res.Alpha, res.Signal, res.Err[best], res.Err[0]
 	if g.fold != awqFoldNone {
 		r.scales = res.Scales
@@ -251,18 +279,32 @@ func searchGroup(g *awqGroupSpec, items map[string]*item, st *quantize.ChannelSt
 
 // awqFakeQuant quantizes and dequantizes with the base method as the
 // conversion will.
-func (o *Options) awqFakeQuant() quant.FakeQuant {
+func (o *Options) awqFakeQuant() quant.FakeQuant { return o.awqFakeQuantWith(o.quantMethod()) }
+
+// awqFakeQuantWith is awqFakeQuant with method m in the base's layout (the
+// fast search's proxy is rtn).
+func (o *Options) awqFakeQuantWith(m quant.Method) quant.FakeQuant {
 	if o.Precision == NF4 {
-		return quant.NF4FakeQuant(o.quantMethod(), o.blockSize())
+		return quant.NF4FakeQuant(m, o.blockSize())
 	}
-	return quant.Int4FakeQuant(o.quantMethod(), quant.Int4Params{BlockSize: o.blockSize(), Symmetric: !o.Asymmetric})
+	return quant.Int4FakeQuant(m, quant.Int4Params{BlockSize: o.blockSize(), Symmetric: !o.Asymmetric})
+}
+
+// awqSearchName is how the grid is searched: fully when the tests ask or
+// when the base is rtn itself (the proxy would be the base: nothing to
+// save), fast otherwise.
+func (o *Options) awqSearchName() string {
+	if awqFullSearch || o.quantMethod() == quant.MethodRTN {
+		return awqSearchFull
+	}
+	return awqSearchFast
 }
 
 // record fills the plan's tables and the manifest records for one group.
 func (p *awqPlan) record(g *awqGroupSpec, r awqGroupResult, items map[string]*item, base quant.Method) {
 	alpha := r.alpha
 	p.scheme.Groups = append(p.scheme.Groups, AWQGroup{Linears: g.linears, Input: g.input, Fold: g.fold, Into: g.into, Alpha: alpha,
-		WeightedSQNRdB: awqDB(r.signal, r.err), BaseWeightedSQNRdB: awqDB(r.signal, r.baseErr)})
+		WeightedSQNRdB: awqDB(r.signal, r.err), BaseWeightedSQNRdB: awqDB(r.signal, r.baseErr), Evaluated: r.evaluated})
 	for _, name := range g.linears {
 		it := items[name]
 		it.rec.AWQ = &AWQTensor{Method: quant.MethodAWQ, Base: base, Alpha: &alpha, Fold: g.fold, Into: g.into}

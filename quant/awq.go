@@ -135,6 +135,11 @@ type AWQResult struct {
 	// Signal is Σ_i Σ_j E[x_j²]·W_ij² over the group: Signal/Err is the
 	// activation-weighted SQNR.
 	Signal float64
+	// ProxyErr and Evaluated are AWQSearchFast's: the proxy's estimate per
+	// α, and the number of α evaluated with the real method (Err is NaN at
+	// the others).
+	ProxyErr  []float64
+	Evaluated int
 }
 
 // WeightedSQNR is 10·log10(signal/err) in dB (+Inf for err 0).
@@ -150,49 +155,80 @@ func WeightedSQNR(signal, err float64) float64 {
 // base method is kept unless scaling strictly helps. The result depends on
 // nothing but the arguments.
 func AWQSearch(ls []AWQLinear, k int, meanAbs, meanSq, grid []float64, fq FakeQuant) (AWQResult, error) {
-	if len(meanAbs) != k || len(meanSq) != k || len(grid) == 0 {
-		return AWQResult{}, fmt.Errorf("%w: AWQ search over %d channels with %d/%d statistics and %d grid values", ErrLength, k, len(meanAbs), len(meanSq), len(grid))
+	signal, maxN, err := awqCheck(ls, k, meanAbs, meanSq, grid)
+	if err != nil {
+		return AWQResult{}, err
 	}
-	res := AWQResult{Err: make([]float64, len(grid)), Scales: make([]float32, k)}
-	var maxN int
-	for _, l := range ls {
-		if l.N < 0 || len(l.W) != l.N*k {
-			return AWQResult{}, fmt.Errorf("%w: AWQ member [%d, %d] with %d values", ErrLength, l.N, k, len(l.W))
-		}
-		maxN = max(maxN, l.N)
-		for i := 0; i < l.N; i++ {
-			for j, w := range l.W[i*k : (i+1)*k] {
-				res.Signal += meanSq[j] * float64(w) * float64(w)
-			}
-		}
-	}
-	s := make([]float32, k)
-	scaled := make([]float32, maxN*k)
-	deq := make([]float32, maxN*k)
+	res := AWQResult{Err: make([]float64, len(grid)), Scales: make([]float32, k), Signal: signal}
+	ev := newAWQEval(ls, k, maxN, meanAbs, meanSq)
 	best := -1
 	for g, a := range grid {
-		if err := AWQScales(s, meanAbs, a); err != nil {
+		e, err := ev.eval(a, fq)
+		if err != nil {
 			return AWQResult{}, err
-		}
-		var e float64
-		for _, l := range ls {
-			sc, dq := scaled[:l.N*k], deq[:l.N*k]
-			if err := AWQScaleWeight(sc, l.W, l.N, k, s, l.RowDiv); err != nil {
-				return AWQResult{}, err
-			}
-			if err := fq(dq, sc, l.N, k); err != nil {
-				return AWQResult{}, err
-			}
-			e += awqErr(l, dq, k, s, meanSq)
 		}
 		res.Err[g] = e
 		if best < 0 || e < res.Err[best] {
 			best = g
-			copy(res.Scales, s)
+			copy(res.Scales, ev.s)
 		}
 	}
 	res.Alpha = grid[best]
 	return res, nil
+}
+
+// awqCheck validates a search's arguments and returns the group's signal
+// Σ_i Σ_j E[x_j²]·W_ij² and its largest member's row count.
+func awqCheck(ls []AWQLinear, k int, meanAbs, meanSq, grid []float64) (signal float64, maxN int, err error) {
+	if len(meanAbs) != k || len(meanSq) != k || len(grid) == 0 {
+		return 0, 0, fmt.Errorf("%w: AWQ search over %d channels with %d/%d statistics and %d grid values", ErrLength, k, len(meanAbs), len(meanSq), len(grid))
+	}
+	for _, l := range ls {
+		if l.N < 0 || len(l.W) != l.N*k || (l.RowDiv != nil && len(l.RowDiv) != l.N) {
+			return 0, 0, fmt.Errorf("%w: AWQ member [%d, %d] with %d values", ErrLength, l.N, k, len(l.W))
+		}
+		maxN = max(maxN, l.N)
+		for i := 0; i < l.N; i++ {
+			for j, w := range l.W[i*k : (i+1)*k] {
+				signal += meanSq[j] * float64(w) * float64(w)
+			}
+		}
+	}
+	return signal, maxN, nil
+}
+
+// awqEval evaluates the estimate for one α at a time, with buffers reused
+// across α (the search's inner loop).
+type awqEval struct {
+	ls              []AWQLinear
+	k               int
+	meanAbs, meanSq []float64
+	s, scaled, deq  []float32
+}
+
+func newAWQEval(ls []AWQLinear, k, maxN int, meanAbs, meanSq []float64) *awqEval {
+	return &awqEval{ls: ls, k: k, meanAbs: meanAbs, meanSq: meanSq,
+		s: make([]float32, k), scaled: make([]float32, maxN*k), deq: make([]float32, maxN*k)}
+}
+
+// eval sets e.s to α's scales and returns the group's estimate under fq.
+func (e *awqEval) eval(a float64, fq FakeQuant) (float64, error) {
+	k := e.k
+	if err := AWQScales(e.s, e.meanAbs, a); err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, l := range e.ls {
+		sc, dq := e.scaled[:l.N*k], e.deq[:l.N*k]
+		if err := AWQScaleWeight(sc, l.W, l.N, k, e.s, l.RowDiv); err != nil {
+			return 0, err
+		}
+		if err := fq(dq, sc, l.N, k); err != nil {
+			return 0, err
+		}
+		sum += awqErr(l, dq, k, e.s, e.meanSq)
+	}
+	return sum, nil
 }
 
 // awqErr is Σ_ij E[x_j²]·(w_ij - ŵ_ij)² with ŵ_ij = deq_ij·rowDiv_i/s_j,
@@ -229,10 +265,16 @@ func AWQUnscale(deq []float32, n, k int, s, rowDiv []float32) {
 }
 
 // Int4FakeQuant is a FakeQuant for int4 with method m (rtn, mse or hqq).
+// It keeps its code buffers between calls (the search calls it once per α
+// on same-sized matrices; every byte is rewritten each call), so one
+// FakeQuant must not be called from two goroutines at once: make one per
+// goroutine.
 func Int4FakeQuant(m Method, p Int4Params) FakeQuant {
+	var packed, zeros []byte
+	var scales []float32
 	return func(dst, src []float32, n, k int) error {
 		np, ns, nz := Int4Sizes(n, k, p)
-		packed, scales, zeros := make([]byte, np), make([]float32, ns), make([]byte, nz)
+		packed, scales, zeros = grow(packed, np), grow(scales, ns), grow(zeros, nz)
 		if err := QuantizeInt4With(m, packed, scales, zeros, src, n, k, p); err != nil {
 			return err
 		}
@@ -242,14 +284,30 @@ func Int4FakeQuant(m Method, p Int4Params) FakeQuant {
 
 // NF4FakeQuant is a FakeQuant for nf4 blocks of blockSize with method m (rtn
 // or mse), without double quant (which moves each absmax by less than 1%
-// and is left out of the estimate).
+// and is left out of the estimate). Like Int4FakeQuant it reuses its
+// buffers: one per goroutine.
 func NF4FakeQuant(m Method, blockSize int) FakeQuant {
+	var packed []byte
+	var absmax []float32
 	return func(dst, src []float32, n, k int) error {
 		np, na := NF4Sizes(len(src), blockSize)
-		packed, absmax := make([]byte, np), make([]float32, na)
+		packed, absmax = grow(packed, np), grow(absmax, na)
 		if err := QuantizeNF4With(m, packed, absmax, src, blockSize); err != nil {
 			return err
 		}
 		return DequantizeNF4(dst, packed, absmax, blockSize)
 	}
+}
+
+// grow returns b resliced to n, reallocated only when its capacity is short
+// (n is a size the caller computed from checked dimensions; a negative one
+// gives an empty slice and the quantizer's own length error).
+func grow[T any](b []T, n int) []T {
+	if n < 0 {
+		return b[:0]
+	}
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
 }

@@ -6,12 +6,35 @@
 # comes from awq runs over each base method (their base_weighted_sqnr_db is
 # the base method's own, alpha = 0). CPU seconds (user+sys) of each convert.
 # Usage: scripts/awq_table.sh OUTDIR   (bin/quantpack built; ORT present)
+#        scripts/awq_table.sh cpu OUTDIR [VITB]: CPU seconds (user sys) of
+#        rtn / hqq / awq full grid / awq fast search, int4 block 128, one
+#        thread, each in its own process of the convert test binary
+#        (BenchmarkAWQConvert: the full grid has no command-line switch);
+#        vit-28 and mobilevit-dev on 128 calibration images, VITB (e.g.
+#        `quantpack synth --preset vit-base-patch16-224 -o vitb`) on 16.
 set -euo pipefail
 Q=${Q:-$(pwd)/bin/quantpack}
 F=${F:-$(cd ../shared/fixtures/trained && pwd)}
+cpu() { /usr/bin/time -f '%U %S' -o "$1" "${@:2}" >/dev/null; }
+if [ "${1:-}" = cpu ]; then
+  O=${2:?OUTDIR}; mkdir -p "$O"
+  go test -c -o "$O/convert.test" ./convert
+  models=("$F/vit-28:128" "$F/mobilevit-dev:128")
+  [ -n "${3:-}" ] && models+=("$(cd "$3" && pwd):16")
+  for ms in "${models[@]}"; do
+    m=${ms%:*} n=${ms##*:}
+    for mode in rtn hqq awq-full awq-fast; do
+      (cd convert && QUANTPACK_AWQ_BENCH_MODEL=$m QUANTPACK_AWQ_BENCH_SAMPLES=$n \
+        /usr/bin/time -f '%U %S' -o "$O/t-$(basename "$m")-$mode" \
+        "$O/convert.test" -test.run '^$' -test.bench "BenchmarkAWQConvert/$mode\$" -test.benchtime 1x) \
+        | grep Benchmark | tee -a "$O/bench.txt"
+      echo "$(basename "$m") $mode $(cat "$O/t-$(basename "$m")-$mode")" | tee -a "$O/cpu.txt"
+    done
+  done
+  exit 0
+fi
 O=${1:?OUTDIR}
 mkdir -p "$O"
-cpu() { /usr/bin/time -f '%U %S' -o "$1" "${@:2}" >/dev/null; }
 for model in vit-28 mobilevit-dev; do
   d=$O/$model; mkdir -p "$d"
   $Q export "$F/$model" -o "$d/e32" --precision fp32 >/dev/null
