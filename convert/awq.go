@@ -242,7 +242,7 @@ func searchGroup(g *awqGroupSpec, items map[string]*item, st *quantize.ChannelSt
 		l.RowDiv = nil
 		plain = append(plain, l)
 	}
-	fq := opt.awqFakeQuant()
+	fq := opt.awqFakeQuant(k)
 	grid := awqGrid()
 	if g.fold == awqFoldNone {
 		grid = []float64{0}
@@ -252,7 +252,7 @@ func searchGroup(g *awqGroupSpec, items map[string]*item, st *quantize.ChannelSt
 	if opt.awqSearchName() == awqSearchFull || len(grid) == 1 {
 		res, err = quant.AWQSearch(ls, k, meanAbs, meanSq, grid, fq)
 	} else {
-		res, err = quant.AWQSearchFast(ls, k, meanAbs, meanSq, grid, fq, quant.DefaultAWQFast(opt.awqFakeQuantWith(quant.MethodRTN)))
+		res, err = quant.AWQSearchFast(ls, k, meanAbs, meanSq, grid, fq, quant.DefaultAWQFast(opt.awqFakeQuantWith(quant.MethodRTN, k)))
 	}
 	if err != nil {
 		return r, err
@@ -277,17 +277,18 @@ func searchGroup(g *awqGroupSpec, items map[string]*item, st *quantize.ChannelSt
 	return r, nil
 }
 
-// awqFakeQuant quantizes and dequantizes with the base method as the
-// conversion will.
-func (o *Options) awqFakeQuant() quant.FakeQuant { return o.awqFakeQuantWith(o.quantMethod()) }
+// awqFakeQuant quantizes and dequantizes weights of k inputs with the base
+// method as the conversion will: int4 at the block the conversion gives
+// such a tensor (int4Block: the per-tensor rule unless --block-size).
+func (o *Options) awqFakeQuant(k int) quant.FakeQuant { return o.awqFakeQuantWith(o.quantMethod(), k) }
 
 // awqFakeQuantWith is awqFakeQuant with method m in the base's layout (the
 // fast search's proxy is rtn).
-func (o *Options) awqFakeQuantWith(m quant.Method) quant.FakeQuant {
+func (o *Options) awqFakeQuantWith(m quant.Method, k int) quant.FakeQuant {
 	if o.Precision == NF4 {
 		return quant.NF4FakeQuant(m, o.blockSize())
 	}
-	return quant.Int4FakeQuant(m, quant.Int4Params{BlockSize: o.blockSize(), Symmetric: !o.Asymmetric})
+	return quant.Int4FakeQuant(m, quant.Int4Params{BlockSize: int(o.int4Block(int64(k))), Symmetric: !o.Asymmetric})
 }
 
 // awqSearchName is how the grid is searched: fully when the tests ask or

@@ -492,3 +492,43 @@ func TestAWQUsage(t *testing.T) {
 		t.Errorf("valid awq options refused: %v", err)
 	}
 }
+
+// TestAWQSearchUsesTensorBlock: the α search scores int4 candidates at the
+// block the conversion will write for a weight of k inputs — the
+// per-tensor rule's 64 for K = 192 (DeiT-Tiny), not the nominal 128 — and
+// an explicit --block-size as given. The reference is quant's own fake
+// quantizer at that block, computed separately.
+func TestAWQSearchUsesTensorBlock(t *testing.T) {
+	const n, k = 6, 192
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := make([]float32, n*k)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	fake := func(fq quant.FakeQuant) []float32 {
+		out := make([]float32, len(w))
+		if err := fq(out, w, n, k); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		opt   Options
+		block int
+	}{
+		{Options{Precision: Int4, Method: quant.MethodAWQ, Asymmetric: true}, 64},
+		{Options{Precision: Int4, Method: quant.MethodAWQ, Asymmetric: true, BlockSize: 128}, 128},
+	} {
+		o := c.opt.withDefaults()
+		if got := o.int4Block(k); got != int64(c.block) {
+			t.Fatalf("BlockSize %d: int4Block(%d) = %d, want %d", c.opt.BlockSize, k, got, c.block)
+		}
+		got := fake(o.awqFakeQuantWith(quant.MethodRTN, k))
+		want := fake(quant.Int4FakeQuant(quant.MethodRTN, quant.Int4Params{BlockSize: c.block, Symmetric: false}))
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("BlockSize %d: element %d = %g, want %g (block %d)", c.opt.BlockSize, i, got[i], want[i], c.block)
+			}
+		}
+	}
+}
