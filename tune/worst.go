@@ -26,25 +26,13 @@ type LayerError struct {
 // a checkpoint on this machine.
 var ErrNoSource = errors.New("tune: the export's source checkpoint is not available")
 
-// WorstLayers names the n quantized layers of an export whose weights
-// differ most from FP32 (lowest SQNR), the cheap first answer to "where was
-// the accuracy lost" when verify's gate fails. It reads the per-tensor
-// error statistics of the export's source artifact, or, for an export made
-// straight from a checkpoint, reconverts that checkpoint with the export's
-// recorded scheme (including a --precision auto mix) into a temporary
-// folder: a few seconds, no graph runs. (quantpack sensitivity measures the
-// outputs instead, at the cost of one run per layer.)
-func WorstLayers(ctx context.Context, exportDir string, n int) ([]LayerError, error) {
-	out, err := WeightErrors(ctx, exportDir)
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out, err
-}
-
 // WeightErrors is every quantized layer's weight error of an export, lowest
-// SQNR first (see WorstLayers for where it comes from); nil for an export
-// with nothing quantized.
+// SQNR first; nil for an export with nothing quantized. It reads the
+// per-tensor error statistics of the export's source artifact, or, for an
+// export made straight from a checkpoint, reconverts that checkpoint with
+// the export's recorded scheme (including a --precision auto mix) into a
+// temporary folder: a few seconds, no graph runs. verify's layer diagnosis
+// (DiffLayers) shows it beside the measured per-layer error.
 func WeightErrors(ctx context.Context, exportDir string) ([]LayerError, error) {
 	b, err := os.ReadFile(filepath.Join(exportDir, manifest.Name))
 	if err != nil {

@@ -8,13 +8,13 @@ import (
 	"github.com/quantpack/quantpack/convert"
 )
 
-// TestWorstLayersFollowsTheMix: for a mixed export (one layer int8, the
+// TestWeightErrorsFollowsTheMix: for a mixed export (one layer int8, the
 // rest int4) the reconversion honours the mix — that layer is int8 and,
 // with 4 more bits, the most faithful (int8 rowwise is about 24 dB above
 // int4 blocks on these weights; requiring only "above every int4 layer"
 // keeps the check independent of the exact figures) — and the list is
 // ordered by SQNR.
-func TestWorstLayersFollowsTheMix(t *testing.T) {
+func TestWeightErrorsFollowsTheMix(t *testing.T) {
 	model, _ := trained(t)
 	const first = "vit.encoder.layer.0.attention.attention.query.weight"
 	out := filepath.Join(t.TempDir(), "mix")
@@ -23,7 +23,7 @@ func TestWorstLayersFollowsTheMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := WorstLayers(context.Background(), out, 100)
+	ls, err := WeightErrors(context.Background(), out)
 	if err != nil {
 		t.Fatal(err)
 	}
