@@ -206,7 +206,7 @@ func Run(ctx context.Context, src, out string, cfg Config, open OpenFunc) (*Mani
 		mf.QuantizedNodes[opKey(t.Node)]++
 	}
 	mf.Float = plan.Float
-	if mf.Source.Files, mf.Source.SourceBytes, err = modelFiles(modelPath); err != nil {
+	if mf.Source.Files, mf.Source.SourceBytes, err = manifest.HashModelFiles(modelPath); err != nil {
 		return nil, err
 	}
 	mf.Source.Path = src
@@ -309,23 +309,6 @@ func chooseParams(p *Plan, stats map[string]*Stats, cfg Config) (map[string]Para
 			Range: [2]float64{lo, hi}, Scale: pr.Scale, ZeroPoint: pr.ZeroPoint, Clipped: s.Clipped(lo, hi), Count: s.Count})
 	}
 	return acts, recs
-}
-
-func modelFiles(model string) ([]manifest.File, int64, error) {
-	var files []manifest.File
-	var total int64
-	for _, p := range []string{model, model + ".data"} {
-		f, err := manifest.HashFile(p)
-		if errors.Is(err, fs.ErrNotExist) && p != model {
-			continue
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		files = append(files, f)
-		total += f.Size
-	}
-	return files, total, nil
 }
 
 // sideFiles are copied from an export directory SRC beside the graph.

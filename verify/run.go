@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quantpack/quantpack/internal/fault"
+	"github.com/quantpack/quantpack/internal/manifest"
 )
 
 // Opener opens a model file as a Runner. The command line passes one that
@@ -180,7 +181,7 @@ func finish(r *Report, opt Options, ran Applied) {
 }
 
 func describeModel(arg, model string) (ModelReport, error) {
-	files, size, err := modelFiles(model)
+	files, size, err := manifest.HashModelFiles(model)
 	if err != nil {
 		return ModelReport{}, err
 	}

@@ -1,15 +1,12 @@
 package verify
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/quantpack/quantpack/internal/fault"
-	"github.com/quantpack/quantpack/internal/manifest"
 	"github.com/quantpack/quantpack/quant"
 )
 
@@ -52,25 +49,6 @@ func modelPaths(arg string) (model, dir string, err error) {
 		return "", "", fmt.Errorf("%w: %s is neither a directory nor an .onnx file", ErrModelPath, arg)
 	}
 	return arg, filepath.Dir(arg), nil
-}
-
-// modelFiles hashes the model and its external data file when there is
-// one, and returns them with their total size.
-func modelFiles(model string) ([]manifest.File, int64, error) {
-	var files []manifest.File
-	var total int64
-	for _, p := range []string{model, model + ".data"} {
-		f, err := manifest.HashFile(p)
-		if errors.Is(err, fs.ErrNotExist) && p != model {
-			continue
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		files = append(files, f)
-		total += f.Size
-	}
-	return files, total, nil
 }
 
 // imageInput checks that r takes one float32 input [N, 3, H, W] and

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,6 +48,26 @@ var ErrInvalid = fault.New(fault.Invalid, "manifest: invalid quantpack.json")
 // HashFile returns the size and hex sha256 of the file at path.
 func HashFile(path string) (File, error) {
 	return HashFileContext(context.Background(), path)
+}
+
+// HashModelFiles hashes an ONNX model and, when there is one, its external
+// data file (model + ".data", the name export and quantize write), and
+// returns them with their total size.
+func HashModelFiles(model string) ([]File, int64, error) {
+	var files []File
+	var total int64
+	for _, p := range []string{model, model + ".data"} {
+		f, err := HashFile(p)
+		if errors.Is(err, fs.ErrNotExist) && p != model {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		files = append(files, f)
+		total += f.Size
+	}
+	return files, total, nil
 }
 
 // hashChunk is how much HashFileContext reads between checks of its

@@ -52,3 +52,24 @@ func TestHashFileContextCancelled(t *testing.T) {
 		t.Errorf("HashFileContext %+v %v, HashFile %+v %v", a, err1, b, err2)
 	}
 }
+
+// TestHashModelFiles: the model alone, then with its external data file;
+// a missing model is an error, a missing data file is not.
+func TestHashModelFiles(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "model.onnx")
+	if _, _, err := HashModelFiles(model); err == nil {
+		t.Fatal("missing model accepted")
+	}
+	os.WriteFile(model, []byte("abc"), 0o644)
+	files, total, err := HashModelFiles(model)
+	if err != nil || len(files) != 1 || total != 3 ||
+		files[0].SHA256 != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("model only: %+v %d %v", files, total, err)
+	}
+	os.WriteFile(model+".data", make([]byte, 5), 0o644)
+	files, total, err = HashModelFiles(model)
+	if err != nil || len(files) != 2 || total != 8 {
+		t.Fatalf("with data: %+v %d %v", files, total, err)
+	}
+}
