@@ -234,7 +234,7 @@ func TestAWQFoldExactFloat64(t *testing.T) {
 		}
 	}
 	forward := func(w map[string][]float64) (qo, out []float64) {
-		h := layerNorm64(x, T, hidden, w[ln+".weight"], w[ln+".bias"])
+		h := layerNorm64(x, T, w[ln+".weight"], w[ln+".bias"], 1e-12) // the reference ViT config's ε
 		qo = linear64(h, T, hidden, w[q+".weight"], w[q+".bias"])
 		vv := linear64(h, T, hidden, w[v+".weight"], w[v+".bias"])
 		ctx := make([]float64, T*hidden)
@@ -266,28 +266,6 @@ func to64(v []float32) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
 		out[i] = float64(x)
-	}
-	return out
-}
-
-// layerNorm64 normalises each of the T rows of x [T, c] (ε = 1e-12, as the
-// reference ViT's config says).
-func layerNorm64(x []float64, T, c int, g, b []float64) []float64 {
-	out := make([]float64, len(x))
-	for i := 0; i < T; i++ {
-		row := x[i*c : (i+1)*c]
-		var mean, v float64
-		for _, a := range row {
-			mean += a
-		}
-		mean /= float64(c)
-		for _, a := range row {
-			v += (a - mean) * (a - mean)
-		}
-		v /= float64(c)
-		for j, a := range row {
-			out[i*c+j] = (a-mean)/math.Sqrt(v+1e-12)*g[j] + b[j]
-		}
 	}
 	return out
 }

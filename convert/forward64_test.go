@@ -150,7 +150,12 @@ func (n *refNet) linear(x []float64, rows int, prefix string) []float64 {
 }
 
 func (n *refNet) layerNorm(x []float64, rows int, prefix string, eps float64) []float64 {
-	g, b := n.get(prefix+".weight"), n.get(prefix+".bias")
+	return layerNorm64(x, rows, n.get(prefix+".weight"), n.get(prefix+".bias"), eps)
+}
+
+// layerNorm64 normalises each of the rows of x [rows, len(g)] and applies
+// the scale g and shift b: nn.LayerNorm in float64.
+func layerNorm64(x []float64, rows int, g, b []float64, eps float64) []float64 {
 	h := len(g)
 	y := make([]float64, len(x))
 	for r := 0; r < rows; r++ {

@@ -23,18 +23,7 @@ func TestORTRunsTinyQDQ(t *testing.T) {
 			t.Fatal(err)
 		}
 		in := tinyInputs(4, 16)[:1]
-		stats, err := Collect(context.Background(), m, "", p.Tensors, ortOpen, &sliceSource{batches: [][]verify.Tensor{in}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		acts := map[string]Params{}
-		for _, name := range p.Tensors {
-			lo, hi := stats[name].Range(MinMax, 0)
-			acts[name] = ActivationParams(lo, hi, at)
-		}
-		if _, err := Apply(m, p, acts, at); err != nil {
-			t.Fatal(err)
-		}
+		calibrateMinMax(t, m, p, in, at)
 		b, err := m.Marshal()
 		if err != nil {
 			t.Fatal(err)
@@ -85,18 +74,7 @@ func TestORTConvQDQ(t *testing.T) {
 	if err != nil || len(p.Targets) != 2 {
 		t.Fatalf("plan %v %v", p, err)
 	}
-	stats, err := Collect(context.Background(), m, "", p.Tensors, ortOpen, &sliceSource{batches: [][]verify.Tensor{in}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	acts := map[string]Params{}
-	for _, name := range p.Tensors {
-		lo, hi := stats[name].Range(MinMax, 0)
-		acts[name] = ActivationParams(lo, hi, Uint8)
-	}
-	if _, err := Apply(m, p, acts, Uint8); err != nil {
-		t.Fatal(err)
-	}
+	calibrateMinMax(t, m, p, in, Uint8)
 	b, _ := m.Marshal()
 	s, err := ortOpen(b, "")
 	if err != nil {
@@ -119,5 +97,23 @@ func TestORTConvQDQ(t *testing.T) {
 	// And quantization itself stays small next to the float result.
 	if errQ > 0.05*scale {
 		t.Errorf("QDQ error %v against a float output of magnitude %v", errQ, scale)
+	}
+}
+
+// calibrateMinMax calibrates plan p of m on one batch in ORT with min/max
+// ranges and applies the QDQ pass to m in place.
+func calibrateMinMax(t *testing.T, m *onnx.Model, p *Plan, in []verify.Tensor, at QType) {
+	t.Helper()
+	stats, err := Collect(context.Background(), m, "", p.Tensors, ortOpen, &sliceSource{batches: [][]verify.Tensor{in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := map[string]Params{}
+	for _, name := range p.Tensors {
+		lo, hi := stats[name].Range(MinMax, 0)
+		acts[name] = ActivationParams(lo, hi, at)
+	}
+	if _, err := Apply(m, p, acts, at); err != nil {
+		t.Fatal(err)
 	}
 }
