@@ -164,3 +164,21 @@ func synthPreset(t testing.TB, name string) string {
 	}
 	return dir
 }
+
+// matchesRefNet runs the export in out on x and requires every output within
+// 1e-5 relative max-abs of the float64 forward pass on the weights of art
+// (the artifact the export was made from): accuracy level 1 computes in
+// float32, so the graph differs from the float64 pass by float32 rounding
+// through the layers, far below one int4 step (~1e-2 relative).
+func matchesRefNet(t *testing.T, label, out, art string, x []float32, shape []int64) {
+	t.Helper()
+	got := runONNXAt(t, out, x, shape, 0)
+	for oname, want := range loadRefNet(t, art).forwardBatch(x, shape) {
+		r := compare64(got[oname].F32, want)
+		rel := r.MaxAbs / maxAbs64(want)
+		t.Logf("%s %s: vs float64 reference rel-max-abs %.2g", label, oname, rel)
+		if rel > 1e-5 {
+			t.Errorf("%s %s: relative max-abs vs reference %.3g > 1e-5", label, oname, rel)
+		}
+	}
+}

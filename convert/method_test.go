@@ -147,15 +147,7 @@ func TestMethodExports(t *testing.T) {
 			if em.Source.Scheme == nil || em.Source.Scheme.Method != v.method {
 				t.Errorf("%s: export manifest does not carry the method: %+v", name, em.Source.Scheme)
 			}
-			got := runONNXAt(t, out, x, shape, 0)
-			for oname, want := range loadRefNet(t, art).forwardBatch(x, shape) {
-				r := compare64(got[oname].F32, want)
-				rel := r.MaxAbs / maxAbs64(want)
-				t.Logf("%s %s: vs float64 reference rel-max-abs %.2g", name, oname, rel)
-				if rel > 1e-5 {
-					t.Errorf("%s %s: relative max-abs vs reference %.3g > 1e-5", name, oname, rel)
-				}
-			}
+			matchesRefNet(t, name, out, art, x, shape)
 		}
 	}
 }
