@@ -90,14 +90,19 @@ func newReuse(ctx context.Context, v *convert.Variants, e *evaluator) (*reuse, e
 	return r, nil
 }
 
-// cutSizes runs one sample through the FP32 graph with vals as outputs and
-// returns each value's elements per sample.
-func (e *evaluator) cutSizes(ctx context.Context, v *convert.Variants, vals []string) (map[string]int64, error) {
+// openCuts opens the FP32 graph with vals as extra outputs.
+func (e *evaluator) openCuts(v *convert.Variants, vals []string) (verify.Runner, error) {
 	model, err := v.BuildFP32Outputs(vals)
 	if err != nil {
 		return nil, err
 	}
-	r, err := e.open(model)
+	return e.open(model)
+}
+
+// cutSizes runs one sample through the FP32 graph with vals as outputs and
+// returns each value's elements per sample.
+func (e *evaluator) cutSizes(ctx context.Context, v *convert.Variants, vals []string) (map[string]int64, error) {
+	r, err := e.openCuts(v, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -126,11 +131,7 @@ func (e *evaluator) cutSizes(ctx context.Context, v *convert.Variants, vals []st
 
 // runCuts runs every input through the FP32 graph with vals as outputs.
 func (e *evaluator) runCuts(ctx context.Context, v *convert.Variants, vals []string) ([]*activation, error) {
-	model, err := v.BuildFP32Outputs(vals)
-	if err != nil {
-		return nil, err
-	}
-	r, err := e.open(model)
+	r, err := e.openCuts(v, vals)
 	if err != nil {
 		return nil, err
 	}
