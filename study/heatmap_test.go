@@ -2,13 +2,12 @@ package study
 
 import (
 	"image/color"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/quantpack/quantpack/internal/heatmap"
+	"github.com/quantpack/quantpack/internal/testenv"
 )
 
 // TestHeatmapColours: every map is white-ish at the FP32 value and blue for
@@ -112,15 +111,7 @@ func TestHeatmapPaintsFP32(t *testing.T) {
 	if err := writeHeatmap(path, spec, g); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testenv.ReadPNG(t, path)
 	cm, _ := colorMap(spec, g)
 	mid, _ := cm.At(0)
 	mr, mg, mb, _ := mid.RGBA()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -146,15 +145,7 @@ func TestShardsMergeEqualWhole(t *testing.T) {
 
 func pngSize(t *testing.T, path string) [2]int {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	img := testenv.ReadPNG(t, path)
 	return [2]int{img.Bounds().Dx(), img.Bounds().Dy()}
 }
 

@@ -3,7 +3,6 @@ package study
 import (
 	"context"
 	"encoding/csv"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,15 +87,7 @@ func TestStudyReports(t *testing.T) {
 	}
 	ww, wh := HeatmapSize(len(back.Models))
 	for _, name := range []string{FileSpeedup, FileSize, FileAgree} {
-		f, err := os.Open(filepath.Join(out, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		img := testenv.ReadPNG(t, filepath.Join(out, name))
 		if b := img.Bounds(); b.Dx() != ww || b.Dy() != wh {
 			t.Errorf("%s: %dx%d, want %dx%d", name, b.Dx(), b.Dy(), ww, wh)
 		}

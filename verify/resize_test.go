@@ -3,27 +3,17 @@ package verify
 import (
 	"fmt"
 	"image"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/quantpack/quantpack/internal/testenv"
 	"golang.org/x/image/draw"
 )
 
 func readPNGRGB(t testing.TB, path string) rgbImage {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return toRGB(img, nil)
+	return toRGB(testenv.ReadPNG(t, path), nil)
 }
 
 var goldenFilters = []Resample{ResampleNearest, ResampleLanczos, ResampleBilinear, ResampleBicubic, ResampleBox, ResampleHamming}

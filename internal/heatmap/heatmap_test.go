@@ -3,12 +3,12 @@ package heatmap
 import (
 	"errors"
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/quantpack/quantpack/internal/testenv"
 	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/vg"
 )
@@ -27,15 +27,7 @@ func TestWriteRowOrderAndColours(t *testing.T) {
 	if err := Write(path, m); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testenv.ReadPNG(t, path)
 	if w, h := Size(m.Width, m.Height); img.Bounds().Dx() != w || img.Bounds().Dy() != h {
 		t.Fatalf("image %v, Size says %d×%d", img.Bounds(), w, h)
 	}

@@ -32,6 +32,8 @@ package testenv
 
 import (
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"testing"
@@ -123,4 +125,19 @@ func CopyDir(t testing.TB, src string) string {
 		}
 	}
 	return dst
+}
+
+// ReadPNG decodes the PNG file at path, failing the test when it cannot.
+func ReadPNG(t testing.TB, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return img
 }
