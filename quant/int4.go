@@ -161,23 +161,32 @@ func QuantizeInt4(packed []byte, scales []float32, zeros []byte, src []float32, 
 			}
 			c := codes[:bs]
 			int4Codes(c[:len(blk)], blk, scale, zp)
-			for i := len(blk); i < bs; i++ {
-				c[i] = uint8(zp)
-			}
-			i := r*kb + b
-			scales[i] = scale
-			PackNibblesLowFirst(packed[i*bs/2:(i+1)*bs/2], c)
-			if !p.Symmetric {
-				zb := &zeros[r*((kb+1)/2)+b/2]
-				if b%2 == 0 {
-					*zb = uint8(zp) | 8<<4 // high nibble: next block, or padding
-				} else {
-					*zb = *zb&0x0F | uint8(zp)<<4
-				}
-			}
+			storeInt4Block(packed, scales, zeros, c, len(blk), r, b, kb, int4Block{scale, zp}, p)
 		}
 	}
 	return nil
+}
+
+// storeInt4Block writes block b of row r (kb blocks a row) in MatMulNBits'
+// layout: codes c (its first n computed, the rest padded with the zero
+// point), the scale, and, when asymmetric, the packed zero point. It is the
+// one writer of the layout for QuantizeInt4 and the searching methods.
+func storeInt4Block(packed []byte, scales []float32, zeros []byte, c []uint8, n, r, b, kb int, blk int4Block, p Int4Params) {
+	bs := p.BlockSize
+	for i := n; i < bs; i++ {
+		c[i] = uint8(blk.zp)
+	}
+	i := r*kb + b
+	scales[i] = blk.scale
+	PackNibblesLowFirst(packed[i*bs/2:(i+1)*bs/2], c)
+	if !p.Symmetric {
+		zb := &zeros[r*((kb+1)/2)+b/2]
+		if b%2 == 0 {
+			*zb = uint8(blk.zp) | 8<<4 // high nibble: next block, or padding
+		} else {
+			*zb = *zb&0x0F | uint8(blk.zp)<<4
+		}
+	}
 }
 
 // int4MinMax returns the block's min and max as ORT's scan finds them. ORT

@@ -159,20 +159,7 @@ func quantizeInt4Search(packed []byte, scales []float32, zeros []byte, src []flo
 			int4Codes(c[:len(blk)], blk, scale, zp)
 			rtn := int4Block{scale, zp}
 			best := search(blk, lo, hi, rtn, int4Err(blk, c[:len(blk)], rtn), c[:len(blk)], tmp[:len(blk)], p)
-			for i := len(blk); i < bs; i++ {
-				c[i] = uint8(best.zp)
-			}
-			i := r*kb + b
-			scales[i] = best.scale
-			PackNibblesLowFirst(packed[i*bs/2:(i+1)*bs/2], c)
-			if !p.Symmetric {
-				zb := &zeros[r*((kb+1)/2)+b/2]
-				if b%2 == 0 {
-					*zb = uint8(best.zp) | 8<<4
-				} else {
-					*zb = *zb&0x0F | uint8(best.zp)<<4
-				}
-			}
+			storeInt4Block(packed, scales, zeros, c, len(blk), r, b, kb, best, p)
 		}
 	}
 	return nil
